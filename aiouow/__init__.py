@@ -1,0 +1,99 @@
+"""aiouow: an asyncio-native unit of work.
+
+```python
+import aiouow
+from aiouow import AsyncSession, Entity, field, select
+
+class User(Entity, table="users"):
+    id: int = field(primary_key=True)
+    name: str
+
+async with aiouow.create_pool("sqlite:///app.db") as pool:
+    await pool.create_all(User)
+    async with AsyncSession(pool) as s:
+        s.add(User(name="alice"))
+        await s.commit()
+```
+"""
+
+from __future__ import annotations
+
+from . import errors
+from ._expressions import Column, Expression, Ordering, col
+from ._mapping import Entity, field
+from ._pool import Pool, create_pool
+from ._query import Select, select
+from ._session import AsyncSession
+from ._state import ObjectState
+from ._stats import SessionStats
+from ._transaction import SessionState
+from .dialects._base import PoolStats
+from .errors import (
+    AiouowError,
+    CheckViolationError,
+    CommitOutcomeUnknownError,
+    ConcurrentUseError,
+    ConfigurationError,
+    ConnectionLostError,
+    DatabaseError,
+    DataError,
+    DetachedInstanceError,
+    ForeignKeyViolationError,
+    IntegrityError,
+    MappingError,
+    MultipleResultsError,
+    NotFoundError,
+    NotNullViolationError,
+    OperationalError,
+    PoolTimeoutError,
+    QueryError,
+    SerializationError,
+    SessionClosedError,
+    SessionError,
+    StaleDataError,
+    UniqueViolationError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AiouowError",
+    "AsyncSession",
+    "CheckViolationError",
+    "Column",
+    "CommitOutcomeUnknownError",
+    "ConcurrentUseError",
+    "ConfigurationError",
+    "ConnectionLostError",
+    "DataError",
+    "DatabaseError",
+    "DetachedInstanceError",
+    "Entity",
+    "Expression",
+    "ForeignKeyViolationError",
+    "IntegrityError",
+    "MappingError",
+    "MultipleResultsError",
+    "NotFoundError",
+    "NotNullViolationError",
+    "ObjectState",
+    "OperationalError",
+    "Ordering",
+    "Pool",
+    "PoolStats",
+    "PoolTimeoutError",
+    "QueryError",
+    "Select",
+    "SerializationError",
+    "SessionClosedError",
+    "SessionError",
+    "SessionState",
+    "SessionStats",
+    "StaleDataError",
+    "UniqueViolationError",
+    "col",
+    "create_pool",
+    "errors",
+    "field",
+    "select",
+]

@@ -1,0 +1,131 @@
+"""The pool: where sessions get their connections, and where tables are created."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any
+
+from ._mapping import mapper_of
+from ._unitofwork import table_order
+from ._url import DatabaseURL, PoolOptions
+from .dialects import open_pool
+from .dialects._base import Connection, DriverPool, PoolStats
+
+
+class Pool:
+    """A pool of database connections for sessions.
+
+    Make one with :func:`create_pool`; close it with ``await pool.close()`` or ``async with``.
+    """
+
+    def __init__(self, driver: DriverPool) -> None:
+        self._driver = driver
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._driver.dialect.name
+
+    @property
+    def driver(self) -> DriverPool:
+        """The dialect's driver pool (for integrations; sessions acquire through it)."""
+        return self._driver
+
+    def stats(self) -> PoolStats:
+        """Connections open (``size``), ``idle``, ``in_use``, and tasks ``waiting`` for one."""
+        return self._driver.stats()
+
+    async def create_all(self, *entities: type) -> None:
+        """CREATE TABLE IF NOT EXISTS for each entity (and its indexes), parents before children."""
+        mappers = table_order(mapper_of(e) for e in entities)
+        statements = [sql for m in mappers for sql in self._driver.dialect.create_table_sql(m)]
+        await self._script(statements)
+
+    async def drop_all(self, *entities: type) -> None:
+        """DROP TABLE IF EXISTS for each entity, children before parents."""
+        mappers = table_order(mapper_of(e) for e in entities)
+        statements = [sql for m in reversed(mappers) for sql in self._driver.dialect.drop_table_sql(m)]
+        await self._script(statements)
+
+    async def _script(self, statements: list[str]) -> None:
+        conn: Connection = await self._driver.acquire()
+        try:
+            await conn.execute_script(statements)
+        finally:
+            await self._driver.release(conn)
+
+    async def close(self) -> None:
+        """Close the pool's connections."""
+        await self._driver.close()
+
+    async def __aenter__(self) -> Pool:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        s = self.stats()
+        return f"<aiouow.Pool {self.dialect} size={s.size} idle={s.idle} in_use={s.in_use}>"
+
+
+class _PoolOpener:
+    """What :func:`create_pool` returns: awaitable, and an async context manager."""
+
+    def __init__(self, url: DatabaseURL, options: PoolOptions) -> None:
+        self._url = url
+        self._options = options
+        self._pool: Pool | None = None
+
+    async def _open(self) -> Pool:
+        self._pool = Pool(await open_pool(self._url, self._options))
+        return self._pool
+
+    def __await__(self) -> Generator[Any, None, Pool]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Pool:
+        return await self._open()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+def create_pool(
+    url: str | None = None,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    acquire_timeout: float = 30.0,
+    statement_cache_size: int = 100,
+    echo: bool = False,
+    busy_timeout: float = 5.0,
+) -> _PoolOpener:
+    """Open a pool: ``async with create_pool(url) as pool`` or ``pool = await create_pool(url)``.
+
+    URLs: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://:memory:`` (the
+    default), ``postgresql://user:password@host:port/db``.
+
+    - ``min_size`` / ``max_size``: connections kept open / opened at most.
+    - ``acquire_timeout``: seconds a session waits for a free connection before
+      :class:`~aiouow.errors.PoolTimeoutError`.
+    - ``statement_cache_size``: PostgreSQL prepared-statement cache per connection (0 for
+      PgBouncer in transaction mode).
+    - ``echo``: log every statement at DEBUG on the ``aiouow.sql`` logger.
+    - ``busy_timeout``: SQLite: seconds a writer waits for the write lock.
+    """
+    options = PoolOptions(
+        min_size=min_size,
+        max_size=max_size,
+        acquire_timeout=acquire_timeout,
+        statement_cache_size=statement_cache_size,
+        echo=echo,
+        busy_timeout=busy_timeout,
+    )
+    return _PoolOpener(DatabaseURL.parse(url), options)

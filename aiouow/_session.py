@@ -1,0 +1,881 @@
+"""The session: a thin coordinator of identity map, change tracking, flush plans and one connection."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import anyio
+
+from . import _tracking
+from ._identity import IdentityMap
+from ._mapping import Mapper, mapper_of, new_state
+from ._pool import Pool
+from ._query import Select, select
+from ._state import STATE_ATTR, InstanceState, ObjectState, state_of
+from ._stats import SessionStats, StatsRecorder
+from ._transaction import SessionState, TransactionLog
+from ._types import check
+from ._unitofwork import DeleteStep, FlushPlan, InsertStep, UpdateStep, plan_flush
+from .dialects._base import Connection, Row
+from .errors import (
+    ConcurrentUseError,
+    DetachedInstanceError,
+    MultipleResultsError,
+    NotFoundError,
+    QueryError,
+    SessionClosedError,
+    SessionError,
+    StaleDataError,
+)
+
+E = TypeVar("E")
+T = TypeVar("T")
+
+#: Seconds a rollback/release after a failure may take before the connection is closed instead.
+CLEANUP_TIMEOUT = 5.0
+
+_FLUSHING = object()  # the identity key of an object while its INSERT is in flight
+
+
+class AsyncSession:
+    """A unit of work: an identity map, tracked changes, and one pooled connection.
+
+    ```python
+    async with AsyncSession(pool) as s:
+        user = User(name="alice", email="a@example.org")
+        s.add(user)
+        await s.flush()          # INSERT; user.id is set
+        user.name = "alice2"
+        await s.commit()         # UPDATE, COMMIT
+    ```
+
+    The connection is acquired on first use and released by ``commit()``, ``rollback()`` and
+    ``close()``. Leaving ``async with`` closes the session, rolling back what was not committed.
+    Operations awaited from several tasks at once are serialized.
+    """
+
+    def __init__(self, pool: Pool, *, autoflush: bool = True) -> None:
+        if not isinstance(pool, Pool):
+            raise TypeError(f"AsyncSession() takes an aiouow Pool, got {type(pool).__name__}")
+        self._pool = pool
+        self._driver = pool.driver
+        self._dialect = self._driver.dialect
+        self.autoflush = autoflush
+        self._autoflush_off = 0
+        self._state = SessionState.IDLE
+        self._failure: BaseException | None = None
+        self._conn: Connection | None = None
+        self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._identity = IdentityMap()
+        self._new: dict[InstanceState, None] = {}
+        self._deleted: dict[InstanceState, None] = {}
+        self._modified: set[InstanceState] = set()
+        self._json_mappers: set[Mapper] = set()
+        self._txlog = TransactionLog()
+        self._tx_generation = 0
+        self._in_begin = False
+        self._stats = StatsRecorder()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def session_state(self) -> SessionState:
+        """``IDLE``, ``ACTIVE`` (a transaction is open), ``FAILED`` or ``CLOSED``."""
+        return self._state
+
+    @property
+    def pool(self) -> Pool:
+        return self._pool
+
+    async def __aenter__(self) -> AsyncSession:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def _check(self, op: str) -> None:
+        state = self._state
+        if state is SessionState.CLOSED:
+            raise SessionClosedError(f"cannot {op}: the session is closed")
+        if state is SessionState.FAILED:
+            raise SessionError(
+                f"cannot {op}: an earlier flush or commit failed and its transaction was rolled back "
+                f"({type(self._failure).__name__}: {self._failure}); call rollback() or close() first"
+            )
+
+    def _enter(self, op: str) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                raise ConcurrentUseError(
+                    f"cannot {op}: the session belongs to another event loop (sessions are not thread-safe)"
+                )
+            self._loop = loop
+        self._check(op)
+
+    async def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is None:
+            conn = await self._driver.acquire()
+            conn.observer = self._stats
+            self._conn = conn
+            try:
+                await conn.begin()
+            except BaseException as exc:
+                await self._fail(exc)
+                raise
+            self._state = SessionState.ACTIVE
+        return conn
+
+    async def _fail(self, exc: BaseException) -> None:
+        """A statement failed or was interrupted: roll the database back now and hold nothing."""
+        self._failure = exc
+        self._state = SessionState.FAILED
+        await self._release(rollback=True)
+
+    async def _release(self, *, rollback: bool) -> None:
+        conn, self._conn = self._conn, None
+        self._tx_generation += 1
+        if conn is None:
+            return
+        with anyio.CancelScope(shield=True):
+            if rollback:
+                with anyio.move_on_after(CLEANUP_TIMEOUT) as scope:
+                    try:
+                        await conn.rollback()
+                    except Exception:
+                        conn.broken = True
+                if scope.cancelled_caught:
+                    conn.broken = True
+            await self._driver.release(conn)
+
+    async def commit(self) -> None:
+        """Flush, then COMMIT; the connection goes back to the pool. Objects keep their values."""
+        self._enter("commit")
+        async with self._lock:
+            self._check("commit")
+            await self._flush()
+            conn = self._conn
+            if conn is not None:
+                try:
+                    await conn.commit()
+                except BaseException as exc:
+                    await self._fail(exc)
+                    raise
+                await self._release(rollback=False)
+            self._after_commit()
+            self._state = SessionState.IDLE
+
+    async def rollback(self) -> None:
+        """Roll back; every object in the session again holds what the database holds."""
+        self._enter_any("rollback")
+        async with self._lock:
+            if self._state is SessionState.CLOSED:
+                raise SessionClosedError("cannot rollback: the session is closed")
+            await self._release(rollback=True)
+            self._restore()
+            self._state = SessionState.IDLE
+            self._failure = None
+
+    def _closed(self) -> bool:
+        # A method call, so that type checkers do not narrow the state across awaits.
+        return self._state is SessionState.CLOSED
+
+    def _enter_any(self, op: str) -> None:
+        # rollback() and close() are allowed in the FAILED state.
+        if self._state is SessionState.FAILED:
+            self._loop = self._loop or asyncio.get_running_loop()
+            return
+        if self._state is not SessionState.CLOSED:
+            self._enter(op)
+
+    async def close(self) -> None:
+        """Roll back what was not committed, release the connection, detach every object.
+
+        A closed session is finished: using it again raises :class:`SessionClosedError`.
+        Closing twice is allowed.
+        """
+        if self._state is SessionState.CLOSED:
+            return
+        self._enter_any("close")
+        async with self._lock:
+            if self._closed():
+                return
+            try:
+                await self._release(rollback=True)
+            finally:
+                self._restore()
+                self._detach_all()
+                self._state = SessionState.CLOSED
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[AsyncSession]:
+        """``async with s.begin():`` commits when the block succeeds and rolls back when it raises."""
+        self._enter("begin")
+        if self._in_begin:
+            raise SessionError("cannot begin: a begin() block is already open in this session")
+        self._in_begin = True
+        try:
+            yield self
+        except BaseException:
+            if self._state is not SessionState.CLOSED:
+                await self.rollback()
+            raise
+        else:
+            await self.commit()
+        finally:
+            self._in_begin = False
+
+    @contextmanager
+    def no_autoflush(self) -> Iterator[AsyncSession]:
+        """Within this block, queries do not flush pending changes first."""
+        self._autoflush_off += 1
+        try:
+            yield self
+        finally:
+            self._autoflush_off -= 1
+
+    # -- writes ---------------------------------------------------------------------------------
+    def add(self, *objs: Any) -> None:
+        """Add objects: new ones are inserted at the next flush; detached ones are attached again.
+
+        Adding an object already in the session does nothing.
+        """
+        self._check("add")
+        for obj in objs:
+            self._add_one(obj)
+
+    def add_all(self, objs: Iterable[Any]) -> None:
+        """Add every object of an iterable."""
+        self.add(*objs)
+
+    def _add_one(self, obj: Any) -> None:
+        st = new_state(obj)
+        if st.owner is self:
+            if st.status is ObjectState.DELETED and st not in self._deleted:
+                raise SessionError(f"cannot add {_describe(st)}: it was deleted by a flush of this transaction")
+            return
+        if st.owner is not None:
+            raise SessionError(
+                f"cannot add {_describe(st)}: it belongs to another open session (expunge it there, or use merge())"
+            )
+        if st.key is None:
+            st.status = ObjectState.PENDING
+            st.owner = self
+            self._new[st] = None
+            return
+        self._attach(st)
+
+    def _attach(self, st: InstanceState) -> None:
+        mapper = st.mapper
+        present = self._identity.get(mapper, st.key)
+        if present is not None and present is not st.obj:
+            raise SessionError(
+                f"cannot add {_describe(st)}: another object for the same row is already in this session "
+                "(use merge() to copy its state onto that object)"
+            )
+        st.status = ObjectState.PERSISTENT
+        st.owner = self
+        st.listener = self._on_modified
+        self._identity.add(mapper, st.key, st.obj)
+        if st.changed:
+            self._modified.add(st)
+        if mapper.json_columns:
+            if st.json_snap is None:
+                _tracking.take_json_snapshot(st)
+            self._json_mappers.add(mapper)
+
+    def delete(self, obj: Any) -> None:
+        """Mark an object for deletion at the next flush; a pending object is just un-added."""
+        self._check("delete")
+        mapper_of(obj)
+        st = state_of(obj)
+        if st is None or (st.key is None and st.owner is not self):
+            raise SessionError(
+                f"cannot delete {type(obj).__name__}: the object is not persisted (add and flush it first)"
+            )
+        if st.owner is self:
+            if st.status is ObjectState.PENDING:
+                del self._new[st]
+                st.status = ObjectState.TRANSIENT
+                st.owner = None
+                return
+            if st.status is ObjectState.DELETED:
+                return
+        elif st.owner is not None:
+            raise SessionError(f"cannot delete {_describe(st)}: it belongs to another open session")
+        else:
+            self._attach(st)
+        st.status = ObjectState.DELETED
+        self._deleted[st] = None
+
+    def _on_modified(self, st: InstanceState) -> None:
+        self._modified.add(st)
+
+    # -- flush ----------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        """Send pending INSERTs, UPDATEs and DELETEs; the transaction stays open."""
+        self._enter("flush")
+        async with self._lock:
+            self._check("flush")
+            await self._flush()
+
+    def _candidates(self) -> list[InstanceState]:
+        out = [st for st in self._modified if st.status is ObjectState.PERSISTENT]
+        if self._json_mappers:
+            seen = set(out)
+            for mapper in self._json_mappers:
+                for obj in self._identity.of(mapper):
+                    st = obj.__dict__[STATE_ATTR]
+                    if st not in seen and st.status is ObjectState.PERSISTENT:
+                        out.append(st)
+        return out
+
+    async def _flush(self) -> None:
+        if not (self._new or self._modified or self._deleted or self._json_mappers):
+            return
+        candidates = self._candidates()
+        plan = plan_flush(list(self._new), candidates, list(self._deleted))  # checks values: may raise DataError
+        # From here on, assignments made while the statements are in flight are tracked
+        # against the values being written, so that none is lost.
+        taken = {st: st.changed for st in candidates}
+        for st in candidates:
+            st.changed = {}
+        self._modified = set()
+        inserting = [st for step in plan.steps if isinstance(step, InsertStep) for st in step.states]
+        for st in inserting:
+            if st.key is None:
+                st.key = _FLUSHING
+                st.listener = self._on_modified
+        if plan.empty:
+            self._finish_unchanged(candidates)
+            return
+        keys: list[list[Any] | None] = []
+        try:
+            conn = await self._connection()
+            await conn.prepare_write()
+            for step in plan.steps:
+                if isinstance(step, InsertStep):
+                    keys.append(await conn.insert(step))
+                elif isinstance(step, UpdateStep):
+                    _expect_rows(
+                        step.mapper, "update", len(step.rows), await conn.update(step), step.version is not None
+                    )
+                else:
+                    matched = await conn.delete(step)
+                    if step.version is not None:
+                        _expect_rows(step.mapper, "delete", len(step.keys), matched, True)
+        except BaseException as exc:
+            for st, changed in taken.items():
+                st.changed = {**st.changed, **changed}
+                if st.changed:
+                    self._modified.add(st)
+            for st in inserting:
+                if st.key is _FLUSHING:
+                    st.key = None
+                    st.listener = None
+                    st.changed = {}
+                    self._modified.discard(st)
+            await self._fail(exc)
+            raise
+        self._apply(plan, keys, taken)
+        self._stats.flushes += 1
+
+    def _finish_unchanged(self, candidates: list[InstanceState]) -> None:
+        for st in candidates:
+            if st.changed:
+                self._modified.add(st)
+
+    def _apply(self, plan: FlushPlan, keys: list[list[Any] | None], taken: dict[InstanceState, dict[str, Any]]) -> None:
+        """The flush succeeded: record what the database now holds."""
+        log = self._txlog
+        inserts = iter(keys)
+        for step in plan.steps:
+            mapper = step.mapper
+            if isinstance(step, InsertStep):
+                generated = next(inserts)
+                gen = step.returning
+                version = mapper.version
+                for i, st in enumerate(step.states):
+                    d = st.obj.__dict__
+                    if generated is not None and gen is not None:
+                        d[gen.name] = generated[i]
+                    if version is not None:
+                        d[version.name] = 1
+                    st.key = mapper.key_of_values(d)
+                    st.status = ObjectState.PERSISTENT
+                    self._new.pop(st, None)
+                    self._identity.add(mapper, st.key, st.obj)
+                    _tracking.take_json_snapshot(st)
+                    log.inserted.append(st)
+                if mapper.json_columns:
+                    self._json_mappers.add(mapper)
+            elif isinstance(step, UpdateStep):
+                version = mapper.version
+                for st in step.states:
+                    before = _before_update(st, plan.changes[st], taken.get(st, {}))
+                    if version is not None:
+                        before[version.name] = st.obj.__dict__[version.name]
+                        st.obj.__dict__[version.name] += 1
+                    log.record_update(st, before)
+                    _tracking.take_json_snapshot(st)
+            elif isinstance(step, DeleteStep):
+                for st in step.states:
+                    self._deleted.pop(st, None)
+                    self._identity.discard(mapper, st.key)
+                    log.deleted.append(st)
+        for st in taken:
+            if st.changed:
+                self._modified.add(st)
+
+    def _after_commit(self) -> None:
+        for st in self._txlog.deleted:
+            if st.owner is self:
+                _make_transient(st)
+        self._txlog.clear()
+
+    def _restore(self) -> None:
+        """After a rollback: put every object back to what the database holds."""
+        log = self._txlog
+        for st in log.inserted:
+            if st.owner is self:
+                self._identity.discard(st.mapper, st.key)
+                d = st.obj.__dict__
+                gen = st.mapper.generated_pk
+                if gen is not None:
+                    d[gen.name] = None
+                if st.mapper.version is not None:
+                    d[st.mapper.version.name] = None
+                _make_transient(st)
+                self._modified.discard(st)
+                self._deleted.pop(st, None)
+        for st in self._new:
+            _make_transient(st)
+        self._new = {}
+        touched: list[InstanceState] = []
+        for st in self._candidates():
+            st.obj.__dict__.update(_tracking.originals(st))
+            touched.append(st)
+        for st in self._deleted:
+            st.obj.__dict__.update(_tracking.originals(st))
+            touched.append(st)
+        for st, before in log.updated.items():
+            if st.owner is self and st.key is not None:
+                st.obj.__dict__.update(before)
+                touched.append(st)
+        for st in log.deleted:
+            if st.owner is self:
+                self._identity.add(st.mapper, st.key, st.obj)
+                touched.append(st)
+        for st in touched:
+            if st.owner is self:
+                st.status = ObjectState.PERSISTENT
+                _tracking.reset(st)
+        self._deleted = {}
+        self._modified = set()
+        log.clear()
+
+    def _detach_all(self) -> None:
+        for obj in self._identity.objects():
+            st: InstanceState = obj.__dict__[STATE_ATTR]
+            st.owner = None
+            st.listener = None
+            st.status = ObjectState.DETACHED
+        self._identity.clear()
+        self._json_mappers.clear()
+
+    # -- reads ----------------------------------------------------------------------------------
+    async def get(self, entity: type[E], pk: Any, *, for_update: bool = False) -> E | None:
+        """The object with primary key ``pk`` (a tuple for composite keys), or None.
+
+        Answered from the identity map without SQL when the object is there. ``for_update=True``
+        always asks the database and locks the row until the transaction ends (on SQLite the
+        write lock is taken); the object's unchanged fields are refreshed from the row.
+        """
+        mapper = mapper_of(entity)
+        key = _key_arg(mapper, pk)
+        if not for_update:
+            self._check("get")
+            obj = self._identity.get(mapper, key)
+            if obj is not None:
+                if self._deleted and obj.__dict__[STATE_ATTR] in self._deleted:
+                    return None
+                found: E = obj
+                return found
+        self._enter("get")
+        async with self._lock:
+            self._check("get")
+            await self._autoflush()
+            sql = self._dialect.select_by_pk_sql(mapper, for_update=for_update)
+            params = [self._dialect.param(c, v) for c, v in zip(mapper.pk, _key_tuple(mapper, key), strict=True)]
+            rows = await self._fetch(sql, params, write=for_update)
+            objs = self._load(mapper, rows, refresh=for_update)
+        return objs[0] if objs else None
+
+    async def get_one(self, entity: type[E], pk: Any, *, for_update: bool = False) -> E:
+        """Like :meth:`get`, but raises :class:`NotFoundError` when there is no such row."""
+        obj = await self.get(entity, pk, for_update=for_update)
+        if obj is None:
+            raise NotFoundError(f"cannot get {entity.__name__}: no row with primary key {pk!r}")
+        return obj
+
+    async def all(self, entity: type[E]) -> list[E]:
+        """Every row of an entity's table."""
+        return await self.scalars(select(entity))
+
+    async def filter(self, entity: type[E], **equals: Any) -> list[E]:
+        """Rows whose fields equal the given values: ``await s.filter(User, name="alice")``."""
+        mapper = mapper_of(entity)
+        stmt = select(entity)
+        conds = [mapper.column(name, purpose=f"filter {mapper.name}") == value for name, value in equals.items()]
+        return await self.scalars(stmt.where(*conds) if conds else stmt)
+
+    async def scalars(self, stmt: Select[E]) -> list[E]:
+        """Run a :func:`~aiouow.select` and return its objects."""
+        if not isinstance(stmt, Select):
+            raise QueryError(f"cannot run {stmt!r}: expected a statement made by aiouow.select()")
+        sql, params = self._dialect.compile_select(stmt)
+        self._enter("query")
+        async with self._lock:
+            self._check("query")
+            await self._autoflush()
+            rows = await self._fetch(sql, params, write=stmt.locking)
+            return self._load(stmt.mapper, rows, refresh=stmt.locking)
+
+    async def first(self, stmt: Select[E]) -> E | None:
+        """The first object of a statement's result, or None."""
+        if stmt.row_limit is None:
+            stmt = stmt.limit(1)
+        objs = await self.scalars(stmt)
+        return objs[0] if objs else None
+
+    async def one(self, stmt: Select[E]) -> E:
+        """The only object of a statement's result: :class:`NotFoundError` for none,
+        :class:`MultipleResultsError` for more than one."""
+        objs = await self.scalars(stmt if stmt.row_limit is not None and stmt.row_limit < 2 else stmt.limit(2))
+        if not objs:
+            raise NotFoundError(f"cannot get one {stmt.mapper.name}: the query matched no row")
+        if len(objs) > 1:
+            raise MultipleResultsError(f"cannot get one {stmt.mapper.name}: the query matched more than one row")
+        return objs[0]
+
+    async def stream(self, stmt: Select[E], *, batch_size: int = 500) -> AsyncIterator[E]:
+        """Iterate a statement's objects, fetching ``batch_size`` rows at a time.
+
+        Other operations of the session may run between batches; ending the transaction
+        (commit, rollback) ends the stream with a :class:`SessionError`.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise QueryError(f"cannot stream: batch_size must be a positive int, got {batch_size!r}")
+        sql, params = self._dialect.compile_select(stmt)
+        self._enter("stream")
+        async with self._lock:
+            self._check("stream")
+            await self._autoflush()
+            conn = await self._connection()
+            if stmt.locking:
+                await self._guarded(conn.prepare_write())
+            batches = conn.stream(sql, params, batch_size)
+            generation = self._tx_generation
+        try:
+            while True:
+                async with self._lock:
+                    self._check("stream")
+                    if generation != self._tx_generation:
+                        raise SessionError("cannot continue the stream: the transaction it ran in has ended")
+                    try:
+                        rows = await self._guarded(anext(batches))
+                    except StopAsyncIteration:
+                        return
+                    objs = self._load(stmt.mapper, rows, refresh=stmt.locking)
+                for obj in objs:
+                    yield obj
+        finally:
+            if generation == self._tx_generation:
+                await batches.aclose()
+
+    async def execute(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        """Run raw SQL with the driver's own placeholders (``?`` on SQLite, ``$1`` on PostgreSQL).
+
+        Pending changes are flushed first; rows come back as dicts.
+        """
+        self._enter("execute")
+        async with self._lock:
+            self._check("execute")
+            await self._autoflush()
+            conn = await self._connection()
+            return await self._guarded(conn.execute_raw(sql, params))
+
+    async def refresh(self, obj: Any) -> None:
+        """Read the object's row again, discarding its unflushed changes."""
+        st = self._own(obj, "refresh")
+        self._enter("refresh")
+        async with self._lock:
+            self._check("refresh")
+            mapper = st.mapper
+            sql = self._dialect.select_by_pk_sql(mapper, for_update=False)
+            params = [self._dialect.param(c, v) for c, v in zip(mapper.pk, _key_tuple(mapper, st.key), strict=True)]
+            rows = await self._fetch(sql, params, write=False)
+            if not rows:
+                raise NotFoundError(f"cannot refresh {_describe(st)}: its row no longer exists")
+            st.changed = {}
+            self._modified.discard(st)
+            self._load(mapper, rows, refresh=True)
+
+    async def merge(self, obj: E) -> E:
+        """Copy a detached (or new) object's state onto this session's object for the same row.
+
+        Returns the session's object: loaded from the identity map or the database, or, when no
+        row exists, a new pending copy. ``obj`` itself is left as it was.
+        """
+        mapper = mapper_of(obj)
+        st = state_of(obj)
+        if st is not None and st.owner is self:
+            return obj
+        d = obj.__dict__
+        values = {c.name: copy.deepcopy(d[c.name]) if c.json else d[c.name] for c in mapper.columns}
+        gen = mapper.generated_pk
+        target: E | None = None
+        if gen is None or values[gen.name] is not None:
+            target = await self.get(type(obj), mapper.key_of_values(values))
+        if target is None:
+            target = object.__new__(type(obj))
+            target.__dict__.update(values)
+            self.add(target)
+            return target
+        for c in mapper.columns:
+            if not c.primary_key and not c.version:
+                setattr(target, c.name, values[c.name])
+        return target
+
+    def expunge(self, obj: Any) -> None:
+        """Remove one object from the session: pending becomes transient, persistent becomes detached."""
+        st = self._own(obj, "expunge", allow_pending=True)
+        self._forget(st)
+
+    def expunge_all(self) -> None:
+        """Remove every object from the session."""
+        self._check("expunge")
+        for st in [*self._new, *(o.__dict__[STATE_ATTR] for o in self._identity.objects()), *self._deleted]:
+            self._forget(st)
+
+    def _forget(self, st: InstanceState) -> None:
+        self._new.pop(st, None)
+        self._deleted.pop(st, None)
+        self._modified.discard(st)
+        if st.key is not None and self._identity.get(st.mapper, st.key) is st.obj:
+            self._identity.discard(st.mapper, st.key)
+        st.owner = None
+        st.listener = None
+        st.status = ObjectState.DETACHED if st.key is not None else ObjectState.TRANSIENT
+
+    def _own(self, obj: Any, op: str, *, allow_pending: bool = False) -> InstanceState:
+        self._check(op)
+        mapper_of(obj)
+        st = state_of(obj)
+        if st is None or st.owner is not self:
+            raise DetachedInstanceError(f"cannot {op} {type(obj).__name__}: the object is not in this session")
+        if st.status is ObjectState.PENDING and not allow_pending:
+            raise DetachedInstanceError(f"cannot {op} {_describe(st)}: the object is pending (flush it first)")
+        return st
+
+    async def _autoflush(self) -> None:
+        if self.autoflush and not self._autoflush_off:
+            await self._flush()
+
+    async def _fetch(self, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]:
+        conn = await self._connection()
+        if write:
+            await self._guarded(conn.prepare_write())
+        return await self._guarded(conn.fetch(sql, params))
+
+    async def _guarded(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:
+            await self._fail(exc)
+            raise
+
+    def _load(self, mapper: Mapper, rows: Sequence[Row], *, refresh: bool) -> list[Any]:
+        """Rows to objects through the identity map (one object per row)."""
+        loader = self._dialect.loader(mapper)
+        table = self._identity.table(mapper)
+        cls = mapper.entity
+        names = mapper.names
+        pk_pos = mapper.pk_positions
+        single = len(pk_pos) == 1
+        p0 = pk_pos[0]
+        has_json = bool(mapper.json_columns)
+        listener = self._on_modified
+        new = object.__new__
+        out = []
+        for row in rows:
+            vals = row if loader is None else loader(row)
+            key = vals[p0] if single else tuple(vals[i] for i in pk_pos)
+            obj = table.get(key)
+            if obj is None:
+                obj = new(cls)
+                d: dict[str, Any] = obj.__dict__
+                d.update(zip(names, vals, strict=True))
+                st = InstanceState(obj, mapper)
+                st.status = ObjectState.PERSISTENT
+                st.key = key
+                st.owner = self
+                st.listener = listener
+                d[STATE_ATTR] = st
+                if has_json:
+                    _tracking.take_json_snapshot(st)
+                table[key] = obj
+            elif refresh:
+                _refresh_values(obj.__dict__[STATE_ATTR], names, vals)
+            out.append(obj)
+        if has_json:
+            self._json_mappers.add(mapper)
+        return out
+
+    # -- inspection -----------------------------------------------------------------------------
+    def state(self, obj: Any) -> ObjectState:
+        """Where the object stands relative to this session (see :class:`ObjectState`)."""
+        mapper_of(obj)
+        st = state_of(obj)
+        if st is None:
+            return ObjectState.TRANSIENT
+        if st.owner is self:
+            return st.status
+        return ObjectState.DETACHED if st.key is not None and st.key is not _FLUSHING else ObjectState.TRANSIENT
+
+    def is_dirty(self, obj: Any) -> bool:
+        """Whether a persistent object has changes not yet flushed."""
+        return bool(self.dirty_fields(obj))
+
+    def dirty_fields(self, obj: Any) -> list[str]:
+        """The names of the object's changed fields, in column order."""
+        mapper_of(obj)
+        st = state_of(obj)
+        if st is None or st.key is None or st.status is ObjectState.PENDING:
+            return []
+        return list(_tracking.dirty_fields(st))
+
+    def original_value(self, obj: Any, name: str) -> Any:
+        """The value ``name`` had at the last load or flush (the current value for new objects)."""
+        mapper = mapper_of(obj)
+        mapper.column(name, purpose="read an original value")
+        st = state_of(obj)
+        if st is None or st.key is None:
+            return obj.__dict__[name]
+        return _tracking.original_value(st, name)
+
+    @property
+    def new(self) -> frozenset[Any]:
+        """Objects added and not yet flushed."""
+        return frozenset(st.obj for st in self._new)
+
+    @property
+    def dirty(self) -> frozenset[Any]:
+        """Persistent objects with changes not yet flushed."""
+        return frozenset(st.obj for st in self._candidates() if _tracking.dirty_fields(st))
+
+    @property
+    def deleted(self) -> frozenset[Any]:
+        """Objects marked for deletion and not yet flushed."""
+        return frozenset(st.obj for st in self._deleted)
+
+    def __contains__(self, obj: object) -> bool:
+        st = obj.__dict__.get(STATE_ATTR) if hasattr(obj, "__dict__") else None
+        return st is not None and st.owner is self
+
+    def __len__(self) -> int:
+        return len(self._identity) + len(self._new)
+
+    def stats(self) -> SessionStats:
+        """Statements by kind, rows read and written, flushes, time in the database, and sizes."""
+        return self._stats.snapshot(len(self._identity), len(self._new), len(self.dirty), len(self._deleted))
+
+    def __repr__(self) -> str:
+        return f"<AsyncSession {self._state.value} objects={len(self)}>"
+
+
+def _describe(st: InstanceState) -> str:
+    mapper = st.mapper
+    d = st.obj.__dict__
+    keys = ", ".join(f"{c.name}={d.get(c.name)!r}" for c in mapper.pk)
+    return f"{mapper.name}({keys})"
+
+
+def _make_transient(st: InstanceState) -> None:
+    st.key = None
+    st.owner = None
+    st.listener = None
+    st.status = ObjectState.TRANSIENT
+    st.changed = {}
+    st.json_snap = None
+
+
+def _before_update(st: InstanceState, names: tuple[str, ...], taken: dict[str, Any]) -> dict[str, Any]:
+    before: dict[str, Any] = {}
+    snap = st.json_snap
+    for name in names:
+        column = st.mapper.column_names[name]
+        if column.json and snap is not None:
+            before[name] = json.loads(snap[name])
+        else:
+            before[name] = taken[name]
+    return before
+
+
+def _refresh_values(st: InstanceState, names: tuple[str, ...], vals: Sequence[Any]) -> None:
+    """A locking read: take the row's values for every field without an unflushed change."""
+    d = st.obj.__dict__
+    changed = st.changed
+    for name, value in zip(names, vals, strict=True):
+        if name in changed:
+            changed[name] = value
+        else:
+            d[name] = value
+    _tracking.take_json_snapshot(st)
+
+
+def _expect_rows(mapper: Mapper, what: str, expected: int, matched: int, versioned: bool) -> None:
+    if matched != expected:
+        why = "a row was changed or deleted by another transaction" if versioned else "a row no longer exists"
+        raise StaleDataError(
+            f"cannot {what} {mapper.name}: expected to match {expected} row(s) in {mapper.table}, "
+            f"matched {matched} ({why})"
+        )
+
+
+def _key_arg(mapper: Mapper, pk: Any) -> Any:
+    pk_cols = mapper.pk
+    if len(pk_cols) == 1:
+        if isinstance(pk, tuple):
+            if len(pk) != 1:
+                raise QueryError(f"cannot get {mapper.name}: the primary key has one field, got {pk!r}")
+            pk = pk[0]
+        problem = check(pk_cols[0].ctype, pk)
+        if problem is not None or pk is None:
+            raise QueryError(f"cannot get {mapper.name}: primary key {pk_cols[0].name!r} {problem or 'cannot be None'}")
+        return pk
+    if not isinstance(pk, tuple) or len(pk) != len(pk_cols):
+        names = ", ".join(c.name for c in pk_cols)
+        raise QueryError(
+            f"cannot get {mapper.name}: the primary key is ({names}); pass a tuple of {len(pk_cols)} values"
+        )
+    for c, v in zip(pk_cols, pk, strict=True):
+        problem = check(c.ctype, v)
+        if problem is not None or v is None:
+            raise QueryError(f"cannot get {mapper.name}: primary key {c.name!r} {problem or 'cannot be None'}")
+    return pk
+
+
+def _key_tuple(mapper: Mapper, key: Any) -> tuple[Any, ...]:
+    return (key,) if len(mapper.pk) == 1 else tuple(key)

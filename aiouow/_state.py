@@ -1,0 +1,65 @@
+"""Per-object bookkeeping: lifecycle state, identity key and the originals of changed fields."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._mapping import Mapper
+
+STATE_ATTR = "_aiouow_state"
+
+
+class ObjectState(enum.Enum):
+    """Where an object stands relative to a session.
+
+    - ``TRANSIENT``: not in a session and not in the database.
+    - ``PENDING``: added to the session, not flushed yet.
+    - ``PERSISTENT``: in the session's identity map, backed by a row.
+    - ``DELETED``: marked for deletion (or deleted by a flush) in the current transaction.
+    - ``DETACHED``: backed by a row but not in this session (closed, expunged, or another session's).
+    """
+
+    TRANSIENT = "transient"
+    PENDING = "pending"
+    PERSISTENT = "persistent"
+    DELETED = "deleted"
+    DETACHED = "detached"
+
+
+class InstanceState:
+    """What aiouow knows about one entity object.
+
+    ``changed`` maps the names of fields assigned since the last load or flush to their value
+    at that time: dirty checking looks at those fields only, so its cost follows the objects
+    changed, not the objects loaded. JSON fields, which can change in place, are compared
+    against ``json_snap`` (their JSON text at the last load or flush) instead.
+    """
+
+    __slots__ = ("changed", "json_snap", "key", "listener", "mapper", "obj", "owner", "status")
+
+    def __init__(self, obj: Any, mapper: Mapper) -> None:
+        self.obj = obj
+        self.mapper = mapper
+        self.status = ObjectState.TRANSIENT
+        self.key: Any = None  # identity key while backed by a row
+        self.owner: object | None = None  # the session holding the object, if any
+        self.changed: dict[str, Any] = {}
+        self.json_snap: dict[str, str] | None = None
+        self.listener: Callable[[InstanceState], None] | None = None
+
+    def before_set(self, name: str, current: Any) -> None:
+        """Record ``current`` as the original of ``name`` the first time it is assigned."""
+        if self.key is None or name in self.changed or name not in self.mapper.column_names:
+            return
+        self.changed[name] = current
+        if self.listener is not None and len(self.changed) == 1:
+            self.listener(self)
+
+
+def state_of(obj: Any) -> InstanceState | None:
+    """The object's state, or None for an object no session has seen."""
+    st: InstanceState | None = obj.__dict__.get(STATE_ATTR)
+    return st

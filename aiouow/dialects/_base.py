@@ -1,0 +1,352 @@
+"""The small interface every dialect implements, and the SQL they share.
+
+Nothing above ``dialects/`` knows a driver's API: the session talks to a :class:`DriverPool`
+and the :class:`Connection` objects it hands out, and compiles queries through a
+:class:`Dialect`. A dialect turns a flush plan's steps into statements and translates its
+driver's exceptions into the ``aiouow.errors`` tree.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
+from .._types import ColumnType, check
+from ..errors import QueryError
+
+if TYPE_CHECKING:
+    from .._mapping import Mapper
+    from .._query import Select
+    from .._unitofwork import DeleteStep, InsertStep, UpdateStep
+
+sql_log = logging.getLogger("aiouow.sql")
+
+Converter = Callable[[Any], Any]
+Row = Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """A snapshot of a pool: connections open, idle, lent out, and tasks waiting for one."""
+
+    size: int
+    idle: int
+    in_use: int
+    waiting: int
+
+
+class Observer(Protocol):
+    """Told about every statement a connection runs (the session's statistics)."""
+
+    def statement(self, kind: str, elapsed: float, rows_read: int, rows_written: int) -> None: ...
+
+
+class Dialect(abc.ABC):
+    """SQL generation and value conversion for one database."""
+
+    name: str
+
+    def __init__(self) -> None:
+        self._loaders: dict[Mapper, Callable[[Row], Sequence[Any]] | None] = {}
+        self._dumpers: dict[Column[Any], Converter | None] = {}
+        self._pk_sql: dict[tuple[Mapper, bool], str] = {}
+
+    # -- values ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def to_db(self, ctype: ColumnType) -> Converter | None:
+        """How a checked Python value becomes a driver parameter (None: as it is)."""
+
+    @abc.abstractmethod
+    def from_db(self, ctype: ColumnType) -> Converter | None:
+        """How a driver value becomes the Python value (None: as it is)."""
+
+    def dumper(self, column: Column[Any]) -> Converter | None:
+        try:
+            return self._dumpers[column]
+        except KeyError:
+            conv = self._dumpers[column] = self.to_db(column.ctype)
+            return conv
+
+    def param(self, column: Column[Any], value: Any) -> Any:
+        """One Python value of ``column`` as a driver parameter."""
+        if value is None:
+            return None
+        conv = self.dumper(column)
+        return value if conv is None else conv(value)
+
+    def loader(self, mapper: Mapper) -> Callable[[Row], Sequence[Any]] | None:
+        """A function turning a row (columns in mapper order) into Python values, or None when rows need no change."""
+        try:
+            return self._loaders[mapper]
+        except KeyError:
+            pass
+        convs = [self.from_db(c.ctype) for c in mapper.columns]
+        fn: Callable[[Row], Sequence[Any]] | None
+        if all(c is None for c in convs):
+            fn = None
+        else:
+            pairs = tuple(enumerate(convs))
+
+            def fn(row: Row) -> list[Any]:
+                out = list(row)
+                for i, conv in pairs:
+                    if conv is not None and out[i] is not None:
+                        out[i] = conv(out[i])
+                return out
+
+        self._loaders[mapper] = fn
+        return fn
+
+    # -- SQL ------------------------------------------------------------------------------
+    @staticmethod
+    def quote(identifier: str) -> str:
+        return f'"{identifier}"'
+
+    @abc.abstractmethod
+    def placeholder(self, index: int) -> str:
+        """The parameter marker for the ``index``-th (1-based) parameter."""
+
+    def compare_sql(self, column: Column[Any], sql: str) -> str:
+        """Wrap a column or parameter in a comparison (a hook for types stored as text)."""
+        return sql
+
+    def render_in(self, column: Column[Any], values: tuple[Any, ...], negate: bool, params: list[Any]) -> str:
+        """``column IN (...)``; dialects with arrays override this."""
+        col_sql = self.compare_sql(column, self.quote(column.column_name))
+        if not values:
+            return "1 = 1" if negate else "1 = 0"
+        marks = []
+        for v in values:
+            params.append(self.param(column, _checked(column, v, "in_")))
+            marks.append(self.compare_sql(column, self.placeholder(len(params))))
+        return f"{col_sql} {'NOT IN' if negate else 'IN'} ({', '.join(marks)})"
+
+    def select_by_pk_sql(self, mapper: Mapper, *, for_update: bool) -> str:
+        """The SELECT of one row by primary key (cached: it runs for every ``get``)."""
+        key = (mapper, for_update)
+        sql = self._pk_sql.get(key)
+        if sql is None:
+            where = " AND ".join(
+                f"{self.quote(c.column_name)} = {self.placeholder(i)}" for i, c in enumerate(mapper.pk, 1)
+            )
+            sql = f"SELECT {self.select_list(mapper)} FROM {self.quote(mapper.table)} WHERE {where}"
+            if for_update:
+                sql += self.for_update_clause()
+            self._pk_sql[key] = sql
+        return sql
+
+    def select_list(self, mapper: Mapper) -> str:
+        return ", ".join(self.quote(c.column_name) for c in mapper.columns)
+
+    def compile_select(self, stmt: Select[Any]) -> tuple[str, list[Any]]:
+        """Compile a :class:`~aiouow.Select` to SQL and parameters."""
+        mapper = stmt.mapper
+        params: list[Any] = []
+        sql = f"SELECT {self.select_list(mapper)} FROM {self.quote(mapper.table)}"
+        if stmt.conditions:
+            sql += " WHERE " + " AND ".join(self.compile_condition(c, params) for c in stmt.conditions)
+        if stmt.ordering:
+            sql += " ORDER BY " + ", ".join(
+                self.compare_sql(o.column, self.quote(o.column.column_name)) + (" DESC" if o.descending else "")
+                for o in stmt.ordering
+            )
+        if stmt.row_limit is not None or stmt.row_offset is not None:
+            sql += self.limit_offset(stmt.row_limit, stmt.row_offset, params)
+        if stmt.locking:
+            sql += self.for_update_clause()
+        return sql, params
+
+    def limit_offset(self, limit: int | None, offset: int | None, params: list[Any]) -> str:
+        out = ""
+        params.append(-1 if limit is None else limit)
+        out += f" LIMIT {self.placeholder(len(params))}"
+        if offset is not None:
+            params.append(offset)
+            out += f" OFFSET {self.placeholder(len(params))}"
+        return out
+
+    def for_update_clause(self) -> str:
+        return " FOR UPDATE"
+
+    def compile_condition(self, expr: Expression, params: list[Any]) -> str:
+        if isinstance(expr, Compare):
+            column = expr.column
+            lhs = (
+                self.compare_sql(column, self.quote(column.column_name))
+                if expr.op != "LIKE"
+                else self.quote(column.column_name)
+            )
+            if isinstance(expr.value, Column):
+                return f"{lhs} {expr.op} {self.compare_sql(expr.value, self.quote(expr.value.column_name))}"
+            if expr.op == "LIKE":
+                params.append(expr.value)
+                return f"{lhs} LIKE {self.placeholder(len(params))}"
+            params.append(self.param(column, _checked(column, expr.value, expr.op)))
+            return f"{lhs} {expr.op} {self.compare_sql(column, self.placeholder(len(params)))}"
+        if isinstance(expr, IsNull):
+            return f"{self.quote(expr.column.column_name)} IS {'NOT ' if expr.negate else ''}NULL"
+        if isinstance(expr, InList):
+            return self.render_in(expr.column, expr.values, expr.negate, params)
+        if isinstance(expr, And):
+            return "(" + " AND ".join(self.compile_condition(p, params) for p in expr.parts) + ")"
+        if isinstance(expr, Or):
+            return "(" + " OR ".join(self.compile_condition(p, params) for p in expr.parts) + ")"
+        if isinstance(expr, Not):
+            return f"NOT ({self.compile_condition(expr.part, params)})"
+        raise QueryError(f"cannot compile {expr!r}: not a condition")  # pragma: no cover
+
+    # -- DDL ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def column_type_sql(self, column: Column[Any]) -> str:
+        """The SQL type of a column."""
+
+    @abc.abstractmethod
+    def generated_pk_sql(self, column: Column[Any]) -> str:
+        """The full definition of a database-generated integer primary key column."""
+
+    def create_table_sql(self, mapper: Mapper) -> list[str]:
+        """CREATE TABLE IF NOT EXISTS (and its indexes) for one entity."""
+        q = self.quote
+        defs: list[str] = []
+        for c in mapper.columns:
+            if c is mapper.generated_pk:
+                defs.append(self.generated_pk_sql(c))
+                continue
+            d = f"{q(c.column_name)} {self.column_type_sql(c)}"
+            if not c.ctype.nullable:
+                d += " NOT NULL"
+            if c.primary_key and len(mapper.pk) == 1:
+                d += " PRIMARY KEY"
+            if c.unique and not c.primary_key:
+                d += f" CONSTRAINT {q(f'uq_{mapper.table}_{c.column_name}')} UNIQUE"
+            defs.append(d)
+        if len(mapper.pk) > 1:
+            defs.append(f"PRIMARY KEY ({', '.join(q(c.column_name) for c in mapper.pk)})")
+        for c, table, target in mapper.foreign_keys:
+            defs.append(
+                f"CONSTRAINT {q(f'fk_{mapper.table}_{c.column_name}')} "
+                f"FOREIGN KEY ({q(c.column_name)}) REFERENCES {q(table)} ({q(target)})"
+            )
+        out = [f"CREATE TABLE IF NOT EXISTS {q(mapper.table)} (\n  " + ",\n  ".join(defs) + "\n)"]
+        for c in mapper.columns:
+            if c.indexed and not c.unique and not c.primary_key:
+                out.append(
+                    f"CREATE INDEX IF NOT EXISTS {q(f'ix_{mapper.table}_{c.column_name}')} "
+                    f"ON {q(mapper.table)} ({q(c.column_name)})"
+                )
+        return out
+
+    def drop_table_sql(self, mapper: Mapper) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {self.quote(mapper.table)}"]
+
+
+def _checked(column: Column[Any], value: Any, op: str) -> Any:
+    problem = check(column.ctype, value)
+    if problem is not None:
+        raise QueryError(f"cannot compare {column!r} {op} {value!r}: the field {problem}")
+    return value
+
+
+class Connection(abc.ABC):
+    """One driver connection, lent by a :class:`DriverPool` to one session at a time."""
+
+    dialect: Dialect
+    observer: Observer | None = None
+    #: True once the connection must not go back to the pool (lost, interrupted, unknown state).
+    broken: bool = False
+
+    @property
+    @abc.abstractmethod
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this connection."""
+
+    @abc.abstractmethod
+    async def begin(self) -> None:
+        """Open a transaction (reads may share the database; writes call :meth:`prepare_write`)."""
+
+    @abc.abstractmethod
+    async def prepare_write(self) -> None:
+        """Make the open transaction able to write (SQLite takes the pool's write lock here)."""
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        """Run a query and return its rows."""
+
+    @abc.abstractmethod
+    async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Run any statement with the driver's placeholders; rows as dicts."""
+
+    @abc.abstractmethod
+    def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
+        """Run a query and yield its rows in batches."""
+
+    @abc.abstractmethod
+    async def insert(self, step: InsertStep) -> list[Any] | None:
+        """Insert the step's rows; return the generated keys in row order when it asks for them."""
+
+    @abc.abstractmethod
+    async def update(self, step: UpdateStep) -> int:
+        """Update the step's rows; return how many rows matched."""
+
+    @abc.abstractmethod
+    async def delete(self, step: DeleteStep) -> int:
+        """Delete the step's rows; return how many rows matched."""
+
+    @abc.abstractmethod
+    async def execute_script(self, statements: Sequence[str]) -> None:
+        """Run DDL statements in order, in their own transaction."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the driver connection."""
+
+    # -- shared helpers -------------------------------------------------------------------
+    def _observe(self, kind: str, started: float, rows_read: int = 0, rows_written: int = 0) -> None:
+        obs = self.observer
+        if obs is not None:
+            obs.statement(kind, time.perf_counter() - started, rows_read, rows_written)
+
+
+def log_statement(sql: str, params: object) -> None:
+    """Log a statement on ``aiouow.sql`` (pools made with ``echo=True`` call this)."""
+    shown = repr(params)
+    if len(shown) > 500:
+        shown = shown[:497] + "..."
+    sql_log.debug("%s | %s", sql, shown)
+
+
+def statement_kind(sql: str) -> str:
+    """select / insert / update / delete / other, from a statement's first word."""
+    word = sql.lstrip().split(None, 1)[0].lower() if sql.strip() else ""
+    return word if word in ("select", "insert", "update", "delete") else "other"
+
+
+class DriverPool(abc.ABC):
+    """A pool of :class:`Connection` objects for one database."""
+
+    dialect: Dialect
+
+    @abc.abstractmethod
+    async def acquire(self) -> Connection:
+        """Lend a connection, waiting up to the pool's ``acquire_timeout``."""
+
+    @abc.abstractmethod
+    async def release(self, conn: Connection) -> None:
+        """Take a connection back (closing it when broken)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def stats(self) -> PoolStats: ...

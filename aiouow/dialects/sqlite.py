@@ -1,0 +1,600 @@
+"""The SQLite dialect, on aiosqlite.
+
+Every connection runs in WAL mode with foreign keys on. Readers share the database; writers
+are serialized inside the pool by an asyncio lock taken at a transaction's first write, so
+sessions of one pool never meet "database is locked". A transaction that has only read when it
+first writes is restarted as ``BEGIN IMMEDIATE`` under the lock: its earlier reads behave as
+under PostgreSQL's READ COMMITTED, and the write can never fail on a stale snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from .._expressions import Column
+from .._types import ColumnType, Kind, dump_json
+from .._url import DatabaseURL, PoolOptions
+from ..errors import (
+    AiouowError,
+    CheckViolationError,
+    ConnectionLostError,
+    DatabaseError,
+    DataError,
+    ForeignKeyViolationError,
+    IntegrityError,
+    NotNullViolationError,
+    OperationalError,
+    PoolTimeoutError,
+    SerializationError,
+    UniqueViolationError,
+)
+from ._base import Connection, Converter, Dialect, DriverPool, PoolStats, Row, log_statement, statement_kind
+
+if TYPE_CHECKING:
+    from .._unitofwork import DeleteStep, InsertStep, UpdateStep
+
+
+def _variable_limit() -> int:
+    probe = sqlite3.connect(":memory:")
+    try:
+        return int(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    finally:
+        probe.close()
+
+
+VARIABLE_LIMIT = _variable_limit()
+MAX_ROWS_PER_STATEMENT = 5000
+
+
+def _load_decimal(v: Any) -> Decimal:
+    return Decimal(v) if isinstance(v, str) else Decimal(str(v))
+
+
+_TO_DB: dict[Kind, Converter | None] = {
+    Kind.INT: None,
+    Kind.FLOAT: float,
+    Kind.BOOL: int,
+    Kind.STR: None,
+    Kind.BYTES: None,
+    Kind.DECIMAL: str,
+    Kind.DATETIME: lambda v: v.isoformat(sep=" "),
+    Kind.DATE: lambda v: v.isoformat(),
+    Kind.TIME: lambda v: v.isoformat(),
+    Kind.UUID: str,
+    Kind.JSON: dump_json,
+}
+
+_FROM_DB: dict[Kind, Converter | None] = {
+    Kind.INT: None,
+    Kind.FLOAT: float,
+    Kind.BOOL: bool,
+    Kind.STR: None,
+    Kind.BYTES: None,
+    Kind.DECIMAL: _load_decimal,
+    Kind.DATETIME: dt.datetime.fromisoformat,
+    Kind.DATE: dt.date.fromisoformat,
+    Kind.TIME: dt.time.fromisoformat,
+    Kind.UUID: uuid.UUID,
+    Kind.JSON: json.loads,
+}
+
+_SQL_TYPES: dict[Kind, str] = {
+    Kind.INT: "INTEGER",
+    Kind.FLOAT: "REAL",
+    Kind.BOOL: "INTEGER",
+    Kind.STR: "TEXT",
+    Kind.BYTES: "BLOB",
+    # Decimal and time values are stored as text so that they stay exact.
+    Kind.DECIMAL: "TEXT",
+    Kind.DATETIME: "TEXT",
+    Kind.DATE: "TEXT",
+    Kind.TIME: "TEXT",
+    Kind.UUID: "TEXT",
+    Kind.JSON: "TEXT",
+}
+
+
+class SQLiteDialect(Dialect):
+    """SQL and values for SQLite."""
+
+    name = "sqlite"
+
+    def to_db(self, ctype: ColumnType) -> Converter | None:
+        if ctype.kind is Kind.ENUM:
+            return _enum_value
+        return _TO_DB[ctype.kind]
+
+    def from_db(self, ctype: ColumnType) -> Converter | None:
+        if ctype.kind is Kind.ENUM:
+            return ctype.python_type  # type: ignore[no-any-return]
+        return _FROM_DB[ctype.kind]
+
+    def placeholder(self, index: int) -> str:
+        return "?"
+
+    def compare_sql(self, column: Column[Any], sql: str) -> str:
+        # Decimals are stored as exact text; compare and order them as numbers.
+        if column.ctype.kind is Kind.DECIMAL:
+            return f"CAST({sql} AS NUMERIC)"
+        return sql
+
+    def for_update_clause(self) -> str:
+        return ""  # the session takes the pool's write lock instead
+
+    def column_type_sql(self, column: Column[Any]) -> str:
+        if column.ctype.kind is Kind.ENUM:
+            return "INTEGER" if column.ctype.enum_values_are_int else "TEXT"
+        return _SQL_TYPES[column.ctype.kind]
+
+    def generated_pk_sql(self, column: Column[Any]) -> str:
+        return f"{self.quote(column.column_name)} INTEGER PRIMARY KEY AUTOINCREMENT"
+
+
+def _enum_value(v: Any) -> Any:
+    return v.value
+
+
+_CONSTRAINT_ERRORS: dict[str, type[IntegrityError]] = {
+    "SQLITE_CONSTRAINT_UNIQUE": UniqueViolationError,
+    "SQLITE_CONSTRAINT_PRIMARYKEY": UniqueViolationError,
+    "SQLITE_CONSTRAINT_ROWID": UniqueViolationError,
+    "SQLITE_CONSTRAINT_FOREIGNKEY": ForeignKeyViolationError,
+    "SQLITE_CONSTRAINT_NOTNULL": NotNullViolationError,
+    "SQLITE_CONSTRAINT_CHECK": CheckViolationError,
+}
+
+
+def translate(exc: BaseException, action: str) -> AiouowError:
+    """Translate an sqlite3/aiosqlite exception into the aiouow tree (the caller sets ``__cause__``)."""
+    msg = str(exc)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if isinstance(exc, sqlite3.IntegrityError):
+        cls = _CONSTRAINT_ERRORS.get(name, IntegrityError)
+        err: IntegrityError = cls(f"cannot {action}: {_constraint_reason(cls, msg)} ({msg})")
+        err.constraint = msg.split(": ", 1)[1] if ": " in msg else None
+        return err
+    if isinstance(exc, (sqlite3.DataError, OverflowError)):
+        return DataError(f"cannot {action}: a value does not fit its column ({msg})")
+    if name == "SQLITE_BUSY_SNAPSHOT":
+        return SerializationError(f"cannot {action}: another connection wrote since this transaction read ({msg})")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return OperationalError(f"cannot {action}: the database is locked by another process ({msg})")
+    if isinstance(exc, sqlite3.OperationalError):
+        return OperationalError(f"cannot {action}: {msg}")
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in msg.lower():
+        return ConnectionLostError(f"cannot {action}: the connection is closed ({msg})")
+    if isinstance(exc, ValueError) and "closed" in msg.lower():
+        return ConnectionLostError(f"cannot {action}: the connection is closed ({msg})")
+    if isinstance(exc, (sqlite3.Error, ValueError)):
+        return DatabaseError(f"cannot {action}: {msg}")
+    return DatabaseError(f"cannot {action}: {type(exc).__name__}: {msg}")
+
+
+def _constraint_reason(cls: type[IntegrityError], msg: str) -> str:
+    where = msg.split(": ", 1)[1] if ": " in msg else ""
+    if cls is UniqueViolationError:
+        return f"unique constraint on {where} violated"
+    if cls is ForeignKeyViolationError:
+        return "foreign key constraint violated (a referenced row is missing, or a row still references this one)"
+    if cls is NotNullViolationError:
+        return f"{where} may not be NULL"
+    if cls is CheckViolationError:
+        return f"check constraint {where} violated"
+    return "constraint violated"
+
+
+#: What translate() maps each sqlite3 exception class to (tests check none is left out).
+TRANSLATED: tuple[type[BaseException], ...] = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.OperationalError,
+    sqlite3.ProgrammingError,
+    sqlite3.NotSupportedError,
+    sqlite3.InternalError,
+    sqlite3.InterfaceError,
+    sqlite3.DatabaseError,
+    sqlite3.Error,
+    sqlite3.Warning,
+)
+
+_DRIVER_ERRORS = (sqlite3.Error, sqlite3.Warning, OverflowError, ValueError)
+
+
+class SQLiteConnection(Connection):
+    """One aiosqlite connection of a :class:`SQLitePool`."""
+
+    def __init__(self, pool: SQLitePool, db: aiosqlite.Connection) -> None:
+        self.pool = pool
+        self.dialect = pool.dialect
+        self.db = db
+        self._tx = False
+        self._writing = False
+        self._echo = pool.echo
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._tx
+
+    async def _exec(self, sql: str, action: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
+        if self._echo:
+            log_statement(sql, params)
+        started = time.perf_counter()
+        try:
+            cur = await self.db.execute(sql, params)
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc, action) from exc
+        self._observe("other" if sql[0] in "BCR" else statement_kind(sql), started)
+        return cur
+
+    async def begin(self) -> None:
+        await self._exec("BEGIN", "begin a transaction")
+        self._tx = True
+
+    async def prepare_write(self) -> None:
+        if self._writing:
+            return
+        try:
+            async with asyncio.timeout(self.pool.busy_timeout):
+                await self.pool.write_lock.acquire()
+        except TimeoutError:
+            raise OperationalError(
+                f"cannot write: the SQLite write lock was not free within {self.pool.busy_timeout} s; "
+                "another session holds an open write transaction (if it is in this same task, "
+                "commit or close it first)"
+            ) from None
+        self._writing = True
+        try:
+            if self._tx:
+                await self._exec("ROLLBACK", "restart the transaction for writing")
+                self._tx = False
+            await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
+            self._tx = True
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _release_lock(self) -> None:
+        if self._writing:
+            self._writing = False
+            self.pool.write_lock.release()
+
+    async def commit(self) -> None:
+        try:
+            if self._tx:
+                await self._exec("COMMIT", "commit")
+                self._tx = False
+        finally:
+            if not self._tx:
+                self._release_lock()
+
+    async def rollback(self) -> None:
+        try:
+            if self._tx:
+                self._tx = False
+                await self._exec("ROLLBACK", "roll back")
+        finally:
+            self._release_lock()
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        if self._echo:
+            log_statement(sql, params)
+        started = time.perf_counter()
+        try:
+            rows = await self.db.execute_fetchall(sql, params)
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc, "run query") from exc
+        out: list[Row] = list(rows)
+        self._observe("select", started, rows_read=len(out))
+        return out
+
+    async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        kind = statement_kind(sql)
+        if kind != "select":
+            await self.prepare_write()
+        if self._echo:
+            log_statement(sql, params)
+        started = time.perf_counter()
+        try:
+            cur = await self.db.execute(sql, params)
+            rows = list(await cur.fetchall())
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc, "execute SQL") from exc
+        names = [d[0] for d in cur.description or ()]
+        written = cur.rowcount if kind in ("insert", "update", "delete") and cur.rowcount > 0 else 0
+        self._observe(kind, started, rows_read=len(rows), rows_written=written)
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
+        if self._echo:
+            log_statement(sql, params)
+        started = time.perf_counter()
+        try:
+            cur = await self.db.execute(sql, params)
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc, "run query") from exc
+        self._observe("select", started)
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    rows: list[Row] = list(await cur.fetchmany(batch_size))
+                except _DRIVER_ERRORS as exc:
+                    raise translate(exc, "fetch rows") from exc
+                self._observe("fetch", started, rows_read=len(rows))
+                if not rows:
+                    return
+                yield rows
+        finally:
+            await cur.close()
+
+    def _params(self, columns: Sequence[Column[Any]], rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+        convs = [self.dialect.dumper(c) for c in columns]
+        if all(c is None for c in convs):
+            return [list(r) for r in rows]
+        pairs = [(i, c) for i, c in enumerate(convs) if c is not None]
+        out = []
+        for r in rows:
+            row = list(r)
+            for i, conv in pairs:
+                v = row[i]
+                if v is not None:
+                    row[i] = conv(v)
+            out.append(row)
+        return out
+
+    async def insert(self, step: InsertStep) -> list[Any] | None:
+        q = self.dialect.quote
+        mapper = step.mapper
+        action = f"insert {mapper.name} into {mapper.table}"
+        cols = ", ".join(q(c.column_name) for c in step.columns)
+        rows = self._params(step.columns, step.rows)
+        started = time.perf_counter()
+        if step.returning is None:
+            sql = f"INSERT INTO {q(mapper.table)} ({cols}) VALUES ({', '.join('?' * len(step.columns))})"
+            if self._echo:
+                log_statement(sql, rows)
+            try:
+                await self.db.executemany(sql, rows)
+            except _DRIVER_ERRORS as exc:
+                raise translate(exc, action) from exc
+            self._observe("insert", started, rows_written=len(rows))
+            return None
+        ret = q(step.returning.column_name)
+        keys: list[Any] = []
+        if not step.columns:
+            sql = f"INSERT INTO {q(mapper.table)} DEFAULT VALUES RETURNING {ret}"
+            for _ in rows:
+                keys.extend(r[0] for r in await self._insert_chunk(sql, [], action))
+            self._observe("insert", started, rows_written=len(rows))
+            return keys
+        ncols = len(step.columns)
+        per = max(1, min(MAX_ROWS_PER_STATEMENT, VARIABLE_LIMIT // ncols))
+        group = "(" + ", ".join("?" * ncols) + ")"
+        for start in range(0, len(rows), per):
+            chunk = rows[start : start + per]
+            sql = f"INSERT INTO {q(mapper.table)} ({cols}) VALUES {', '.join([group] * len(chunk))} RETURNING {ret}"
+            flat = [v for r in chunk for v in r]
+            # RETURNING order is unspecified; generated keys grow in VALUES order, so sort them.
+            keys.extend(sorted(r[0] for r in await self._insert_chunk(sql, flat, action)))
+        self._observe("insert", started, rows_written=len(rows))
+        return keys
+
+    async def _insert_chunk(self, sql: str, params: list[Any], action: str) -> list[Row]:
+        if self._echo:
+            log_statement(sql, params)
+        try:
+            return list(await self.db.execute_fetchall(sql, params))
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc, action) from exc
+
+    async def update(self, step: UpdateStep) -> int:
+        q = self.dialect.quote
+        mapper = step.mapper
+        sets = [f"{q(c.column_name)} = ?" for c in step.columns]
+        where = [f"{q(c.column_name)} = ?" for c in mapper.pk]
+        param_cols: list[Column[Any]] = [*step.columns, *mapper.pk]
+        if step.version is not None:
+            v = q(step.version.column_name)
+            sets.append(f"{v} = {v} + 1")
+            where.append(f"{v} = ?")
+            param_cols.append(step.version)
+        sql = f"UPDATE {q(mapper.table)} SET {', '.join(sets)} WHERE {' AND '.join(where)}"
+        rows = self._params(param_cols, step.rows)
+        if self._echo:
+            log_statement(sql, rows)
+        started = time.perf_counter()
+        try:
+            cur = await self.db.executemany(sql, rows)
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc, f"update {mapper.name} in {mapper.table}") from exc
+        matched = cur.rowcount
+        self._observe("update", started, rows_written=matched)
+        return matched
+
+    async def delete(self, step: DeleteStep) -> int:
+        q = self.dialect.quote
+        mapper = step.mapper
+        action = f"delete {mapper.name} from {mapper.table}"
+        param_cols: list[Column[Any]] = list(mapper.pk)
+        if step.version is not None:
+            param_cols.append(step.version)
+        keys = self._params(param_cols, step.keys)
+        started = time.perf_counter()
+        matched = 0
+        try:
+            if len(param_cols) == 1:
+                pk = q(mapper.pk[0].column_name)
+                for start in range(0, len(keys), VARIABLE_LIMIT):
+                    chunk = [k[0] for k in keys[start : start + VARIABLE_LIMIT]]
+                    sql = f"DELETE FROM {q(mapper.table)} WHERE {pk} IN ({', '.join('?' * len(chunk))})"
+                    if self._echo:
+                        log_statement(sql, chunk)
+                    cur = await self.db.execute(sql, chunk)
+                    matched += cur.rowcount
+            else:
+                where = " AND ".join(f"{q(c.column_name)} = ?" for c in param_cols)
+                sql = f"DELETE FROM {q(mapper.table)} WHERE {where}"
+                if self._echo:
+                    log_statement(sql, keys)
+                cur = await self.db.executemany(sql, keys)
+                matched = cur.rowcount
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc, action) from exc
+        self._observe("delete", started, rows_written=matched)
+        return matched
+
+    async def execute_script(self, statements: Sequence[str]) -> None:
+        await self.prepare_write()
+        try:
+            for sql in statements:
+                await self._exec(sql, "run DDL")
+            await self.commit()
+        except BaseException:
+            await self.rollback()
+            raise
+
+    async def close(self) -> None:
+        self._release_lock()
+        with contextlib.suppress(*_DRIVER_ERRORS):  # a connection that already failed has nothing to release
+            await self.db.close()
+
+
+class SQLitePool(DriverPool):
+    """A pool of aiosqlite connections to one database file, with one writer at a time."""
+
+    def __init__(self, path: str, options: PoolOptions, cleanup: Callable[[], None] | None = None) -> None:
+        self.dialect = SQLiteDialect()
+        self.path = path
+        self.echo = options.echo
+        self.min_size = options.min_size
+        self.max_size = options.max_size
+        self.acquire_timeout = options.acquire_timeout
+        self.busy_timeout = options.busy_timeout
+        self.write_lock = asyncio.Lock()
+        self._idle: list[SQLiteConnection] = []
+        self._in_use = 0
+        self._opening = 0
+        self._waiting = 0
+        self._slots = asyncio.Semaphore(options.max_size)
+        self._closed = False
+        self._cleanup = cleanup
+
+    async def open(self) -> None:
+        first = await self._connect()
+        try:
+            await first.db.execute("PRAGMA journal_mode=WAL")
+        except _DRIVER_ERRORS as exc:
+            await first.close()
+            raise translate(exc, f"open SQLite database {self.path!r}") from exc
+        self._idle.append(first)
+        while len(self._idle) < self.min_size:
+            self._idle.append(await self._connect())
+
+    async def _connect(self) -> SQLiteConnection:
+        try:
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc, f"open SQLite database {self.path!r}") from exc
+        try:
+            await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA synchronous = NORMAL")
+        except _DRIVER_ERRORS as exc:
+            await db.close()
+            raise translate(exc, f"configure SQLite database {self.path!r}") from exc
+        return SQLiteConnection(self, db)
+
+    async def acquire(self) -> SQLiteConnection:
+        if self._closed:
+            raise OperationalError("cannot acquire a connection: the pool is closed")
+        self._waiting += 1
+        try:
+            async with asyncio.timeout(self.acquire_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise PoolTimeoutError(
+                f"cannot acquire a connection: all {self.max_size} connections of the pool stayed in use "
+                f"for {self.acquire_timeout} s (raise max_size or acquire_timeout, or close sessions sooner)"
+            ) from None
+        finally:
+            self._waiting -= 1
+        try:
+            if self._idle:
+                conn = self._idle.pop()
+            else:
+                self._opening += 1
+                try:
+                    conn = await self._connect()
+                finally:
+                    self._opening -= 1
+        except BaseException:
+            self._slots.release()
+            raise
+        self._in_use += 1
+        conn.observer = None
+        return conn
+
+    async def release(self, conn: Connection) -> None:
+        assert isinstance(conn, SQLiteConnection)
+        self._in_use -= 1
+        try:
+            if conn.broken or self._closed:
+                await conn.close()
+            else:
+                conn.observer = None
+                self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def stats(self) -> PoolStats:
+        idle = len(self._idle)
+        return PoolStats(size=idle + self._in_use, idle=idle, in_use=self._in_use, waiting=self._waiting)
+
+
+def _memory_dir() -> str | None:
+    """Where ``:memory:`` databases live: pooled connections must share one database with WAL
+    semantics, so it is a private file (in RAM under /dev/shm where there is one) that lives
+    exactly as long as its pool. TemporaryDirectory makes it with mkdtemp (mode 0700)."""
+    shm = "/dev/shm"  # noqa: S108
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+async def open_pool(url: DatabaseURL, options: PoolOptions) -> SQLitePool:
+    """Open a pool on the database the URL names (``:memory:``: a private database for this pool)."""
+    cleanup: Callable[[], None] | None = None
+    if url.path == ":memory:":
+        tmp = tempfile.TemporaryDirectory(prefix="aiouow-", dir=_memory_dir())
+        path = os.path.join(tmp.name, "memory.db")
+        cleanup = tmp.cleanup
+    else:
+        path = url.path
+    pool = SQLitePool(path, options, cleanup)
+    try:
+        await pool.open()
+    except BaseException:
+        await pool.close()
+        raise
+    return pool

@@ -1,0 +1,156 @@
+"""The aiouow error tree.
+
+Every error aiouow raises derives from :class:`AiouowError`. Driver exceptions never reach
+the caller untranslated: the dialect translates them at its boundary and keeps the driver's
+exception as ``__cause__``. Messages read "cannot X: reason" and name the entity, field or
+constraint involved.
+
+```
+AiouowError
+├── ConfigurationError           a bad database URL or pool option
+├── MappingError                 an entity class cannot be mapped
+├── QueryError                   a query is malformed (unknown field, bad operand)
+├── SessionError                 the session cannot do what was asked in its state
+│   ├── SessionClosedError
+│   ├── DetachedInstanceError
+│   └── ConcurrentUseError
+├── NotFoundError (LookupError)
+├── MultipleResultsError
+└── DatabaseError                the database refused or failed
+    ├── IntegrityError
+    │   ├── UniqueViolationError
+    │   ├── ForeignKeyViolationError
+    │   ├── NotNullViolationError
+    │   └── CheckViolationError
+    ├── DataError                a value does not fit its column
+    ├── OperationalError
+    │   ├── ConnectionLostError
+    │   └── PoolTimeoutError
+    ├── SerializationError       retryable (40001 / 40P01 / SQLite busy snapshot)
+    ├── StaleDataError           a versioned or updated row was not where we left it
+    └── CommitOutcomeUnknownError
+```
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AiouowError",
+    "CheckViolationError",
+    "CommitOutcomeUnknownError",
+    "ConcurrentUseError",
+    "ConfigurationError",
+    "ConnectionLostError",
+    "DataError",
+    "DatabaseError",
+    "DetachedInstanceError",
+    "ForeignKeyViolationError",
+    "IntegrityError",
+    "MappingError",
+    "MultipleResultsError",
+    "NotFoundError",
+    "NotNullViolationError",
+    "OperationalError",
+    "PoolTimeoutError",
+    "QueryError",
+    "SerializationError",
+    "SessionClosedError",
+    "SessionError",
+    "StaleDataError",
+    "UniqueViolationError",
+]
+
+
+class AiouowError(Exception):
+    """The root of every error raised by aiouow."""
+
+
+class ConfigurationError(AiouowError, ValueError):
+    """A database URL or a pool option is not valid."""
+
+
+class MappingError(AiouowError):
+    """An entity class cannot be mapped to a table (bad annotation, bad field options)."""
+
+
+class QueryError(AiouowError):
+    """A query is malformed: an unknown field, an operand that is not a column expression."""
+
+
+class SessionError(AiouowError):
+    """The session cannot do what was asked in its current state."""
+
+
+class SessionClosedError(SessionError):
+    """The session was closed; a closed session cannot be used again."""
+
+
+class DetachedInstanceError(SessionError):
+    """The operation needs an object that belongs to this session."""
+
+
+class ConcurrentUseError(SessionError):
+    """The session was used in a way that cannot be serialized safely (another thread or loop)."""
+
+
+class NotFoundError(AiouowError, LookupError):
+    """A row that was required does not exist."""
+
+
+class MultipleResultsError(AiouowError):
+    """Exactly one row was required and several matched."""
+
+
+class DatabaseError(AiouowError):
+    """The database refused a statement or failed while running it."""
+
+
+class IntegrityError(DatabaseError):
+    """A constraint was violated."""
+
+    #: The name of the violated constraint (or ``table.column`` on SQLite), when known.
+    constraint: str | None = None
+
+
+class UniqueViolationError(IntegrityError):
+    """A unique or primary-key constraint was violated."""
+
+
+class ForeignKeyViolationError(IntegrityError):
+    """A foreign-key constraint was violated."""
+
+
+class NotNullViolationError(IntegrityError):
+    """A NOT NULL constraint was violated."""
+
+
+class CheckViolationError(IntegrityError):
+    """A CHECK constraint was violated."""
+
+
+class DataError(DatabaseError):
+    """A value does not fit its column (wrong type, out of range, bad encoding)."""
+
+
+class OperationalError(DatabaseError):
+    """The database or the pool could not run the operation (locked, gone, timed out)."""
+
+
+class ConnectionLostError(OperationalError):
+    """The connection to the database was lost."""
+
+
+class PoolTimeoutError(OperationalError):
+    """No connection could be acquired from the pool within ``acquire_timeout``."""
+
+
+class SerializationError(DatabaseError):
+    """The transaction conflicted with another one; running the whole unit of work again may succeed."""
+
+
+class StaleDataError(DatabaseError):
+    """An UPDATE or versioned DELETE matched fewer rows than expected: the row changed or vanished."""
+
+
+class CommitOutcomeUnknownError(DatabaseError):
+    """The connection was lost while COMMIT was in flight: the transaction may or may not be committed."""
