@@ -379,35 +379,40 @@ def _make_column(cls: type, name: str, annotation: Any, spec: FieldSpec, positio
 
 
 def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
-    """Build ``__init__`` as source, as dataclasses do: it runs once per object made."""
-    env: dict[str, Any] = {"MISSING": MISSING}
+    """Build ``__init__`` as source, as dataclasses do: it runs once per object made.
+
+    Every name the body uses besides the parameters starts with ``_aiouow_`` so that no field
+    name can shadow it.
+    """
+    env: dict[str, Any] = {"_aiouow_MISSING": MISSING}
     params: list[str] = []
-    body: list[str] = ["d = self.__dict__"]
+    body: list[str] = ["_aiouow_d = _aiouow_self.__dict__"]
     for c in mapper.columns:
         n = c.name
+        default, factory = f"_aiouow_default_{n}", f"_aiouow_factory_{n}"
         if c.init:
             if c.default is not MISSING:
-                env[f"_d_{n}"] = c.default
-                params.append(f"{n}=_d_{n}")
-                body.append(f"d[{n!r}] = {n}")
+                env[default] = c.default
+                params.append(f"{n}={default}")
+                body.append(f"_aiouow_d[{n!r}] = {n}")
             elif c.default_factory is not None:
-                env[f"_f_{n}"] = c.default_factory
-                params.append(f"{n}=MISSING")
-                body.append(f"d[{n!r}] = _f_{n}() if {n} is MISSING else {n}")
+                env[factory] = c.default_factory
+                params.append(f"{n}=_aiouow_MISSING")
+                body.append(f"_aiouow_d[{n!r}] = {factory}() if {n} is _aiouow_MISSING else {n}")
             else:
                 params.append(n)
-                body.append(f"d[{n!r}] = {n}")
+                body.append(f"_aiouow_d[{n!r}] = {n}")
         elif c.default is not MISSING:
-            env[f"_d_{n}"] = c.default
-            body.append(f"d[{n!r}] = _d_{n}")
+            env[default] = c.default
+            body.append(f"_aiouow_d[{n!r}] = {default}")
         elif c.default_factory is not None:
-            env[f"_f_{n}"] = c.default_factory
-            body.append(f"d[{n!r}] = _f_{n}()")
+            env[factory] = c.default_factory
+            body.append(f"_aiouow_d[{n!r}] = {factory}()")
         else:
-            body.append(f"d[{n!r}] = None")
+            body.append(f"_aiouow_d[{n!r}] = None")
     if hasattr(cls, "__post_init__"):
-        body.append("self.__post_init__()")
-    sig = ", ".join(["self", "*", *params]) if params else "self"
+        body.append("_aiouow_self.__post_init__()")
+    sig = ", ".join(["_aiouow_self", "*", *params]) if params else "_aiouow_self"
     src = f"def __init__({sig}):\n    " + "\n    ".join(body)
     exec(src, env)  # noqa: S102 - generated from validated identifiers only
     init: Callable[..., None] = env["__init__"]

@@ -107,8 +107,9 @@ class AsyncSession:
             raise SessionClosedError(f"cannot {op}: the session is closed")
         if state is SessionState.FAILED:
             raise SessionError(
-                f"cannot {op}: an earlier flush or commit failed and its transaction was rolled back "
-                f"({type(self._failure).__name__}: {self._failure}); call rollback() or close() first"
+                f"cannot {op}: an earlier statement of this session failed or was interrupted, and its "
+                f"transaction was rolled back ({type(self._failure).__name__}: {self._failure}); "
+                "call rollback() or close() first"
             )
 
     def _enter(self, op: str) -> None:
@@ -503,7 +504,7 @@ class AsyncSession:
         mapper = mapper_of(entity)
         key = _key_arg(mapper, pk)
         if not for_update:
-            self._check("get")
+            self._enter("get")
             obj = self._identity.get(mapper, key)
             if obj is not None:
                 if self._deleted and obj.__dict__[STATE_ATTR] in self._deleted:
@@ -582,7 +583,7 @@ class AsyncSession:
             await self._autoflush()
             conn = await self._connection()
             if stmt.locking:
-                await self._guarded(conn.prepare_write())
+                await self._guarded(conn.prepare_write(fresh_reads=True))
             batches = conn.stream(sql, params, batch_size)
             generation = self._tx_generation
         try:
@@ -694,7 +695,7 @@ class AsyncSession:
     async def _fetch(self, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]:
         conn = await self._connection()
         if write:
-            await self._guarded(conn.prepare_write())
+            await self._guarded(conn.prepare_write(fresh_reads=True))
         return await self._guarded(conn.fetch(sql, params))
 
     async def _guarded(self, awaitable: Awaitable[T]) -> T:
@@ -862,8 +863,8 @@ def _key_arg(mapper: Mapper, pk: Any) -> Any:
                 raise QueryError(f"cannot get {mapper.name}: the primary key has one field, got {pk!r}")
             pk = pk[0]
         problem = check(pk_cols[0].ctype, pk)
-        if problem is not None or pk is None:
-            raise QueryError(f"cannot get {mapper.name}: primary key {pk_cols[0].name!r} {problem or 'cannot be None'}")
+        if problem is not None:
+            raise QueryError(f"cannot get {mapper.name}: primary key {pk_cols[0].name!r} {problem}")
         return pk
     if not isinstance(pk, tuple) or len(pk) != len(pk_cols):
         names = ", ".join(c.name for c in pk_cols)
@@ -872,8 +873,8 @@ def _key_arg(mapper: Mapper, pk: Any) -> Any:
         )
     for c, v in zip(pk_cols, pk, strict=True):
         problem = check(c.ctype, v)
-        if problem is not None or v is None:
-            raise QueryError(f"cannot get {mapper.name}: primary key {c.name!r} {problem or 'cannot be None'}")
+        if problem is not None:
+            raise QueryError(f"cannot get {mapper.name}: primary key {c.name!r} {problem}")
     return pk
 
 

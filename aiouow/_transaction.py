@@ -12,8 +12,9 @@ class SessionState(enum.Enum):
     """The lifecycle of a session.
 
     ``IDLE``: no transaction open (no connection held). ``ACTIVE``: a transaction is open on a
-    connection. ``FAILED``: a flush or commit failed and the database transaction was rolled
-    back; only ``rollback()`` or ``close()`` are accepted. ``CLOSED``: finished for good.
+    connection. ``FAILED``: a statement (of a flush, a commit, a query) failed or was interrupted
+    and the database transaction was rolled back; only ``rollback()`` or ``close()`` are accepted.
+    ``CLOSED``: finished for good.
     """
 
     IDLE = "idle"

@@ -70,21 +70,18 @@ class ColumnType:
 
 def resolve(annotation: Any, *, json_field: bool, timezone: bool | None) -> ColumnType | str:
     """Map an annotation to a column type; on failure return the reason as a string."""
-    nullable = False
     args = typing.get_args(annotation)
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is types.UnionType:
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    nullable = is_union and type(None) in args
+    if json_field:
+        # Any JSON value; `Any` and unions with None admit None (stored as SQL NULL).
+        return ColumnType(Kind.JSON, nullable or annotation is Any, None)
+    if is_union:
         rest = [a for a in args if a is not type(None)]
-        if len(rest) == len(args):
-            return f"union {annotation!r} is not supported (only `T | None`)"
-        nullable = True
-        if len(rest) != 1:
-            if json_field:
-                return ColumnType(Kind.JSON, True, None)
+        if not nullable or len(rest) != 1:
             return f"union {annotation!r} is not supported (only `T | None`)"
         annotation = rest[0]
-    if json_field:
-        return ColumnType(Kind.JSON, nullable, None)
+    origin = typing.get_origin(annotation)
     if annotation is dt.datetime:
         return ColumnType(Kind.DATETIME, nullable, dt.datetime, timezone=True if timezone is None else timezone)
     if timezone is not None:
@@ -129,7 +126,10 @@ def check(ctype: ColumnType, value: Any) -> str | None:
     if kind is Kind.DATETIME:
         if not isinstance(value, dt.datetime):
             return _wrong(ctype, value)
-        aware = value.utcoffset() is not None
+        offset = value.utcoffset()
+        aware = offset is not None
+        if aware and offset % dt.timedelta(minutes=1):
+            return f"has a UTC offset with seconds ({offset}); only whole-minute offsets can be stored"
         if aware and not ctype.timezone:
             return "holds an aware datetime but the field stores naive ones (timezone=False)"
         if not aware and ctype.timezone:

@@ -270,8 +270,12 @@ class Connection(abc.ABC):
         """Open a transaction (reads may share the database; writes call :meth:`prepare_write`)."""
 
     @abc.abstractmethod
-    async def prepare_write(self) -> None:
-        """Make the open transaction able to write (SQLite takes the pool's write lock here)."""
+    async def prepare_write(self, *, fresh_reads: bool = False) -> None:
+        """Make the open transaction able to write (SQLite takes the pool's write lock here).
+
+        ``fresh_reads``: the next reads must see the latest committed rows, as a locking read
+        (``FOR UPDATE``) does.
+        """
 
     @abc.abstractmethod
     async def commit(self) -> None: ...

@@ -18,9 +18,9 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
 
@@ -55,6 +55,8 @@ def _variable_limit() -> int:
         probe.close()
 
 
+T = TypeVar("T")
+
 VARIABLE_LIMIT = _variable_limit()
 MAX_ROWS_PER_STATEMENT = 5000
 
@@ -70,9 +72,10 @@ _TO_DB: dict[Kind, Converter | None] = {
     Kind.STR: None,
     Kind.BYTES: None,
     Kind.DECIMAL: str,
-    Kind.DATETIME: lambda v: v.isoformat(sep=" "),
+    # Fixed width (microseconds always written), so that text order is time order.
+    Kind.DATETIME: lambda v: v.isoformat(sep=" ", timespec="microseconds"),
     Kind.DATE: lambda v: v.isoformat(),
-    Kind.TIME: lambda v: v.isoformat(),
+    Kind.TIME: lambda v: v.isoformat(timespec="microseconds"),
     Kind.UUID: str,
     Kind.JSON: dump_json,
 }
@@ -123,12 +126,17 @@ class SQLiteDialect(Dialect):
         return _FROM_DB[ctype.kind]
 
     def placeholder(self, index: int) -> str:
-        return "?"
+        return f"?{index}"  # numbered, so that one parameter can appear twice in an expression
 
     def compare_sql(self, column: Column[Any], sql: str) -> str:
-        # Decimals are stored as exact text; compare and order them as numbers.
-        if column.ctype.kind is Kind.DECIMAL:
+        kind = column.ctype.kind
+        if kind is Kind.DECIMAL:
+            # Decimals are stored as exact text; compare and order them as numbers.
             return f"CAST({sql} AS NUMERIC)"
+        if kind is Kind.DATETIME and column.ctype.timezone:
+            # Aware datetimes keep their own offset in the text; compare them as UTC instants,
+            # exact to the microsecond (strftime normalizes the seconds, the fraction is kept).
+            return f"(strftime('%Y-%m-%d %H:%M:%S', {sql}) || substr({sql}, 20, 7))"
         return sql
 
     def for_update_clause(self) -> str:
@@ -213,15 +221,32 @@ TRANSLATED: tuple[type[BaseException], ...] = (
 _DRIVER_ERRORS = (sqlite3.Error, sqlite3.Warning, OverflowError, ValueError)
 
 
+def _reads_only(sql: str) -> bool:
+    """Whether raw SQL surely only reads (anything else takes the write lock first)."""
+    words = sql.lstrip().split(None, 1)
+    first = words[0].lower() if words else ""
+    if first in ("select", "explain", "values"):
+        return True
+    return first == "pragma" and "=" not in sql and "(" not in sql
+
+
 class SQLiteConnection(Connection):
-    """One aiosqlite connection of a :class:`SQLitePool`."""
+    """One aiosqlite connection of a :class:`SQLitePool`.
+
+    Transactions start lazily: ``BEGIN`` (or ``BEGIN IMMEDIATE`` when the pool's write lock is
+    already held) goes out with the first statement. A read transaction that starts writing is
+    upgraded in place; only when its snapshot turns out stale (another writer committed since it
+    began) is it restarted as ``BEGIN IMMEDIATE``, which is safe because it has written nothing.
+    """
 
     def __init__(self, pool: SQLitePool, db: aiosqlite.Connection) -> None:
         self.pool = pool
         self.dialect = pool.dialect
         self.db = db
-        self._tx = False
-        self._writing = False
+        self._tx = False  # a transaction is open for the session
+        self._begun = False  # its BEGIN has been sent
+        self._write_tx = False  # it holds SQLite's write lock (BEGIN IMMEDIATE, or a write went through)
+        self._locked = False  # the pool's write lock is held
         self._echo = pool.echo
 
     @property
@@ -236,59 +261,84 @@ class SQLiteConnection(Connection):
             cur = await self.db.execute(sql, params)
         except _DRIVER_ERRORS as exc:
             raise translate(exc, action) from exc
-        self._observe("other" if sql[0] in "BCR" else statement_kind(sql), started)
+        self._observe(statement_kind(sql), started)
         return cur
 
     async def begin(self) -> None:
-        await self._exec("BEGIN", "begin a transaction")
         self._tx = True
 
-    async def prepare_write(self) -> None:
-        if self._writing:
-            return
-        try:
-            async with asyncio.timeout(self.pool.busy_timeout):
-                await self.pool.write_lock.acquire()
-        except TimeoutError:
-            raise OperationalError(
-                f"cannot write: the SQLite write lock was not free within {self.pool.busy_timeout} s; "
-                "another session holds an open write transaction (if it is in this same task, "
-                "commit or close it first)"
-            ) from None
-        self._writing = True
-        try:
-            if self._tx:
-                await self._exec("ROLLBACK", "restart the transaction for writing")
-                self._tx = False
-            await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
-            self._tx = True
-        except BaseException:
-            self._release_lock()
-            raise
+    async def _ensure_begun(self) -> None:
+        if not self._begun:
+            if not self._tx:
+                self._tx = True
+            if self._locked:
+                await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
+                self._write_tx = True
+            else:
+                await self._exec("BEGIN", "begin a transaction")
+            self._begun = True
 
-    def _release_lock(self) -> None:
-        if self._writing:
-            self._writing = False
+    async def prepare_write(self, *, fresh_reads: bool = False) -> None:
+        if not self._locked:
+            try:
+                async with asyncio.timeout(self.pool.busy_timeout):
+                    await self.pool.write_lock.acquire()
+            except TimeoutError:
+                raise OperationalError(
+                    f"cannot write: the SQLite write lock was not free within {self.pool.busy_timeout} s; "
+                    "another session holds an open write transaction (if it is in this same task, "
+                    "commit or close it first)"
+                ) from None
+            self._locked = True
+        if fresh_reads and self._begun and not self._write_tx:
+            await self._restart_for_writing()
+
+    async def _restart_for_writing(self) -> None:
+        # Only a transaction that has written nothing gets here: dropping its snapshot loses nothing.
+        await self._exec("ROLLBACK", "restart the transaction for writing")
+        self._begun = False
+        await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
+        self._begun = True
+        self._write_tx = True
+
+    async def _write(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Run a write; a read transaction whose snapshot is stale is restarted once, then it runs again."""
+        await self._ensure_begun()
+        if self._write_tx:
+            return await call()
+        try:
+            result = await call()
+        except SerializationError as exc:
+            if getattr(exc.__cause__, "sqlite_errorname", "") != "SQLITE_BUSY_SNAPSHOT":
+                raise
+            await self._restart_for_writing()
+            return await call()
+        self._write_tx = True
+        return result
+
+    def _end(self) -> None:
+        self._tx = self._begun = self._write_tx = False
+        if self._locked:
+            self._locked = False
             self.pool.write_lock.release()
 
     async def commit(self) -> None:
         try:
-            if self._tx:
+            if self._begun:
                 await self._exec("COMMIT", "commit")
-                self._tx = False
         finally:
-            if not self._tx:
-                self._release_lock()
+            self._end()
 
     async def rollback(self) -> None:
         try:
-            if self._tx:
-                self._tx = False
+            if self._begun:
+                self._begun = False
                 await self._exec("ROLLBACK", "roll back")
         finally:
-            self._release_lock()
+            self._end()
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        await self._ensure_begun()
         if self._echo:
             log_statement(sql, params)
         started = time.perf_counter()
@@ -302,8 +352,13 @@ class SQLiteConnection(Connection):
 
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         kind = statement_kind(sql)
-        if kind != "select":
-            await self.prepare_write()
+        if _reads_only(sql):
+            await self._ensure_begun()
+            return await self._raw(sql, params, kind)
+        await self.prepare_write()
+        return await self._write(lambda: self._raw(sql, params, kind))
+
+    async def _raw(self, sql: str, params: Sequence[Any], kind: str) -> list[dict[str, Any]]:
         if self._echo:
             log_statement(sql, params)
         started = time.perf_counter()
@@ -318,6 +373,7 @@ class SQLiteConnection(Connection):
         return [dict(zip(names, r, strict=True)) for r in rows]
 
     async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
+        await self._ensure_begun()
         if self._echo:
             log_statement(sql, params)
         started = time.perf_counter()
@@ -356,6 +412,15 @@ class SQLiteConnection(Connection):
         return out
 
     async def insert(self, step: InsertStep) -> list[Any] | None:
+        return await self._write(lambda: self._insert(step))
+
+    async def update(self, step: UpdateStep) -> int:
+        return await self._write(lambda: self._update(step))
+
+    async def delete(self, step: DeleteStep) -> int:
+        return await self._write(lambda: self._delete(step))
+
+    async def _insert(self, step: InsertStep) -> list[Any] | None:
         q = self.dialect.quote
         mapper = step.mapper
         action = f"insert {mapper.name} into {mapper.table}"
@@ -400,7 +465,7 @@ class SQLiteConnection(Connection):
         except _DRIVER_ERRORS as exc:
             raise translate(exc, action) from exc
 
-    async def update(self, step: UpdateStep) -> int:
+    async def _update(self, step: UpdateStep) -> int:
         q = self.dialect.quote
         mapper = step.mapper
         sets = [f"{q(c.column_name)} = ?" for c in step.columns]
@@ -424,7 +489,7 @@ class SQLiteConnection(Connection):
         self._observe("update", started, rows_written=matched)
         return matched
 
-    async def delete(self, step: DeleteStep) -> int:
+    async def _delete(self, step: DeleteStep) -> int:
         q = self.dialect.quote
         mapper = step.mapper
         action = f"delete {mapper.name} from {mapper.table}"
@@ -459,6 +524,7 @@ class SQLiteConnection(Connection):
     async def execute_script(self, statements: Sequence[str]) -> None:
         await self.prepare_write()
         try:
+            await self._ensure_begun()
             for sql in statements:
                 await self._exec(sql, "run DDL")
             await self.commit()
@@ -467,7 +533,7 @@ class SQLiteConnection(Connection):
             raise
 
     async def close(self) -> None:
-        self._release_lock()
+        self._end()
         with contextlib.suppress(*_DRIVER_ERRORS):  # a connection that already failed has nothing to release
             await self.db.close()
 

@@ -1,0 +1,106 @@
+"""SQLite specifics: WAL, foreign keys, the pool's write lock, and how values are stored."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sqlite3
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import aiouow
+from aiouow import AsyncSession, create_pool
+
+from .models import ALL, AllTypes, Order, Tag
+
+
+@pytest.fixture
+async def lite(tmp_path: Path) -> AsyncIterator[aiouow.Pool]:
+    pool = await create_pool(f"sqlite:///{tmp_path}/lite.db", max_size=4, busy_timeout=0.3)
+    await pool.create_all(*ALL)
+    yield pool
+    await pool.close()  # tests may close it first: closing twice is fine
+
+
+class TestSQLite:
+    async def test_wal_and_foreign_keys_are_on(self, lite: aiouow.Pool) -> None:
+        """Every connection runs in WAL mode with foreign keys enforced."""
+        async with AsyncSession(lite) as s:
+            assert (await s.execute("PRAGMA journal_mode"))[0]["journal_mode"] == "wal"
+            assert (await s.execute("PRAGMA foreign_keys"))[0]["foreign_keys"] == 1
+            s.add(Order(user_id=999, total=Decimal(1)))
+            with pytest.raises(aiouow.ForeignKeyViolationError):
+                await s.flush()
+        await lite.close()
+
+    async def test_exact_storage(self, lite: aiouow.Pool, tmp_path: Path) -> None:
+        """Decimals and datetimes are stored as exact text, offsets included."""
+        when = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+        async with AsyncSession(lite) as s:
+            s.add(AllTypes(dec=Decimal("1.10"), ts=when))
+            await s.commit()
+        await lite.close()
+        raw = sqlite3.connect(tmp_path / "lite.db")
+        try:
+            dec, ts = raw.execute("SELECT dec, ts FROM all_types").fetchone()
+        finally:
+            raw.close()
+        assert (dec, ts) == ("1.10", "2024-01-02 03:04:05.000000-05:00")
+
+    async def test_reader_does_not_block_writer(self, lite: aiouow.Pool) -> None:
+        """A session reading in an open transaction does not block another session's write."""
+        async with AsyncSession(lite) as reader, AsyncSession(lite) as writer:
+            await reader.all(Tag)
+            writer.add(Tag(code="w", label="w"))
+            await writer.commit()
+            assert await reader.get(Tag, "w") is None  # the reader keeps its snapshot until its transaction ends
+            await reader.commit()
+            assert await reader.get(Tag, "w") is not None
+        await lite.close()
+
+    async def test_second_writer_waits_then_times_out_clearly(self, lite: aiouow.Pool) -> None:
+        """A writer waits for the write lock up to busy_timeout, then gets a clear OperationalError."""
+        async with AsyncSession(lite) as first, AsyncSession(lite) as second:
+            first.add(Tag(code="a", label="a"))
+            await first.flush()  # holds the write lock until commit
+            second.add(Tag(code="b", label="b"))
+            with pytest.raises(aiouow.OperationalError, match=r"write lock was not free within 0\.3 s"):
+                await second.flush()
+            await second.rollback()
+            await first.commit()
+        await lite.close()
+
+    async def test_writer_waits_for_lock_release(self, lite: aiouow.Pool) -> None:
+        """A waiting writer proceeds as soon as the holder commits."""
+        async with AsyncSession(lite) as first, AsyncSession(lite) as second:
+            first.add(Tag(code="a", label="a"))
+            await first.flush()
+            second.add(Tag(code="b", label="b"))
+            waiting = asyncio.create_task(second.commit())
+            await asyncio.sleep(0.05)
+            assert not waiting.done()
+            await first.commit()
+            await waiting
+        async with AsyncSession(lite) as s:
+            assert len(await s.all(Tag)) == 2
+        await lite.close()
+
+    async def test_other_process_lock_is_translated(self, lite: aiouow.Pool, tmp_path: Path) -> None:
+        """A lock held outside the pool (another process) ends in OperationalError, not a raw sqlite3 error."""
+        other = sqlite3.connect(tmp_path / "lite.db", isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            async with AsyncSession(lite) as s:
+                s.add(Tag(code="x", label="x"))
+                with pytest.raises(
+                    aiouow.OperationalError, match="cannot begin a write transaction: the database is locked"
+                ):
+                    await s.flush()
+                await s.rollback()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await lite.close()

@@ -1,0 +1,197 @@
+"""Entity mapping: class creation, __init__, repr, MappingError."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from aiouow import Column, Entity, MappingError, ObjectState, field
+from aiouow._mapping import mapper_of
+
+from .models import AllTypes, Doc, OrderLine, Tag, User
+
+
+class TestEntityClass:
+    def test_generated_key_is_not_an_init_argument_and_reads_none(self) -> None:
+        """A single int primary key with no default is generated: not in __init__, None until flushed."""
+        u = User(name="a", email="a@x")
+        assert u.id is None
+        with pytest.raises(TypeError):
+            User(id=1, name="a", email="a@x")  # type: ignore[call-arg]
+
+    def test_init_is_keyword_only_with_defaults_and_factories(self) -> None:
+        """__init__ takes keywords only; defaults and default_factory fill the rest."""
+        u = User(name="a", email="a@x")
+        assert u.active is True
+        assert isinstance(u.created, dt.datetime)
+        assert u.profile is None
+        with pytest.raises(TypeError):
+            User("a", "a@x")  # type: ignore[misc]
+
+    def test_missing_required_argument_is_a_type_error(self) -> None:
+        """A field without a default is a required keyword."""
+        with pytest.raises(TypeError, match="email"):
+            User(name="a")  # type: ignore[call-arg]
+
+    def test_composite_and_natural_keys_are_init_arguments(self) -> None:
+        """Keys that the database does not generate are ordinary arguments."""
+        line = OrderLine(order_id=1, line=2, sku="x")
+        assert (line.order_id, line.line) == (1, 2)
+        assert Tag(code="py", label="Python").code == "py"
+
+    def test_version_field_starts_as_none(self) -> None:
+        """A version field is managed: not in __init__, set to 1 by the INSERT."""
+        assert Doc(title="t").version is None
+
+    def test_repr_lists_fields(self) -> None:
+        """repr() shows every field, dataclass style."""
+        assert repr(Tag(code="py", label="Python")) == "Tag(code='py', label='Python')"
+
+    def test_equality_and_hash_stay_by_identity(self) -> None:
+        """Two objects with equal fields are different objects (one object per row)."""
+        a, b = Tag(code="x", label="y"), Tag(code="x", label="y")
+        assert a != b
+        assert len({a, b}) == 2
+
+    def test_class_attributes_are_columns(self) -> None:
+        """Class attributes are Column objects carrying the mapping."""
+        assert isinstance(User.email, Column)
+        assert User.email.unique  # type: ignore[attr-defined]
+        assert mapper_of(User).table == "users"
+        assert [c.name for c in mapper_of(User).pk] == ["id"]
+
+    def test_post_init_runs(self) -> None:
+        """__post_init__, when defined, runs after the fields are set."""
+
+        class Slug(Entity, table="slugs"):
+            id: int = field(primary_key=True)
+            title: str
+            slug: str = ""
+
+            def __post_init__(self) -> None:
+                self.slug = self.title.lower().replace(" ", "-")
+
+        assert Slug(title="Hello World").slug == "hello-world"
+
+    def test_abstract_base_passes_fields_on(self) -> None:
+        """An abstract entity maps no table; its fields are inherited."""
+
+        class Stamped(Entity, abstract=True):
+            created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+        class Post(Stamped, table="posts"):
+            id: int = field(primary_key=True)
+            body: str
+
+        assert [c.name for c in mapper_of(Post).columns] == ["created", "id", "body"]
+        with pytest.raises(MappingError, match="not a concrete"):
+            mapper_of(Stamped)
+
+    def test_table_name_defaults_to_snake_case(self) -> None:
+        """Without table=, the table is the class name in snake_case."""
+
+        class BlogPost(Entity):
+            id: int = field(primary_key=True)
+
+        assert mapper_of(BlogPost).table == "blog_post"
+
+    def test_all_types_map(self) -> None:
+        """Every supported annotation maps."""
+        kinds = {c.name: c.ctype.kind.value for c in mapper_of(AllTypes).columns}
+        assert kinds["dec"] == "decimal" and kinds["color"] == "enum" and kinds["data"] == "json"
+
+
+def _define(annotation: Any, **options: Any) -> None:
+    ns: dict[str, Any] = {"__annotations__": {"id": int, "x": annotation}, "id": field(primary_key=True)}
+    if options:
+        ns["x"] = field(**options)
+    type("Bad", (Entity,), ns, table="bad")
+
+
+class TestMappingErrors:
+    @pytest.mark.parametrize(
+        ("annotation", "options", "message"),
+        [
+            (list[int], {}, "needs field\\(json=True\\)"),
+            (complex, {}, "not a supported column type"),
+            (int | str, {}, "only `T \\| None`"),
+            (str, {"default": 1}, "the default expects str"),
+            (str, {"default": "a", "default_factory": str}, "not both"),
+            (int, {"default": [1]}, "mutable default"),
+            (str, {"version": True}, "a version field must be a non-nullable int"),
+            (str, {"foreign_key": "users"}, "table.column"),
+            (str, {"timezone": True}, "datetime fields only"),
+            (str, {"column": "bad name"}, "not a plain SQL identifier"),
+        ],
+    )
+    def test_bad_field_fails_at_class_creation(self, annotation: Any, options: dict[str, Any], message: str) -> None:
+        """A field that cannot be mapped raises MappingError naming the class and field."""
+        with pytest.raises(MappingError, match=rf"Bad\.x.*{message}"):
+            _define(annotation, **options)
+
+    def test_no_primary_key(self) -> None:
+        """An entity needs a primary key."""
+        with pytest.raises(MappingError, match="NoKey: no primary key"):
+
+            class NoKey(Entity, table="nokey"):
+                name: str
+
+    def test_nullable_primary_key(self) -> None:
+        """A primary key cannot be nullable."""
+        with pytest.raises(MappingError, match="cannot be nullable"):
+
+            class K(Entity, table="k"):
+                id: int | None = field(primary_key=True)
+
+    def test_two_fields_one_column(self) -> None:
+        """Two fields may not share a column name."""
+        with pytest.raises(MappingError, match="both use column 'a'"):
+
+            class Two(Entity, table="two"):
+                id: int = field(primary_key=True)
+                a: int
+                b: int = field(column="a")
+
+    def test_unresolvable_annotation(self) -> None:
+        """A string annotation that cannot be resolved names the class."""
+        with pytest.raises(MappingError, match="Unres: an annotation cannot be resolved"):
+
+            class Unres(Entity, table="unres"):
+                id: int = field(primary_key=True)
+                x: NotDefinedAnywhere  # type: ignore[name-defined]  # noqa: F821
+
+    def test_enum_with_mixed_values(self) -> None:
+        """Enums are stored by value: values must be all str or all int."""
+        import enum
+
+        class Mixed(enum.Enum):
+            A = 1
+            B = "b"
+
+        with pytest.raises(MappingError, match="all-str or all-int"):
+            _define(Mixed)
+
+    def test_non_entity_is_rejected_by_the_session_api(self) -> None:
+        """mapper_of a plain class raises MappingError."""
+        with pytest.raises(MappingError, match="not a concrete aiouow Entity"):
+            mapper_of(object())
+
+    def test_object_state_enum_values(self) -> None:
+        """ObjectState has the five documented members."""
+        assert {s.name for s in ObjectState} == {"TRANSIENT", "PENDING", "PERSISTENT", "DELETED", "DETACHED"}
+
+
+class TestInitNames:
+    def test_field_names_cannot_shadow_init_internals(self) -> None:
+        """Fields named like __init__'s own locals (self, d, MISSING) work."""
+
+        class Odd(Entity, table="odd"):
+            id: int = field(primary_key=True)
+            self: str = "s"
+            d: int = field(default_factory=lambda: 7)
+            MISSING: str = "m"
+
+        o = Odd(self="me", MISSING="x")
+        assert (o.self, o.d, o.MISSING) == ("me", 7, "x")

@@ -1,0 +1,202 @@
+"""Flush planning (pure, no database) and flush execution: order, batching, generated keys."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+import pytest
+
+import aiouow
+from aiouow import AsyncSession, Entity, field
+from aiouow._mapping import mapper_of, new_state
+from aiouow._state import InstanceState, ObjectState
+from aiouow._unitofwork import DeleteStep, InsertStep, UpdateStep, plan_flush, table_order
+
+from .models import Order, OrderLine, Tag, User
+
+
+def pending(obj: object) -> InstanceState:
+    st = new_state(obj)
+    st.status = ObjectState.PENDING
+    return st
+
+
+def persistent(obj: object) -> InstanceState:
+    st = new_state(obj)
+    st.status = ObjectState.PERSISTENT
+    st.key = mapper_of(obj).key_of_values(obj.__dict__)
+    return st
+
+
+class TestPlan:
+    def test_inserts_updates_deletes_in_fk_order(self) -> None:
+        """Inserts parents first, then updates, then deletes children first, whatever the add order."""
+        line = OrderLine(order_id=1, line=1, sku="x")
+        order = Order(user_id=1, total=Decimal(1))
+        user = User(name="u", email="e")
+        t = Tag(code="a", label="A")
+        upd = persistent(t)
+        t.label = "B"
+        old_order = Order(user_id=1, total=Decimal(1))
+        old_order.__dict__["id"] = 5
+        old_user = User(name="o", email="o")
+        old_user.__dict__["id"] = 9
+        plan = plan_flush(
+            [pending(line), pending(order), pending(user)],
+            [upd],
+            [persistent(old_user), persistent(old_order)],
+        )
+        kinds = [(type(s).__name__, s.mapper.table) for s in plan.steps]
+        assert kinds == [
+            ("InsertStep", "users"),
+            ("InsertStep", "orders"),
+            ("InsertStep", "order_lines"),
+            ("UpdateStep", "tags"),
+            ("DeleteStep", "orders"),
+            ("DeleteStep", "users"),
+        ]
+
+    def test_one_step_per_table_and_changed_columns(self) -> None:
+        """Rows batch into one step per table (per set of changed columns for updates)."""
+        users = [User(name=f"u{i}", email=f"e{i}") for i in range(100)]
+        tags = [Tag(code=f"t{i}", label="x") for i in range(4)]
+        states = [persistent(t) for t in tags]
+        tags[0].label = "y"
+        tags[1].label = "y"
+        tags[2].code = tags[2].code  # assigned but unchanged: not an update
+        plan = plan_flush([pending(u) for u in users], states, [])
+        inserts = [s for s in plan.steps if isinstance(s, InsertStep)]
+        updates = [s for s in plan.steps if isinstance(s, UpdateStep)]
+        assert len(inserts) == 1 and len(inserts[0].rows) == 100
+        assert inserts[0].returning is User.id
+        assert len(updates) == 1 and len(updates[0].rows) == 2
+        assert [c.name for c in updates[0].columns] == ["label"]
+        assert updates[0].rows[0] == ("y", "t0")
+
+    def test_explicit_and_generated_keys_split(self) -> None:
+        """Objects given an explicit generated-key value insert in their own step, returning nothing."""
+        a = User(name="a", email="a")
+        b = User(name="b", email="b")
+        b.id = 77
+        plan = plan_flush([pending(a), pending(b)], [], [])
+        steps = [s for s in plan.steps if isinstance(s, InsertStep)]
+        assert [s.returning for s in steps] == [User.id, None]
+        assert steps[1].rows[0][0] == 77
+
+    def test_value_check_happens_before_any_step(self) -> None:
+        """A bad value anywhere fails planning, so nothing is sent."""
+        with pytest.raises(aiouow.DataError, match="field 'email'"):
+            plan_flush([pending(User(name="a", email="a")), pending(User(name="b", email=None))], [], [])  # type: ignore[arg-type]
+
+    def test_delete_keys_include_version(self) -> None:
+        """Versioned deletes carry the expected version."""
+        from .models import Doc
+
+        d = Doc(title="x")
+        d.__dict__.update(id=3, version=4)
+        plan = plan_flush([], [], [persistent(d)])
+        step = plan.steps[0]
+        assert isinstance(step, DeleteStep) and step.keys == [(3, 4)] and step.version is Doc.version
+
+    def test_table_order_handles_cycles(self) -> None:
+        """Mutually referencing tables still get a stable order."""
+
+        class A(Entity, table="cyc_a"):
+            id: int = field(primary_key=True)
+            b_id: int | None = field(default=None, foreign_key="cyc_b.id")
+
+        class B(Entity, table="cyc_b"):
+            id: int = field(primary_key=True)
+            a_id: int | None = field(default=None, foreign_key="cyc_a.id")
+
+        order = table_order([mapper_of(B), mapper_of(A), mapper_of(Tag)])
+        assert len(order) == 3 and set(order) == {mapper_of(A), mapper_of(B), mapper_of(Tag)}
+        assert order == table_order([mapper_of(A), mapper_of(Tag), mapper_of(B)])
+
+
+class TestFlush:
+    async def test_children_added_first_still_insert_after_parents(self, pool: aiouow.Pool) -> None:
+        """With foreign keys enforced, adding children before parents still flushes (parents first)."""
+        async with AsyncSession(pool) as s:
+            u = User(name="u", email="e")
+            s.add(u)
+            await s.flush()
+            o = Order(user_id=u.id, total=Decimal(1))
+            s.add(o)
+            await s.flush()
+            line = OrderLine(order_id=o.id, line=1, sku="x")
+            s.add(line)
+            await s.commit()
+            # now delete parent and child in the "wrong" order
+            s.delete(u)
+            s.delete(o)
+            s.delete(line)
+            await s.commit()
+            assert await s.all(User) == [] and await s.all(OrderLine) == []
+
+    async def test_thousands_of_generated_keys_map_to_right_objects(self, pool: aiouow.Pool) -> None:
+        """Generated keys of a large batch land on the right objects."""
+        users = [User(name=f"user{i}", email=f"u{i}@x") for i in range(5000)]
+        async with AsyncSession(pool) as s:
+            s.add_all(users)
+            await s.commit()
+            ids = [u.id for u in users]
+            assert ids == sorted(ids) and len(set(ids)) == 5000
+            assert s.stats().statements["insert"] <= 5
+        async with AsyncSession(pool) as s:
+            rows = await s.execute("SELECT id, name FROM users")
+            by_id = {r["id"]: r["name"] for r in rows}
+            assert all(by_id[u.id] == u.name for u in users)
+
+    async def test_batches_not_round_trips(self, pool: aiouow.Pool) -> None:
+        """A flush sends one statement per table and kind, not one per object."""
+        async with AsyncSession(pool) as s:
+            s.add_all(Tag(code=f"t{i}", label="x") for i in range(300))
+            await s.commit()
+            inserts = s.stats().statements["insert"]
+            for t in (await s.all(Tag))[:200]:
+                t.label = "y"
+            for t in (await s.all(Tag))[200:]:
+                s.delete(t)
+            await s.commit()
+            st = s.stats().statements
+            assert inserts == 1 and st["update"] == 1 and st["delete"] == 1
+
+    async def test_echo_logs_statements(self, url: str, caplog: pytest.LogCaptureFixture) -> None:
+        """echo=True logs each statement at DEBUG on the aiouow.sql logger."""
+        async with aiouow.create_pool(url, echo=True) as pool:
+            await pool.create_all(Tag)
+            with caplog.at_level(logging.DEBUG, logger="aiouow.sql"):
+                async with AsyncSession(pool) as s:
+                    s.add(Tag(code="log", label="me"))
+                    await s.commit()
+            await pool.drop_all(Tag)
+        logged = [r.getMessage() for r in caplog.records if r.name == "aiouow.sql"]
+        assert any("INSERT INTO" in m and "tags" in m and "log" in m for m in logged)
+
+    async def test_stats_count_statements_rows_and_flushes(self, session: AsyncSession) -> None:
+        """stats() counts statements by kind, rows, flushes and pending objects."""
+        session.add_all(Tag(code=f"s{i}", label="x") for i in range(3))
+        assert session.stats().pending_new == 3
+        await session.flush()
+        await session.all(Tag)
+        stats = session.stats()
+        assert stats.statements["insert"] == 1 and stats.statements["select"] == 1
+        assert stats.rows_written == 3 and stats.rows_read == 3 and stats.flushes == 1
+        assert stats.db_time > 0 and stats.pending_new == 0 and stats.identity_map_size == 3
+
+    async def test_autoflush_before_query_and_no_autoflush(self, session: AsyncSession) -> None:
+        """Queries flush pending changes first, unless inside no_autoflush()."""
+        session.add(Tag(code="a", label="A"))
+        with session.no_autoflush():
+            assert await session.all(Tag) == []
+        assert len(await session.all(Tag)) == 1
+
+    async def test_autoflush_off_for_the_session(self, pool: aiouow.Pool) -> None:
+        """AsyncSession(autoflush=False) leaves pending objects alone until flush()."""
+        async with AsyncSession(pool, autoflush=False) as s:
+            s.add(Tag(code="a", label="A"))
+            assert await s.all(Tag) == []
+            await s.flush()
+            assert len(await s.all(Tag)) == 1
