@@ -1,6 +1,6 @@
 """Column expressions: what ``User.name == "alice"`` builds, and how conditions combine.
 
-An entity's class attributes are :class:`Column` objects. Comparing one builds an expression
+An entity's class attributes are `Column` objects. Comparing one builds an expression
 node; nodes combine with ``&``, ``|`` and ``~``. A dialect compiles the tree to SQL.
 """
 

@@ -32,7 +32,7 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @dataclass(frozen=True, slots=True)
 class FieldSpec:
-    """The options given to :func:`field` (or a plain default), before the class is mapped."""
+    """The options given to `field` (or a plain default), before the class is mapped."""
 
     primary_key: bool = False
     default: Any = MISSING
@@ -228,7 +228,7 @@ class Entity:
 
     Subclasses get a keyword-only ``__init__`` and a ``__repr__``; equality and hashing
     stay by identity (a session holds one object per row). Class attributes are
-    :class:`~aiouow.Column` objects that build query conditions. A subclass declared with
+    `aiouow.Column` objects that build query conditions. A subclass declared with
     ``abstract=True`` maps no table and passes its fields on to its subclasses.
     """
 

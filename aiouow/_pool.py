@@ -16,7 +16,7 @@ from .dialects._base import Connection, DriverPool, PoolStats
 class Pool:
     """A pool of database connections for sessions.
 
-    Make one with :func:`create_pool`; close it with ``await pool.close()`` or ``async with``.
+    Make one with `create_pool`; close it with ``await pool.close()`` or ``async with``.
     """
 
     def __init__(self, driver: DriverPool) -> None:
@@ -73,7 +73,7 @@ class Pool:
 
 
 class _PoolOpener:
-    """What :func:`create_pool` returns: awaitable, and an async context manager."""
+    """What `create_pool` returns: awaitable, and an async context manager."""
 
     def __init__(self, url: DatabaseURL, options: PoolOptions) -> None:
         self._url = url
@@ -114,7 +114,7 @@ def create_pool(
 
     - ``min_size`` / ``max_size``: connections kept open / opened at most.
     - ``acquire_timeout``: seconds a session waits for a free connection before
-      :class:`~aiouow.errors.PoolTimeoutError`.
+      `aiouow.errors.PoolTimeoutError`.
     - ``statement_cache_size``: PostgreSQL prepared-statement cache per connection (0 for
       PgBouncer in transaction mode).
     - ``echo``: log every statement at DEBUG on the ``aiouow.sql`` logger.

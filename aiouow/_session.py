@@ -91,6 +91,7 @@ class AsyncSession:
 
     @property
     def pool(self) -> Pool:
+        """The pool this session takes its connection from."""
         return self._pool
 
     async def __aenter__(self) -> AsyncSession:
@@ -201,7 +202,7 @@ class AsyncSession:
     async def close(self) -> None:
         """Roll back what was not committed, release the connection, detach every object.
 
-        A closed session is finished: using it again raises :class:`SessionClosedError`.
+        A closed session is finished: using it again raises `SessionClosedError`.
         Closing twice is allowed.
         """
         if self._state is SessionState.CLOSED:
@@ -522,7 +523,7 @@ class AsyncSession:
         return objs[0] if objs else None
 
     async def get_one(self, entity: type[E], pk: Any, *, for_update: bool = False) -> E:
-        """Like :meth:`get`, but raises :class:`NotFoundError` when there is no such row."""
+        """Like `get`, but raises `NotFoundError` when there is no such row."""
         obj = await self.get(entity, pk, for_update=for_update)
         if obj is None:
             raise NotFoundError(f"cannot get {entity.__name__}: no row with primary key {pk!r}")
@@ -540,7 +541,7 @@ class AsyncSession:
         return await self.scalars(stmt.where(*conds) if conds else stmt)
 
     async def scalars(self, stmt: Select[E]) -> list[E]:
-        """Run a :func:`~aiouow.select` and return its objects."""
+        """Run a `aiouow.select` and return its objects."""
         if not isinstance(stmt, Select):
             raise QueryError(f"cannot run {stmt!r}: expected a statement made by aiouow.select()")
         sql, params = self._dialect.compile_select(stmt)
@@ -559,8 +560,8 @@ class AsyncSession:
         return objs[0] if objs else None
 
     async def one(self, stmt: Select[E]) -> E:
-        """The only object of a statement's result: :class:`NotFoundError` for none,
-        :class:`MultipleResultsError` for more than one."""
+        """The only object of a statement's result: `NotFoundError` for none,
+        `MultipleResultsError` for more than one."""
         objs = await self.scalars(stmt if stmt.row_limit is not None and stmt.row_limit < 2 else stmt.limit(2))
         if not objs:
             raise NotFoundError(f"cannot get one {stmt.mapper.name}: the query matched no row")
@@ -572,7 +573,7 @@ class AsyncSession:
         """Iterate a statement's objects, fetching ``batch_size`` rows at a time.
 
         Other operations of the session may run between batches; ending the transaction
-        (commit, rollback) ends the stream with a :class:`SessionError`.
+        (commit, rollback) ends the stream with a `SessionError`.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise QueryError(f"cannot stream: batch_size must be a positive int, got {batch_size!r}")
@@ -746,7 +747,7 @@ class AsyncSession:
 
     # -- inspection -----------------------------------------------------------------------------
     def state(self, obj: Any) -> ObjectState:
-        """Where the object stands relative to this session (see :class:`ObjectState`)."""
+        """Where the object stands relative to this session (see `ObjectState`)."""
         mapper_of(obj)
         st = state_of(obj)
         if st is None:

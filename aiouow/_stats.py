@@ -11,9 +11,14 @@ from types import MappingProxyType
 class SessionStats:
     """A snapshot of what a session has done so far.
 
-    ``statements`` counts statements by kind: ``select``, ``insert``, ``update``, ``delete``,
-    ``fetch`` (a further batch of a stream) and ``other`` (BEGIN, COMMIT, ROLLBACK, DDL, raw SQL
-    that is none of the above).
+    - ``statements``: statements by kind: ``select``, ``insert``, ``update``, ``delete``,
+      ``fetch`` (one fetch of rows from a stream's cursor) and ``other`` (BEGIN, COMMIT,
+      ROLLBACK, DDL, and raw SQL that is none of the above).
+    - ``rows_read`` / ``rows_written``: rows returned by queries / rows inserted, updated, deleted.
+    - ``flushes``: flushes that sent statements.
+    - ``db_time``: seconds spent awaiting the database.
+    - ``identity_map_size``, ``pending_new``, ``pending_dirty``, ``pending_deleted``: what the
+      session holds now.
     """
 
     statements: Mapping[str, int]
@@ -28,6 +33,7 @@ class SessionStats:
 
     @property
     def total_statements(self) -> int:
+        """All statements, of every kind."""
         return sum(self.statements.values())
 
 

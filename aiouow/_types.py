@@ -128,7 +128,7 @@ def check(ctype: ColumnType, value: Any) -> str | None:
             return _wrong(ctype, value)
         offset = value.utcoffset()
         aware = offset is not None
-        if aware and offset % dt.timedelta(minutes=1):
+        if offset is not None and offset % dt.timedelta(minutes=1):
             return f"has a UTC offset with seconds ({offset}); only whole-minute offsets can be stored"
         if aware and not ctype.timezone:
             return "holds an aware datetime but the field stores naive ones (timezone=False)"

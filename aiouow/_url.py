@@ -52,7 +52,7 @@ class DatabaseURL:
 
 @dataclass(frozen=True, slots=True)
 class PoolOptions:
-    """Pool settings (see :func:`aiouow.create_pool`)."""
+    """Pool settings (see `aiouow.create_pool`)."""
 
     min_size: int = 1
     max_size: int = 10

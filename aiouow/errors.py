@@ -1,6 +1,6 @@
 """The aiouow error tree.
 
-Every error aiouow raises derives from :class:`AiouowError`. Driver exceptions never reach
+Every error aiouow raises derives from `AiouowError`. Driver exceptions never reach
 the caller untranslated: the dialect translates them at its boundary and keeps the driver's
 exception as ``__cause__``. Messages read "cannot X: reason" and name the entity, field or
 constraint involved.
@@ -108,8 +108,8 @@ class DatabaseError(AiouowError):
 class IntegrityError(DatabaseError):
     """A constraint was violated."""
 
-    #: The name of the violated constraint (or ``table.column`` on SQLite), when known.
     constraint: str | None = None
+    """The name of the violated constraint (``table.column`` on SQLite), when the database names it."""
 
 
 class UniqueViolationError(IntegrityError):

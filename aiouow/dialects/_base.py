@@ -1,8 +1,8 @@
 """The small interface every dialect implements, and the SQL they share.
 
-Nothing above ``dialects/`` knows a driver's API: the session talks to a :class:`DriverPool`
-and the :class:`Connection` objects it hands out, and compiles queries through a
-:class:`Dialect`. A dialect turns a flush plan's steps into statements and translates its
+Nothing above ``dialects/`` knows a driver's API: the session talks to a `DriverPool`
+and the `Connection` objects it hands out, and compiles queries through a
+`Dialect`. A dialect turns a flush plan's steps into statements and translates its
 driver's exceptions into the ``aiouow.errors`` tree.
 """
 
@@ -144,7 +144,7 @@ class Dialect(abc.ABC):
         return ", ".join(self.quote(c.column_name) for c in mapper.columns)
 
     def compile_select(self, stmt: Select[Any]) -> tuple[str, list[Any]]:
-        """Compile a :class:`~aiouow.Select` to SQL and parameters."""
+        """Compile a `aiouow.Select` to SQL and parameters."""
         mapper = stmt.mapper
         params: list[Any] = []
         sql = f"SELECT {self.select_list(mapper)} FROM {self.quote(mapper.table)}"
@@ -253,7 +253,7 @@ def _checked(column: Column[Any], value: Any, op: str) -> Any:
 
 
 class Connection(abc.ABC):
-    """One driver connection, lent by a :class:`DriverPool` to one session at a time."""
+    """One driver connection, lent by a `DriverPool` to one session at a time."""
 
     dialect: Dialect
     observer: Observer | None = None
@@ -267,7 +267,7 @@ class Connection(abc.ABC):
 
     @abc.abstractmethod
     async def begin(self) -> None:
-        """Open a transaction (reads may share the database; writes call :meth:`prepare_write`)."""
+        """Open a transaction (reads may share the database; writes call `prepare_write`)."""
 
     @abc.abstractmethod
     async def prepare_write(self, *, fresh_reads: bool = False) -> None:
@@ -337,7 +337,7 @@ def statement_kind(sql: str) -> str:
 
 
 class DriverPool(abc.ABC):
-    """A pool of :class:`Connection` objects for one database."""
+    """A pool of `Connection` objects for one database."""
 
     dialect: Dialect
 

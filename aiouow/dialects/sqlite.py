@@ -231,7 +231,7 @@ def _reads_only(sql: str) -> bool:
 
 
 class SQLiteConnection(Connection):
-    """One aiosqlite connection of a :class:`SQLitePool`.
+    """One aiosqlite connection of a `SQLitePool`.
 
     Transactions start lazily: ``BEGIN`` (or ``BEGIN IMMEDIATE`` when the pool's write lock is
     already held) goes out with the first statement. A read transaction that starts writing is
