@@ -22,6 +22,17 @@ class Pool:
     def __init__(self, driver: DriverPool) -> None:
         self._driver = driver
 
+    @classmethod
+    def from_asyncpg(cls, pool: Any, *, echo: bool = False, acquire_timeout: float = 30.0) -> Pool:
+        """Wrap an existing ``asyncpg.Pool``. Closing the aiouow pool leaves it open: its maker closes it.
+
+        Set ``statement_cache_size=0`` on it yourself when it goes through PgBouncer in
+        transaction mode.
+        """
+        from .dialects.postgresql import wrap_pool
+
+        return cls(wrap_pool(pool, echo=echo, acquire_timeout=acquire_timeout))
+
     @property
     def dialect(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""

@@ -122,7 +122,7 @@ class Dialect(abc.ABC):
             return "1 = 1" if negate else "1 = 0"
         marks = []
         for v in values:
-            params.append(self.param(column, _checked(column, v, "in_")))
+            params.append(self.param(column, checked_param(column, v, "in_")))
             marks.append(self.compare_sql(column, self.placeholder(len(params))))
         return f"{col_sql} {'NOT IN' if negate else 'IN'} ({', '.join(marks)})"
 
@@ -186,7 +186,7 @@ class Dialect(abc.ABC):
             if expr.op == "LIKE":
                 params.append(expr.value)
                 return f"{lhs} LIKE {self.placeholder(len(params))}"
-            params.append(self.param(column, _checked(column, expr.value, expr.op)))
+            params.append(self.param(column, checked_param(column, expr.value, expr.op)))
             return f"{lhs} {expr.op} {self.compare_sql(column, self.placeholder(len(params)))}"
         if isinstance(expr, IsNull):
             return f"{self.quote(expr.column.column_name)} IS {'NOT ' if expr.negate else ''}NULL"
@@ -245,7 +245,8 @@ class Dialect(abc.ABC):
         return [f"DROP TABLE IF EXISTS {self.quote(mapper.table)}"]
 
 
-def _checked(column: Column[Any], value: Any, op: str) -> Any:
+def checked_param(column: Column[Any], value: Any, op: str) -> Any:
+    """A value compared with ``column``, checked against the column's type (QueryError when it does not fit)."""
     problem = check(column.ctype, value)
     if problem is not None:
         raise QueryError(f"cannot compare {column!r} {op} {value!r}: the field {problem}")

@@ -1,0 +1,224 @@
+"""PostgreSQL specifics: DDL, statement shapes, locks, cursors, error translation, wrapping asyncpg."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import asyncpg.exceptions as pgerr
+import pytest
+
+import aiouow
+from aiouow import AsyncSession, errors, select
+from aiouow.dialects import postgresql as pg
+
+from .conftest import url_for
+from .models import ALL, Order, Tag, User
+
+
+@pytest.fixture
+async def pgpool(tmp_path: Path) -> AsyncIterator[aiouow.Pool]:
+    url = await url_for("postgresql", tmp_path)
+    async with aiouow.create_pool(url, max_size=4) as pool:
+        await pool.drop_all(*ALL)
+        await pool.create_all(*ALL)
+        yield pool
+        await pool.drop_all(*ALL)
+
+
+class TestDDL:
+    async def test_identity_unique_and_index(self, pgpool: aiouow.Pool) -> None:
+        """create_all makes identity keys, unique constraints, indexes, and the right column types."""
+        async with AsyncSession(pgpool) as s:
+            cols = await s.execute(
+                "SELECT column_name, data_type, is_identity FROM information_schema.columns "
+                "WHERE table_name = 'users' ORDER BY ordinal_position"
+            )
+            types = {r["column_name"]: (r["data_type"], r["is_identity"]) for r in cols}
+            assert types["id"] == ("bigint", "YES")
+            assert types["created"][0] == "timestamp with time zone"
+            assert types["profile"][0] == "jsonb"
+            idx = await s.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'orders'")
+            assert "ix_orders_user_id" in {r["indexname"] for r in idx}
+            cons = await s.execute("SELECT conname FROM pg_constraint WHERE conrelid = 'users'::regclass")
+            assert "uq_users_email" in {r["conname"] for r in cons}
+            naive = await s.execute(
+                "SELECT data_type FROM information_schema.columns "
+                "WHERE table_name = 'all_types' AND column_name = 'naive'"
+            )
+            assert naive[0]["data_type"] == "timestamp without time zone"
+
+
+class TestStatements:
+    async def test_flush_statement_text_does_not_depend_on_row_count(self, pgpool: aiouow.Pool) -> None:
+        """Batches of any size reuse one prepared INSERT (unnest arrays), so the statement cache holds one entry."""
+        for n in (1, 7, 300):
+            async with AsyncSession(pgpool) as s:
+                s.add_all(Tag(code=f"{n}-{i}", label="x") for i in range(n))
+                await s.commit()
+                assert s.stats().statements["insert"] == 1
+        dialect = pgpool.driver.dialect
+        assert isinstance(dialect, pg.PostgresDialect)
+        inserts = [k for k in dialect._flush_sql if k[0] == "insert" and k[1].table == "tags"]
+        assert len(inserts) == 1
+
+    async def test_generated_keys_match_objects_beyond_parameter_limit(self, pgpool: aiouow.Pool) -> None:
+        """40,000 rows in one flush (more than 32767 parameters would allow) get the right keys."""
+        users = [User(name=f"n{i}", email=f"{i}@x") for i in range(40_000)]
+        async with AsyncSession(pgpool) as s:
+            s.add_all(users)
+            await s.commit()
+            assert s.stats().statements["insert"] == 1
+            rows = await s.execute("SELECT id, email FROM users")
+        by_id = {r["id"]: r["email"] for r in rows}
+        assert all(by_id[u.id] == u.email for u in users)
+
+    async def test_stream_uses_a_server_side_cursor(self, pgpool: aiouow.Pool) -> None:
+        """stream() reads through a cursor in batches."""
+        async with AsyncSession(pgpool) as s:
+            s.add_all(Tag(code=f"t{i:04}", label="x") for i in range(1000))
+            await s.commit()
+            s.expunge_all()
+            n = 0
+            async for _ in s.stream(select(Tag), batch_size=100):
+                n += 1
+            assert n == 1000
+            assert s.stats().statements["fetch"] >= 10
+
+    async def test_for_update_blocks_a_second_locker(self, pgpool: aiouow.Pool) -> None:
+        """get(for_update=True) holds a row lock until the transaction ends."""
+        async with AsyncSession(pgpool) as s:
+            s.add(Tag(code="c", label="0"))
+            await s.commit()
+        async with AsyncSession(pgpool) as a, AsyncSession(pgpool) as b:
+            locked = await a.get_one(Tag, "c", for_update=True)
+            second = asyncio.create_task(b.get_one(Tag, "c", for_update=True))
+            await asyncio.sleep(0.2)
+            assert not second.done()
+            locked.label = "1"
+            await a.commit()
+            got = await second
+            assert got.label == "1"
+            await b.commit()
+
+    async def test_in_list_is_one_array_parameter(self, pgpool: aiouow.Pool) -> None:
+        """in_() compiles to = ANY($1) whatever the list's length."""
+        from aiouow import col
+
+        sql, params = pgpool.driver.dialect.compile_select(select(User).where(col(User.id).in_([1, 2, 3])))
+        assert "= ANY($1::bigint[])" in sql and params == [[1, 2, 3]]
+
+
+class TestErrors:
+    def test_every_asyncpg_error_class_is_translated(self) -> None:
+        """Every exception class asyncpg can raise maps to an aiouow DatabaseError, never passes through."""
+        classes = [
+            c
+            for _, c in inspect.getmembers(pgerr, inspect.isclass)
+            if issubclass(c, BaseException) and not issubclass(c, Warning)  # warnings are logged, never raised
+        ]
+        assert len(classes) > 200
+        for cls in classes:
+            assert issubclass(cls, pg.TRANSLATED), cls
+            try:
+                exc = cls("boom")
+            except TypeError:
+                exc = cls.__new__(cls)
+            out = pg.translate(exc, "do it")
+            assert isinstance(out, errors.DatabaseError), cls
+            assert str(out).startswith("cannot do it: ")
+
+    @pytest.mark.parametrize(
+        ("cls", "expected"),
+        [
+            (pgerr.UniqueViolationError, errors.UniqueViolationError),
+            (pgerr.ForeignKeyViolationError, errors.ForeignKeyViolationError),
+            (pgerr.NotNullViolationError, errors.NotNullViolationError),
+            (pgerr.CheckViolationError, errors.CheckViolationError),
+            (pgerr.ExclusionViolationError, errors.IntegrityError),
+            (pgerr.SerializationError, errors.SerializationError),
+            (pgerr.DeadlockDetectedError, errors.SerializationError),
+            (pgerr.NumericValueOutOfRangeError, errors.DataError),
+            (pgerr.InvalidTextRepresentationError, errors.DataError),
+            (pgerr.AdminShutdownError, errors.ConnectionLostError),
+            (pgerr.ConnectionDoesNotExistError, errors.ConnectionLostError),
+            (pgerr.QueryCanceledError, errors.OperationalError),
+            (pgerr.LockNotAvailableError, errors.OperationalError),
+            (pgerr.UndefinedTableError, errors.DatabaseError),
+        ],
+    )
+    def test_sqlstates_map_to_specific_errors(self, cls: type[Exception], expected: type[Exception]) -> None:
+        """SQLSTATEs map to the specific aiouow errors."""
+        assert type(pg.translate(cls("x"), "do it")) is expected
+
+    async def test_constraint_names_reach_the_error(self, pgpool: aiouow.Pool) -> None:
+        """A unique violation names its constraint, and keeps asyncpg's error as __cause__."""
+        async with AsyncSession(pgpool) as s:
+            s.add(User(name="a", email="same"), User(name="b", email="same"))
+            with pytest.raises(aiouow.UniqueViolationError, match="uq_users_email") as info:
+                await s.commit()
+            assert info.value.constraint == "uq_users_email"
+            assert isinstance(info.value.__cause__, pgerr.UniqueViolationError)
+            await s.rollback()
+
+    async def test_numeric_overflow_is_a_data_error(self, pgpool: aiouow.Pool) -> None:
+        """A value the database refuses (22xxx) raises DataError and fails the session."""
+        async with AsyncSession(pgpool) as s:
+            with pytest.raises(aiouow.DataError, match="22"):
+                await s.execute("SELECT 1 / 0")
+            assert s.session_state is aiouow.SessionState.FAILED
+            await s.rollback()
+
+    async def test_unreachable_server_is_a_connection_error(self) -> None:
+        """A pool on a server that does not answer fails with ConnectionLostError, password redacted."""
+        with pytest.raises(aiouow.ConnectionLostError) as info:
+            await aiouow.create_pool("postgresql://u:secret@127.0.0.1:1/db")
+        assert "secret" not in str(info.value) and "***" in str(info.value)
+
+    async def test_terminated_backend_then_rollback_recovers(self, pgpool: aiouow.Pool) -> None:
+        """A backend killed mid-transaction: ConnectionLostError, rollback() succeeds, the pool replaces it."""
+        async with AsyncSession(pgpool) as s:
+            s.add(Tag(code="a", label="a"))
+            await s.flush()
+            pid = (await s.execute("SELECT pg_backend_pid() AS pid"))[0]["pid"]
+            async with AsyncSession(pgpool) as killer:
+                await killer.execute("SELECT pg_terminate_backend($1)", pid)
+            await asyncio.sleep(0.1)
+            with pytest.raises(aiouow.ConnectionLostError):
+                await s.all(Tag)
+            await s.rollback()
+            assert await s.all(Tag) == []
+        assert pgpool.stats().in_use == 0
+
+
+class TestWrapping:
+    async def test_from_asyncpg_wraps_and_leaves_pool_open(self, tmp_path: Path) -> None:
+        """Pool.from_asyncpg works like a pool of our own and does not close the wrapped pool."""
+        url = await url_for("postgresql", tmp_path)
+        raw = await asyncpg.create_pool(url, min_size=1, max_size=2)
+        try:
+            pool = aiouow.Pool.from_asyncpg(raw)
+            assert pool.dialect == "postgresql"
+            await pool.create_all(User, Order)
+            async with AsyncSession(pool) as s:
+                u = User(name="w", email="w@x")
+                s.add(u)
+                await s.flush()
+                s.add(Order(user_id=u.id, total=Decimal("1.5")))
+                await s.commit()
+            await pool.drop_all(User, Order)
+            await pool.close()
+            assert not raw.is_closing()
+            async with raw.acquire() as conn:
+                assert await conn.fetchval("SELECT 1") == 1
+        finally:
+            await raw.close()
+
+    def test_from_asyncpg_needs_an_asyncpg_pool(self) -> None:
+        """Wrapping something else raises ConfigurationError."""
+        with pytest.raises(aiouow.ConfigurationError, match=r"expected an asyncpg\.Pool"):
+            aiouow.Pool.from_asyncpg(object())
