@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overloa
 
 from . import _types
 from ._expressions import Column
-from ._state import STATE_ATTR, InstanceState
+from ._state import STATE_ATTR, InstanceState, state_of
 from ._types import ColumnType, Kind
 from .errors import MappingError, QueryError
 
@@ -250,9 +250,11 @@ class Entity:
         _map_class(cls, table, specs)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        st: InstanceState | None = self.__dict__.get(STATE_ATTR)
-        if st is not None and st.key is not None:
-            st.before_set(name, self.__dict__.get(name, MISSING))
+        d = self.__dict__
+        if STATE_ATTR in d:
+            st = state_of(self)
+            if st is not None and st.key is not None:
+                st.before_set(name, d.get(name, MISSING))
         object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
@@ -423,9 +425,8 @@ def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
 
 def new_state(obj: Any) -> InstanceState:
     """The object's state, created on first sight."""
-    d = obj.__dict__
-    st: InstanceState | None = d.get(STATE_ATTR)
+    st = state_of(obj)
     if st is None:
         st = InstanceState(obj, mapper_of(obj))
-        d[STATE_ATTR] = st
+        obj.__dict__[STATE_ATTR] = st
     return st

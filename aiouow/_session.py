@@ -17,7 +17,7 @@ from ._identity import IdentityMap
 from ._mapping import Mapper, mapper_of, new_state
 from ._pool import Pool
 from ._query import Select, select
-from ._state import STATE_ATTR, InstanceState, ObjectState, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, state_of
 from ._stats import SessionStats, StatsRecorder
 from ._transaction import SessionState, TransactionLog
 from ._types import check
@@ -78,6 +78,7 @@ class AsyncSession:
         self._deleted: dict[InstanceState, None] = {}
         self._modified: set[InstanceState] = set()
         self._json_mappers: set[Mapper] = set()
+        self._marks: dict[Mapper, Loaded] = {}
         self._txlog = TransactionLog()
         self._tx_generation = 0
         self._in_begin = False
@@ -336,7 +337,8 @@ class AsyncSession:
             seen = set(out)
             for mapper in self._json_mappers:
                 for obj in self._identity.of(mapper):
-                    st = obj.__dict__[STATE_ATTR]
+                    st = state_of(obj)
+                    assert st is not None
                     if st not in seen and st.status is ObjectState.PERSISTENT:
                         out.append(st)
         return out
@@ -487,10 +489,14 @@ class AsyncSession:
 
     def _detach_all(self) -> None:
         for obj in self._identity.objects():
-            st: InstanceState = obj.__dict__[STATE_ATTR]
-            st.owner = None
-            st.listener = None
-            st.status = ObjectState.DETACHED
+            st = obj.__dict__[STATE_ATTR]
+            if type(st) is InstanceState:
+                st.owner = None
+                st.listener = None
+                st.status = ObjectState.DETACHED
+        for mark in self._marks.values():
+            mark.detach()
+        self._marks.clear()
         self._identity.clear()
         self._json_mappers.clear()
 
@@ -666,7 +672,8 @@ class AsyncSession:
     def expunge_all(self) -> None:
         """Remove every object from the session."""
         self._check("expunge")
-        for st in [*self._new, *(o.__dict__[STATE_ATTR] for o in self._identity.objects()), *self._deleted]:
+        for st in [*self._new, *(state_of(o) for o in self._identity.objects()), *self._deleted]:
+            assert st is not None
             self._forget(st)
 
     def _forget(self, st: InstanceState) -> None:
@@ -710,40 +717,21 @@ class AsyncSession:
 
     def _load(self, mapper: Mapper, rows: Sequence[Row], *, refresh: bool) -> list[Any]:
         """Rows to objects through the identity map (one object per row)."""
-        loader = self._dialect.loader(mapper)
-        table = self._identity.table(mapper)
-        cls = mapper.entity
-        names = mapper.names
-        pk_pos = mapper.pk_positions
-        single = len(pk_pos) == 1
-        p0 = pk_pos[0]
-        has_json = bool(mapper.json_columns)
-        listener = self._on_modified
-        new = object.__new__
-        out = []
-        for row in rows:
-            vals = row if loader is None else loader(row)
-            key = vals[p0] if single else tuple(vals[i] for i in pk_pos)
-            obj = table.get(key)
-            if obj is None:
-                obj = new(cls)
-                d: dict[str, Any] = obj.__dict__
-                d.update(zip(names, vals, strict=True))
-                st = InstanceState(obj, mapper)
-                st.status = ObjectState.PERSISTENT
-                st.key = key
-                st.owner = self
-                st.listener = listener
-                d[STATE_ATTR] = st
-                if has_json:
-                    _tracking.take_json_snapshot(st)
-                table[key] = obj
-            elif refresh:
-                _refresh_values(obj.__dict__[STATE_ATTR], names, vals)
-            out.append(obj)
-        if has_json:
+        mark = self._marks.get(mapper)
+        if mark is None:
+            mark = self._marks[mapper] = Loaded(mapper, self, self._on_modified)
+        on_new = None
+        if mapper.json_columns:
+            on_new = _snapshot_json
             self._json_mappers.add(mapper)
-        return out
+        objs = self._dialect.object_loader(mapper)(rows, self._identity.table(mapper), mark, on_new)
+        if refresh:
+            values = self._dialect.loader(mapper)
+            for obj, row in zip(objs, rows, strict=True):
+                st = state_of(obj)
+                assert st is not None
+                _refresh_values(st, mapper.names, row if values is None else values(row))
+        return objs
 
     # -- inspection -----------------------------------------------------------------------------
     def state(self, obj: Any) -> ObjectState:
@@ -833,6 +821,12 @@ def _before_update(st: InstanceState, names: tuple[str, ...], taken: dict[str, A
         else:
             before[name] = taken[name]
     return before
+
+
+def _snapshot_json(obj: Any) -> None:
+    st = state_of(obj)
+    assert st is not None
+    _tracking.take_json_snapshot(st)
 
 
 def _refresh_values(st: InstanceState, names: tuple[str, ...], vals: Sequence[Any]) -> None:

@@ -40,15 +40,23 @@ class InstanceState:
 
     __slots__ = ("changed", "json_snap", "key", "listener", "mapper", "obj", "owner", "status")
 
-    def __init__(self, obj: Any, mapper: Mapper) -> None:
+    def __init__(
+        self,
+        obj: Any,
+        mapper: Mapper,
+        status: ObjectState = ObjectState.TRANSIENT,
+        key: Any = None,
+        owner: object | None = None,
+        listener: Callable[[InstanceState], None] | None = None,
+    ) -> None:
         self.obj = obj
         self.mapper = mapper
-        self.status = ObjectState.TRANSIENT
-        self.key: Any = None  # identity key while backed by a row
-        self.owner: object | None = None  # the session holding the object, if any
+        self.status = status
+        self.key: Any = key  # identity key while backed by a row
+        self.owner: object | None = owner  # the session holding the object, if any
         self.changed: dict[str, Any] = {}
         self.json_snap: dict[str, str] | None = None
-        self.listener: Callable[[InstanceState], None] | None = None
+        self.listener: Callable[[InstanceState], None] | None = listener
 
     def before_set(self, name: str, current: Any) -> None:
         """Record ``current`` as the original of ``name`` the first time it is assigned."""
@@ -59,7 +67,44 @@ class InstanceState:
             self.listener(self)
 
 
+class Loaded:
+    """The shared stand-in state of every object one session loaded for one entity, untouched since.
+
+    Loading then costs no per-object bookkeeping: the first time anything needs an object's own
+    state (an assignment, an inspection, a lifecycle change), ``materialize`` makes it. Closing
+    the session detaches every untouched object at once by clearing ``owner`` here.
+    """
+
+    __slots__ = ("listener", "mapper", "owner")
+
+    def __init__(self, mapper: Mapper, owner: object, listener: Callable[[InstanceState], None]) -> None:
+        self.mapper = mapper
+        self.owner: object | None = owner
+        self.listener: Callable[[InstanceState], None] | None = listener
+
+    def materialize(self, obj: Any) -> InstanceState:
+        d = obj.__dict__
+        owner = self.owner
+        st = InstanceState(
+            obj,
+            self.mapper,
+            ObjectState.PERSISTENT if owner is not None else ObjectState.DETACHED,
+            self.mapper.key_of_values(d),
+            owner,
+            self.listener,
+        )
+        d[STATE_ATTR] = st
+        return st
+
+    def detach(self) -> None:
+        self.owner = None
+        self.listener = None
+
+
 def state_of(obj: Any) -> InstanceState | None:
     """The object's state, or None for an object no session has seen."""
-    st: InstanceState | None = obj.__dict__.get(STATE_ATTR)
-    return st
+    st: InstanceState | Loaded | None = obj.__dict__.get(STATE_ATTR)
+    if st is None or type(st) is InstanceState:
+        return st
+    assert isinstance(st, Loaded)
+    return st.materialize(obj)

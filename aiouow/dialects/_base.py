@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
+from .._loading import Loader, compile_loader
 from .._types import ColumnType, check
 from ..errors import QueryError
 
@@ -53,6 +54,7 @@ class Dialect(abc.ABC):
 
     def __init__(self) -> None:
         self._loaders: dict[Mapper, Callable[[Row], Sequence[Any]] | None] = {}
+        self._object_loaders: dict[Mapper, Loader] = {}
         self._dumpers: dict[Column[Any], Converter | None] = {}
         self._pk_sql: dict[tuple[Mapper, bool], str] = {}
 
@@ -78,6 +80,14 @@ class Dialect(abc.ABC):
             return None
         conv = self.dumper(column)
         return value if conv is None else conv(value)
+
+    def object_loader(self, mapper: Mapper) -> Loader:
+        """The compiled rows-to-objects loader of ``mapper`` for this dialect's values."""
+        loader = self._object_loaders.get(mapper)
+        if loader is None:
+            converters = [self.from_db(c.ctype) for c in mapper.columns]
+            loader = self._object_loaders[mapper] = compile_loader(mapper, converters)
+        return loader
 
     def loader(self, mapper: Mapper) -> Callable[[Row], Sequence[Any]] | None:
         """A function turning a row (columns in mapper order) into Python values, or None when rows need no change."""
