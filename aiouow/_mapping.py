@@ -147,6 +147,7 @@ class Mapper:
     __slots__ = (
         "column_names",
         "columns",
+        "compiled",
         "entity",
         "foreign_keys",
         "generated_pk",
@@ -164,6 +165,7 @@ class Mapper:
         self.columns = columns
         self.column_names: dict[str, Column[Any]] = {c.name: c for c in columns}
         self.names = tuple(c.name for c in columns)
+        self.compiled: dict[Any, Any] = {}  # generated helpers (flush row builders), by purpose
         self.pk = tuple(c for c in columns if c.primary_key)
         self.pk_positions = tuple(c.position for c in self.pk)
         gen = self.pk[0] if len(self.pk) == 1 and _is_generated(self.pk[0]) else None
@@ -253,7 +255,7 @@ class Entity:
         d = self.__dict__
         if STATE_ATTR in d:
             st = state_of(self)
-            if st is not None and st.key is not None:
+            if st is not None:
                 st.before_set(name, d.get(name, MISSING))
         object.__setattr__(self, name, value)
 

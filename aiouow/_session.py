@@ -40,7 +40,6 @@ T = TypeVar("T")
 #: Seconds a rollback/release after a failure may take before the connection is closed instead.
 CLEANUP_TIMEOUT = 5.0
 
-_FLUSHING = object()  # the identity key of an object while its INSERT is in flight
 
 
 class AsyncSession:
@@ -253,7 +252,17 @@ class AsyncSession:
         Adding an object already in the session does nothing.
         """
         self._check("add")
+        new = self._new
         for obj in objs:
+            # Fast path: an entity object no session has seen becomes pending.
+            d = getattr(obj, "__dict__", None)
+            if d is not None and STATE_ATTR not in d:
+                mapper = type(obj).__dict__.get("__aiouow_mapper__")
+                if mapper is not None:
+                    st = InstanceState(obj, mapper, ObjectState.PENDING, None, self, self._on_modified)
+                    d[STATE_ATTR] = st
+                    new[st] = None
+                    continue
             self._add_one(obj)
 
     def add_all(self, objs: Iterable[Any]) -> None:
@@ -273,6 +282,7 @@ class AsyncSession:
         if st.key is None:
             st.status = ObjectState.PENDING
             st.owner = self
+            st.listener = self._on_modified
             self._new[st] = None
             return
         self._attach(st)
@@ -350,15 +360,16 @@ class AsyncSession:
         plan = plan_flush(list(self._new), candidates, list(self._deleted))  # checks values: may raise DataError
         # From here on, assignments made while the statements are in flight are tracked
         # against the values being written, so that none is lost.
+        # (Pending objects record assignments too: whatever is set during their INSERT is an
+        # UPDATE for the next flush.)
         taken = {st: st.changed for st in candidates}
         for st in candidates:
             st.changed = {}
         self._modified = set()
-        inserting = [st for step in plan.steps if isinstance(step, InsertStep) for st in step.states]
+        inserting = list(self._new)
         for st in inserting:
-            if st.key is None:
-                st.key = _FLUSHING
-                st.listener = self._on_modified
+            if st.changed:
+                st.changed = {}
         if plan.empty:
             self._finish_unchanged(candidates)
             return
@@ -383,9 +394,7 @@ class AsyncSession:
                 if st.changed:
                     self._modified.add(st)
             for st in inserting:
-                if st.key is _FLUSHING:
-                    st.key = None
-                    st.listener = None
+                if st.changed:
                     st.changed = {}
                     self._modified.discard(st)
             await self._fail(exc)
@@ -408,20 +417,33 @@ class AsyncSession:
                 generated = next(inserts)
                 gen = step.returning
                 version = mapper.version
-                for i, st in enumerate(step.states):
-                    d = st.obj.__dict__
-                    if generated is not None and gen is not None:
-                        d[gen.name] = generated[i]
-                    if version is not None:
-                        d[version.name] = 1
-                    st.key = mapper.key_of_values(d)
-                    st.status = ObjectState.PERSISTENT
-                    self._new.pop(st, None)
-                    self._identity.add(mapper, st.key, st.obj)
-                    _tracking.take_json_snapshot(st)
-                    log.inserted.append(st)
+                table = self._identity.table(mapper)
+                new = self._new
+                persistent = ObjectState.PERSISTENT
+                if generated is not None and gen is not None and version is None:
+                    name = gen.name
+                    for st, key in zip(step.states, generated, strict=True):
+                        st.obj.__dict__[name] = key
+                        st.key = key
+                        st.status = persistent
+                        table[key] = st.obj
+                        new.pop(st, None)
+                else:
+                    for i, st in enumerate(step.states):
+                        d = st.obj.__dict__
+                        if generated is not None and gen is not None:
+                            d[gen.name] = generated[i]
+                        if version is not None:
+                            d[version.name] = 1
+                        st.key = mapper.key_of_values(d)
+                        st.status = persistent
+                        table[st.key] = st.obj
+                        new.pop(st, None)
                 if mapper.json_columns:
+                    for st in step.states:
+                        _tracking.take_json_snapshot(st)
                     self._json_mappers.add(mapper)
+                log.inserted.extend(step.states)
             elif isinstance(step, UpdateStep):
                 version = mapper.version
                 for st in step.states:
@@ -742,7 +764,7 @@ class AsyncSession:
             return ObjectState.TRANSIENT
         if st.owner is self:
             return st.status
-        return ObjectState.DETACHED if st.key is not None and st.key is not _FLUSHING else ObjectState.TRANSIENT
+        return ObjectState.DETACHED if st.key is not None else ObjectState.TRANSIENT
 
     def is_dirty(self, obj: Any) -> bool:
         """Whether a persistent object has changes not yet flushed."""

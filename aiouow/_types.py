@@ -186,3 +186,33 @@ def same_value(a: Any, b: Any) -> bool:
         return bool(a == b)
     except Exception:
         return False
+
+
+def fast_check(ctype: ColumnType, var: str, env: dict[str, Any], tag: str) -> str | None:
+    """A Python expression over ``var`` that is true when the value surely fits (generated code).
+
+    It covers the common exact types only; when it is false, or None is returned, the caller
+    runs :func:`check`, which also accepts the less common cases (an int for a float, ...).
+    Names the expression needs are put in ``env`` under ``tag``.
+    """
+    kind = ctype.kind
+    expr: str | None
+    if kind is Kind.INT:
+        expr = f"(type({var}) is int and {INT64_MIN} <= {var} <= {INT64_MAX})"
+    elif kind in (Kind.FLOAT, Kind.BOOL, Kind.STR, Kind.BYTES):
+        expr = f"type({var}) is {ctype.python_type.__name__}"
+    elif kind is Kind.DATETIME:
+        env["_datetime"], env["_UTC"] = dt.datetime, dt.UTC
+        tz = "is _UTC" if ctype.timezone else "is None"
+        expr = f"(type({var}) is _datetime and {var}.tzinfo {tz})"
+    elif kind is Kind.TIME:
+        env["_time"] = dt.time
+        expr = f"(type({var}) is _time and {var}.tzinfo is None)"
+    elif kind in (Kind.DECIMAL, Kind.DATE, Kind.UUID, Kind.ENUM):
+        env[tag] = ctype.python_type
+        expr = f"type({var}) is {tag}"
+    else:
+        expr = None  # JSON: only serializing tells
+    if expr is not None and ctype.nullable:
+        expr = f"({var} is None or {expr})"
+    return expr

@@ -8,7 +8,7 @@ for deletes); one step per table and kind (per set of changed columns for update
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,38 +128,14 @@ def plan_flush(
 def _insert_step(mapper: Mapper, states: list[InstanceState], *, with_key: bool) -> InsertStep:
     gen = mapper.generated_pk
     columns = mapper.columns if with_key or gen is None else tuple(c for c in mapper.columns if c is not gen)
-    version = mapper.version
-    rows: list[tuple[Any, ...]] = []
-    for st in states:
-        d = st.obj.__dict__
-        row = []
-        for c in columns:
-            if c is version:
-                row.append(1)
-                continue
-            value = d[c.name]
-            _check(mapper, c, value)
-            row.append(value)
-        rows.append(tuple(row))
-    return InsertStep(mapper, columns, rows, list(states), None if with_key else gen)
+    rows = _builder(mapper, "insert", columns)(states)
+    return InsertStep(mapper, columns, rows, states, None if with_key else gen)
 
 
 def _update_step(mapper: Mapper, names: tuple[str, ...], states: list[InstanceState]) -> UpdateStep:
     columns = tuple(mapper.column_names[n] for n in names)
-    version = mapper.version
-    rows: list[tuple[Any, ...]] = []
-    for st in states:
-        d = st.obj.__dict__
-        row = []
-        for c in columns:
-            value = d[c.name]
-            _check(mapper, c, value)
-            row.append(value)
-        row.extend(d[c.name] for c in mapper.pk)
-        if version is not None:
-            row.append(d[version.name])
-        rows.append(tuple(row))
-    return UpdateStep(mapper, columns, rows, list(states), version)
+    rows = _builder(mapper, "update", columns)(states)
+    return UpdateStep(mapper, columns, rows, states, mapper.version)
 
 
 def _delete_step(mapper: Mapper, states: list[InstanceState]) -> DeleteStep:
@@ -171,7 +147,58 @@ def _delete_step(mapper: Mapper, states: list[InstanceState]) -> DeleteStep:
         if version is not None:
             key.append(d[version.name])
         keys.append(tuple(key))
-    return DeleteStep(mapper, keys, list(states), version)
+    return DeleteStep(mapper, keys, states, version)
+
+
+RowBuilder = Callable[[list[InstanceState]], list[tuple[Any, ...]]]
+
+
+def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...]) -> RowBuilder:
+    """The compiled row builder of a step: checks each value and lays out the statement's row.
+
+    Insert rows hold ``columns`` (the version as 1); update rows hold ``columns``, then the
+    primary key, then the current version. Generated once per entity and column set, because a
+    generic loop over columns costs several times more per object.
+    """
+    key = (kind, columns)
+    fn: RowBuilder | None = mapper.compiled.get(key)
+    if fn is not None:
+        return fn
+
+    def slow(i: int, value: Any) -> None:
+        _check(mapper, columns[i], value)
+
+    env: dict[str, Any] = {"_slow": slow}
+    body: list[str] = []
+    out: list[str] = []
+    for i, c in enumerate(columns):
+        if kind == "insert" and c.version:
+            out.append("1")
+            continue
+        var = f"v{i}"
+        body.append(f"{var} = d[{c.name!r}]")
+        fast = _types.fast_check(c.ctype, var, env, f"_t{i}")
+        body.append(f"if not {fast}: _slow({i}, {var})" if fast else f"_slow({i}, {var})")
+        out.append(var)
+    if kind == "update":
+        out.extend(f"d[{c.name!r}]" for c in mapper.pk)
+        if mapper.version is not None:
+            out.append(f"d[{mapper.version.name!r}]")
+    src = "\n".join(
+        [
+            "def build(states):",
+            "    rows = []",
+            "    append = rows.append",
+            "    for st in states:",
+            "        d = st.obj.__dict__",
+            *(f"        {line}" for line in body),
+            f"        append(({', '.join(out)},))",
+            "    return rows",
+        ]
+    )
+    exec(src, env)  # noqa: S102 - generated from validated identifiers only
+    fn = mapper.compiled[key] = env["build"]
+    return fn
 
 
 def _check(mapper: Mapper, column: Column[Any], value: Any) -> None:

@@ -15,7 +15,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -70,10 +69,6 @@ _SQL_TYPES: dict[Kind, str] = {
 }
 
 
-def _to_decimal(v: Any) -> Decimal:
-    return v if isinstance(v, Decimal) else Decimal(v)
-
-
 def _std_uuid(v: Any) -> uuid.UUID:
     return uuid.UUID(bytes=v.bytes)
 
@@ -97,11 +92,7 @@ class PostgresDialect(Dialect):
             return _enum_value
         if kind is Kind.JSON:
             return dump_json  # asyncpg sends jsonb parameters as text
-        if kind is Kind.DECIMAL:
-            return _to_decimal
-        if kind is Kind.FLOAT:
-            return float
-        return None
+        return None  # asyncpg takes ints for numeric and float8 as they are
 
     def from_db(self, ctype: ColumnType) -> Converter | None:
         if ctype.kind is Kind.ENUM:
