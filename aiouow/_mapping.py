@@ -253,10 +253,14 @@ class Entity:
 
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
-        if STATE_ATTR in d:
-            st = state_of(self)
-            if st is not None:
-                st.before_set(name, d.get(name, MISSING))
+        st = d.get(STATE_ATTR)
+        if st is not None:
+            if type(st) is not InstanceState:
+                st = st.materialize(self)  # the session's shared stand-in for untouched loaded objects
+            if name not in st.changed and name in st.mapper.column_names:
+                st.record(name, d.get(name, MISSING))
+            d[name] = value  # a column: plain instance data (Column is not a descriptor)
+            return
         object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:

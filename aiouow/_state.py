@@ -58,16 +58,15 @@ class InstanceState:
         self.json_snap: dict[str, str] | None = None
         self.listener: Callable[[InstanceState], None] | None = listener
 
-    def before_set(self, name: str, current: Any) -> None:
-        """Record ``current`` as the original of ``name`` the first time it is assigned.
+    def record(self, name: str, current: Any) -> None:
+        """Record ``current`` as the original of field ``name``, assigned for the first time.
 
         Pending objects record too, so that an assignment made while their INSERT is in flight
         is not lost (the flush clears what pending objects recorded before it started).
         """
-        if name in self.changed or name not in self.mapper.column_names:
-            return
-        self.changed[name] = current
-        if self.listener is not None and len(self.changed) == 1:
+        changed = self.changed
+        changed[name] = current
+        if self.listener is not None and len(changed) == 1:
             self.listener(self)
 
 

@@ -22,6 +22,12 @@ def dirty_fields(st: InstanceState) -> tuple[str, ...]:
     if not changed and not snap:
         return ()
     d = st.obj.__dict__
+    if not st.mapper.json_columns:  # only the assigned fields can differ
+        names = [n for n, old in changed.items() if not same_value(old, d[n])]
+        if len(names) > 1:
+            position = st.mapper.column_names
+            names.sort(key=lambda n: position[n].position)
+        return tuple(names)
     out: list[str] = []
     for c in st.mapper.columns:
         name = c.name
