@@ -32,9 +32,7 @@ def compile_loader(mapper: Mapper, converters: Sequence[Callable[[Any], Any] | N
     pk = mapper.pk_positions
     key_lines = [f"p{i} = {exprs[i]}" for i in pk]
     key = f"p{pk[0]}" if len(pk) == 1 else "(" + ", ".join(f"p{i}" for i in pk) + ",)"
-    items = ", ".join(
-        f"{mapper.names[i]!r}: {f'p{i}' if i in pk else exprs[i]}" for i in range(len(mapper.names))
-    )
+    items = ", ".join(f"{mapper.names[i]!r}: {f'p{i}' if i in pk else exprs[i]}" for i in range(len(mapper.names)))
     src = "\n".join(
         [
             "def load(rows, table, mark, on_new):",

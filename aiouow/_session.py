@@ -41,7 +41,6 @@ T = TypeVar("T")
 CLEANUP_TIMEOUT = 5.0
 
 
-
 class AsyncSession:
     """A unit of work: an identity map, tracked changes, and one pooled connection.
 
