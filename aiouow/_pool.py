@@ -23,7 +23,9 @@ class Pool:
         self._driver = driver
 
     @classmethod
-    def from_asyncpg(cls, pool: Any, *, echo: bool = False, acquire_timeout: float = 30.0) -> Pool:
+    def from_asyncpg(
+        cls, pool: Any, *, echo: bool = False, acquire_timeout: float = 30.0, cleanup_timeout: float = 5.0
+    ) -> Pool:
         """Wrap an existing ``asyncpg.Pool``. Closing the aiouow pool leaves it open: its maker closes it.
 
         Set ``statement_cache_size=0`` on it yourself when it goes through PgBouncer in
@@ -31,7 +33,7 @@ class Pool:
         """
         from .dialects.postgresql import wrap_pool
 
-        return cls(wrap_pool(pool, echo=echo, acquire_timeout=acquire_timeout))
+        return cls(wrap_pool(pool, echo=echo, acquire_timeout=acquire_timeout, cleanup_timeout=cleanup_timeout))
 
     @property
     def dialect(self) -> str:
@@ -117,6 +119,7 @@ def create_pool(
     statement_cache_size: int = 100,
     echo: bool = False,
     busy_timeout: float = 5.0,
+    cleanup_timeout: float = 5.0,
 ) -> _PoolOpener:
     """Open a pool: ``async with create_pool(url) as pool`` or ``pool = await create_pool(url)``.
 
@@ -130,6 +133,8 @@ def create_pool(
       PgBouncer in transaction mode).
     - ``echo``: log every statement at DEBUG on the ``aiouow.sql`` logger.
     - ``busy_timeout``: SQLite: seconds a writer waits for the write lock.
+    - ``cleanup_timeout``: seconds a rollback or a release after a failure or a cancellation may
+      take; past it the connection is closed instead of going back to the pool.
     """
     options = PoolOptions(
         min_size=min_size,
@@ -138,5 +143,6 @@ def create_pool(
         statement_cache_size=statement_cache_size,
         echo=echo,
         busy_timeout=busy_timeout,
+        cleanup_timeout=cleanup_timeout,
     )
     return _PoolOpener(DatabaseURL.parse(url), options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
@@ -24,7 +25,10 @@ from ._types import check
 from ._unitofwork import DeleteStep, FlushPlan, InsertStep, UpdateStep, plan_flush
 from .dialects._base import Connection, Row
 from .errors import (
+    CommitOutcomeUnknownError,
     ConcurrentUseError,
+    ConnectionLostError,
+    DatabaseError,
     DetachedInstanceError,
     MultipleResultsError,
     NotFoundError,
@@ -36,9 +40,6 @@ from .errors import (
 
 E = TypeVar("E")
 T = TypeVar("T")
-
-#: Seconds a rollback/release after a failure may take before the connection is closed instead.
-CLEANUP_TIMEOUT = 5.0
 
 
 class AsyncSession:
@@ -80,6 +81,7 @@ class AsyncSession:
         self._txlog = TransactionLog()
         self._tx_generation = 0
         self._in_begin = False
+        self._commit_unknown = False
         self._stats = StatsRecorder()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -137,29 +139,74 @@ class AsyncSession:
         return conn
 
     async def _fail(self, exc: BaseException) -> None:
-        """A statement failed or was interrupted: roll the database back now and hold nothing."""
+        """A statement failed or was interrupted: roll the database back now and hold nothing.
+
+        A database error leaves the connection usable for the ROLLBACK. An interruption (a
+        cancellation, a timeout) or a lost connection leaves it in an unknown state: it is
+        aborted first (SQLite: the running statement is interrupted; PostgreSQL: terminated).
+        """
         self._failure = exc
         self._state = SessionState.FAILED
+        conn = self._conn
+        interrupted = not isinstance(exc, DatabaseError) or isinstance(exc, ConnectionLostError)
+        if conn is not None and interrupted and not conn.broken:
+            try:
+                with anyio.CancelScope(shield=True):
+                    await conn.abort()
+            except BaseException:
+                conn.broken = True  # a native cancellation pierced the shield: close, never reuse
+                raise
+            finally:
+                await self._release(rollback=True)
+            return
         await self._release(rollback=True)
 
     async def _release(self, *, rollback: bool) -> None:
+        """Give the connection back (rolling back first when asked), shielded and bounded in time.
+
+        Whatever cannot finish within the pool's ``cleanup_timeout``, and whatever a native
+        ``Task.cancel()`` interrupts even so, ends with the connection closed, never returned to
+        the pool in an unknown state.
+        """
         conn, self._conn = self._conn, None
         self._tx_generation += 1
         if conn is None:
             return
-        with anyio.CancelScope(shield=True):
-            if rollback:
-                with anyio.move_on_after(CLEANUP_TIMEOUT) as scope:
-                    try:
-                        await conn.rollback()
-                    except Exception:
+        timeout = self._driver.cleanup_timeout
+        try:
+            with anyio.CancelScope(shield=True):
+                if rollback and not conn.broken:
+                    with anyio.move_on_after(timeout) as scope:
+                        try:
+                            await conn.rollback()
+                        except Exception:
+                            conn.broken = True
+                    if scope.cancelled_caught:
                         conn.broken = True
+                with anyio.move_on_after(timeout) as scope:
+                    await self._driver.release(conn)
                 if scope.cancelled_caught:
-                    conn.broken = True
-            await self._driver.release(conn)
+                    self._driver.discard(conn)
+        except BaseException:
+            self._driver.discard(conn)
+            raise
+
+    @property
+    def commit_outcome_unknown(self) -> bool:
+        """True after a COMMIT was interrupted or lost its connection while in flight.
+
+        The transaction may or may not be committed; the session is FAILED until ``rollback()``
+        or ``close()`` (which put objects back as if it was not), and nothing is retried.
+        """
+        return self._commit_unknown
 
     async def commit(self) -> None:
-        """Flush, then COMMIT; the connection goes back to the pool. Objects keep their values."""
+        """Flush, then COMMIT; the connection goes back to the pool. Objects keep their values.
+
+        A COMMIT interrupted in flight (cancelled, timed out) has an unknown outcome: the
+        connection is closed, `commit_outcome_unknown` is set, and the cancellation propagates. A
+        connection lost during COMMIT raises `CommitOutcomeUnknownError`.
+        """
         self._enter("commit")
         async with self._lock:
             self._check("commit")
@@ -168,7 +215,21 @@ class AsyncSession:
             if conn is not None:
                 try:
                     await conn.commit()
+                except ConnectionLostError as exc:
+                    self._commit_unknown = True
+                    conn.broken = True
+                    err = CommitOutcomeUnknownError(
+                        "cannot commit: the connection was lost while COMMIT was in flight, so the "
+                        "transaction may or may not be committed (check in a new session; aiouow never retries)"
+                    )
+                    await self._fail(err)
+                    raise err from exc
+                except DatabaseError as exc:
+                    await self._fail(exc)
+                    raise
                 except BaseException as exc:
+                    self._commit_unknown = True
+                    conn.broken = True
                     await self._fail(exc)
                     raise
                 await self._release(rollback=False)
@@ -181,10 +242,13 @@ class AsyncSession:
         async with self._lock:
             if self._state is SessionState.CLOSED:
                 raise SessionClosedError("cannot rollback: the session is closed")
-            await self._release(rollback=True)
-            self._restore()
-            self._state = SessionState.IDLE
-            self._failure = None
+            try:
+                await self._release(rollback=True)
+            finally:
+                self._restore()
+                self._state = SessionState.IDLE
+                self._failure = None
+                self._commit_unknown = False
 
     def _closed(self) -> bool:
         # A method call, so that type checkers do not narrow the state across awaits.
@@ -201,21 +265,52 @@ class AsyncSession:
     async def close(self) -> None:
         """Roll back what was not committed, release the connection, detach every object.
 
-        A closed session is finished: using it again raises `SessionClosedError`.
-        Closing twice is allowed.
+        A closed session is finished: using it again raises `SessionClosedError`. Closing twice
+        is allowed. Closing is shielded from cancellation; should a native ``Task.cancel()``
+        interrupt it even so, the connection is closed at once rather than leaked.
         """
         if self._state is SessionState.CLOSED:
             return
         self._enter_any("close")
-        async with self._lock:
-            if self._closed():
-                return
-            try:
-                await self._release(rollback=True)
-            finally:
-                self._restore()
-                self._detach_all()
-                self._state = SessionState.CLOSED
+        try:
+            with anyio.CancelScope(shield=True):
+                async with self._lock:
+                    if self._closed():
+                        return
+                    try:
+                        await self._release(rollback=True)
+                    finally:
+                        self._finish_close()
+        except BaseException:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                self._driver.discard(conn)
+            self._finish_close()
+            raise
+
+    def _finish_close(self) -> None:
+        if self._state is not SessionState.CLOSED:
+            self._restore()
+            self._detach_all()
+            self._state = SessionState.CLOSED
+
+    def __del__(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is None:
+            return
+        self._conn = None
+        warnings.warn(
+            "an aiouow session holding a connection was garbage-collected without close(); its "
+            "connection was closed and its transaction rolled back (use `async with AsyncSession(pool)`)",
+            ResourceWarning,
+            stacklevel=2,
+            source=self,
+        )
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._driver.discard, conn)
+        else:
+            self._driver.discard(conn)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
@@ -728,6 +823,7 @@ class AsyncSession:
         return await self._guarded(conn.fetch(sql, params))
 
     async def _guarded(self, awaitable: Awaitable[T]) -> T:
+        """Await a statement; any failure or interruption fails the session (see `_fail`)."""
         try:
             return await awaitable
         except StopAsyncIteration:

@@ -60,6 +60,7 @@ class PoolOptions:
     statement_cache_size: int = 100
     echo: bool = False
     busy_timeout: float = 5.0
+    cleanup_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("min_size", "max_size", "statement_cache_size"):
@@ -72,7 +73,7 @@ class PoolOptions:
             raise ConfigurationError(
                 f"cannot open a pool: min_size ({self.min_size}) is larger than max_size ({self.max_size})"
             )
-        for name in ("acquire_timeout", "busy_timeout"):
+        for name in ("acquire_timeout", "busy_timeout", "cleanup_timeout"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ConfigurationError(

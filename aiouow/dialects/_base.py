@@ -270,6 +270,8 @@ class Connection(abc.ABC):
     observer: Observer | None = None
     #: True once the connection must not go back to the pool (lost, interrupted, unknown state).
     broken: bool = False
+    #: True once the pool has counted the connection back (released or discarded).
+    returned: bool = False
 
     @property
     @abc.abstractmethod
@@ -326,6 +328,18 @@ class Connection(abc.ABC):
     async def close(self) -> None:
         """Close the driver connection."""
 
+    @abc.abstractmethod
+    async def abort(self) -> None:
+        """A statement on this connection was interrupted (cancelled, timed out): stop it now.
+
+        Afterwards the connection is either clean enough for a ROLLBACK (SQLite: the running
+        statement is interrupted) or marked ``broken`` so that it is closed, never reused.
+        """
+
+    @abc.abstractmethod
+    def close_now(self) -> None:
+        """Close the connection without awaiting anything (last resort; also from ``__del__``)."""
+
     # -- shared helpers -------------------------------------------------------------------
     def _observe(self, kind: str, started: float, rows_read: int = 0, rows_written: int = 0) -> None:
         obs = self.observer
@@ -351,6 +365,8 @@ class DriverPool(abc.ABC):
     """A pool of `Connection` objects for one database."""
 
     dialect: Dialect
+    #: Seconds a rollback or release may take during cleanup before the connection is closed.
+    cleanup_timeout: float = 5.0
 
     @abc.abstractmethod
     async def acquire(self) -> Connection:
@@ -359,6 +375,15 @@ class DriverPool(abc.ABC):
     @abc.abstractmethod
     async def release(self, conn: Connection) -> None:
         """Take a connection back (closing it when broken)."""
+
+    @abc.abstractmethod
+    def discard(self, conn: Connection) -> None:
+        """Close a lent connection at once and stop counting it, without awaiting.
+
+        The last resort when a release cannot finish (a cancellation pierced the cleanup, or a
+        session was garbage-collected). Safe to call after ``release`` has begun: a connection is
+        only ever counted back once.
+        """
 
     @abc.abstractmethod
     async def close(self) -> None: ...

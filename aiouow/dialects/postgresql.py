@@ -459,8 +459,17 @@ class PostgresConnection(Connection):
     async def close(self) -> None:
         self.close_now()
 
+    async def abort(self) -> None:
+        # asyncpg already sent a CancelRequest for the interrupted statement, and its next
+        # operation (our ROLLBACK, bounded by the cleanup timeout) waits for that reply and
+        # discards it: no stale result can reach a later query. Terminating here would also
+        # cancel that CancelRequest and leave the statement running on the server.
+        return
+
     def close_now(self) -> None:
         """Terminate the connection; asyncpg's pool replaces it."""
+        self.broken = True
+        self._tx = False
         with contextlib.suppress(pgerr.InterfaceError):  # already closed and detached by asyncpg
             self.raw.terminate()
 
@@ -475,6 +484,7 @@ class PostgresPool(DriverPool):
         self.raw = raw
         self.echo = options.echo
         self.acquire_timeout = options.acquire_timeout
+        self.cleanup_timeout = options.cleanup_timeout
         self.max_size = raw.get_max_size()
         self._owned = owned
         self._in_use = 0
@@ -500,13 +510,25 @@ class PostgresPool(DriverPool):
 
     async def release(self, conn: Connection) -> None:
         assert isinstance(conn, PostgresConnection)
+        if conn.returned:
+            return
+        conn.returned = True
         self._in_use -= 1
         conn.observer = None
         if conn.broken:
             conn.close_now()
-        # asyncpg shields the release, resets the connection, and replaces a closed one (a
-        # connection lost while lent was already taken back: releasing it again does nothing).
-        await self.raw.release(conn.raw)
+        # asyncpg shields the release, resets the connection (terminating it when the reset
+        # exceeds the timeout), and replaces a closed one; a connection lost while lent was
+        # already taken back, and releasing it again does nothing.
+        await self.raw.release(conn.raw, timeout=self.cleanup_timeout)
+
+    def discard(self, conn: Connection) -> None:
+        assert isinstance(conn, PostgresConnection)
+        if conn.returned:
+            return
+        conn.returned = True
+        self._in_use -= 1
+        conn.close_now()
 
     async def close(self) -> None:
         if self._owned:
@@ -532,11 +554,13 @@ async def open_pool(url: DatabaseURL, options: PoolOptions) -> PostgresPool:
     return PostgresPool(raw, options, owned=True)
 
 
-def wrap_pool(raw: asyncpg.Pool[Any], *, echo: bool, acquire_timeout: float) -> PostgresPool:
+def wrap_pool(raw: asyncpg.Pool[Any], *, echo: bool, acquire_timeout: float, cleanup_timeout: float) -> PostgresPool:
     """Wrap a pool the caller made (and will close)."""
     if not isinstance(raw, asyncpg.Pool):
         raise ConfigurationError(f"cannot wrap {type(raw).__name__}: expected an asyncpg.Pool")
-    options = PoolOptions(max_size=raw.get_max_size(), echo=echo, acquire_timeout=acquire_timeout)
+    options = PoolOptions(
+        max_size=raw.get_max_size(), echo=echo, acquire_timeout=acquire_timeout, cleanup_timeout=cleanup_timeout
+    )
     return PostgresPool(raw, options, owned=False)
 
 

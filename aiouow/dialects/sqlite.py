@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiosqlite
+import anyio
 
 from .._expressions import Column
 from .._types import ColumnType, Kind, dump_json
@@ -269,14 +270,14 @@ class SQLiteConnection(Connection):
 
     async def _ensure_begun(self) -> None:
         if not self._begun:
-            if not self._tx:
-                self._tx = True
+            # Flags first: an interrupted BEGIN still runs in aiosqlite's thread, and the ROLLBACK
+            # of the cleanup must follow it (rollback() tolerates a BEGIN that did not happen).
+            self._tx = self._begun = True
             if self._locked:
-                await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
                 self._write_tx = True
+                await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
             else:
                 await self._exec("BEGIN", "begin a transaction")
-            self._begun = True
 
     async def prepare_write(self, *, fresh_reads: bool = False) -> None:
         if not self._locked:
@@ -295,11 +296,17 @@ class SQLiteConnection(Connection):
 
     async def _restart_for_writing(self) -> None:
         # Only a transaction that has written nothing gets here: dropping its snapshot loses nothing.
-        await self._exec("ROLLBACK", "restart the transaction for writing")
-        self._begun = False
-        await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
-        self._begun = True
+        await self._rollback_statement("restart the transaction for writing")
         self._write_tx = True
+        await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
+
+    async def _rollback_statement(self, action: str) -> None:
+        try:
+            await self._exec("ROLLBACK", action)
+        except OperationalError as exc:
+            # After an interrupted BEGIN or a failed COMMIT there may be no transaction left.
+            if "no transaction is active" not in str(exc):
+                raise
 
     async def _write(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run a write; a read transaction whose snapshot is stale is restarted once, then it runs again."""
@@ -332,8 +339,7 @@ class SQLiteConnection(Connection):
     async def rollback(self) -> None:
         try:
             if self._begun:
-                self._begun = False
-                await self._exec("ROLLBACK", "roll back")
+                await self._rollback_statement("roll back")
         finally:
             self._end()
 
@@ -537,6 +543,18 @@ class SQLiteConnection(Connection):
         with contextlib.suppress(*_DRIVER_ERRORS):  # a connection that already failed has nothing to release
             await self.db.close()
 
+    async def abort(self) -> None:
+        # sqlite3's interrupt() is thread-safe: it stops the statement running in aiosqlite's
+        # thread, so the ROLLBACK queued behind it runs at once instead of waiting it out.
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            await self.db.interrupt()
+
+    def close_now(self) -> None:
+        self.broken = True
+        self._end()
+        with contextlib.suppress(*_DRIVER_ERRORS):
+            self.db.stop()  # closes the sqlite3 connection in its thread once queued calls are done
+
 
 class SQLitePool(DriverPool):
     """A pool of aiosqlite connections to one database file, with one writer at a time."""
@@ -549,8 +567,11 @@ class SQLitePool(DriverPool):
         self.max_size = options.max_size
         self.acquire_timeout = options.acquire_timeout
         self.busy_timeout = options.busy_timeout
+        self.cleanup_timeout = options.cleanup_timeout
         self.write_lock = asyncio.Lock()
         self._idle: list[SQLiteConnection] = []
+        self._lent: set[SQLiteConnection] = set()
+        self._drained: asyncio.Event | None = None  # set when close() waits for lent connections
         self._in_use = 0
         self._opening = 0
         self._waiting = 0
@@ -601,37 +622,83 @@ class SQLitePool(DriverPool):
             if self._idle:
                 conn = self._idle.pop()
             else:
-                self._opening += 1
+                # Opening runs in aiosqlite's thread and cannot be stopped half-way: shield it, and
+                # if we are cancelled meanwhile, keep what it opens as an idle connection.
+                opening = asyncio.ensure_future(self._connect())
                 try:
-                    conn = await self._connect()
-                finally:
-                    self._opening -= 1
+                    conn = await asyncio.shield(opening)
+                except asyncio.CancelledError:
+                    opening.add_done_callback(self._adopt)
+                    raise
         except BaseException:
             self._slots.release()
             raise
         self._in_use += 1
+        self._lent.add(conn)
         conn.observer = None
+        conn.returned = False
         return conn
+
+    def _adopt(self, opening: asyncio.Future[SQLiteConnection]) -> None:
+        if opening.cancelled() or opening.exception() is not None:
+            return
+        conn = opening.result()
+        if self._closed:
+            conn.close_now()
+        else:
+            self._idle.append(conn)
 
     async def release(self, conn: Connection) -> None:
         assert isinstance(conn, SQLiteConnection)
+        if conn.returned:
+            return
+        conn.returned = True
         self._in_use -= 1
+        self._lent.discard(conn)
+        if not self._lent and self._drained is not None:
+            self._drained.set()
         try:
             if conn.broken or self._closed:
                 await conn.close()
             else:
                 conn.observer = None
                 self._idle.append(conn)
+        except BaseException:
+            conn.close_now()
+            raise
         finally:
             self._slots.release()
 
+    def discard(self, conn: Connection) -> None:
+        assert isinstance(conn, SQLiteConnection)
+        if conn.returned:
+            return
+        conn.returned = True
+        self._in_use -= 1
+        self._lent.discard(conn)
+        if not self._lent and self._drained is not None:
+            self._drained.set()
+        conn.close_now()
+        self._slots.release()
+
     async def close(self) -> None:
+        """Close the idle connections; wait up to ``cleanup_timeout`` for lent ones, then close them too.
+
+        A connection left lent (a session never closed) must not keep aiosqlite's thread, and so
+        the process, alive.
+        """
         if self._closed:
             return
         self._closed = True
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
+        if self._lent:
+            self._drained = asyncio.Event()
+            with anyio.move_on_after(self.cleanup_timeout):
+                await self._drained.wait()
+        for conn in list(self._lent):
+            conn.close_now()
         if self._cleanup is not None:
             self._cleanup()
 

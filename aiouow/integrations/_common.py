@@ -1,0 +1,200 @@
+"""What every framework integration shares: the lazy per-request session and its end-of-request rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from .._pool import Pool
+from .._session import AsyncSession
+from .._stats import SessionStats
+from .._transaction import SessionState
+from ..errors import ConfigurationError, ForeignKeyViolationError, SessionError, UniqueViolationError
+
+log = logging.getLogger("aiouow.integrations")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """The request a session served, as an ``on_stats`` callback receives it."""
+
+    method: str
+    path: str
+    status: int | None
+    """The status sent to the client (the error status when the commit failed); ``None`` when the
+    application raised or was cancelled before it started a response."""
+
+
+StatsCallback = Callable[[SessionStats, RequestInfo], None]
+"""``on_stats(stats, info)``: called once per request that used its session, after the session is closed."""
+
+PoolSource = Pool | Callable[[], Pool]
+"""A pool, or a function returning it, for a pool the application opens at startup (after the middleware is made)."""
+
+
+def check_pool(pool: object, what: str) -> PoolSource:
+    if isinstance(pool, Pool) or callable(pool):
+        return pool
+    raise ConfigurationError(
+        f"cannot set up {what}: pool must be an aiouow Pool or a function returning one, got {type(pool).__name__}"
+    )
+
+
+def resolve_pool(source: PoolSource) -> Pool:
+    if isinstance(source, Pool):
+        return source
+    pool = source()
+    if not isinstance(pool, Pool):
+        raise ConfigurationError(
+            f"cannot open the request's session: the pool function returned {type(pool).__name__}, not an aiouow Pool"
+        )
+    return pool
+
+
+def commit_error_status(exc: BaseException) -> int:
+    """409 for a change that conflicts with the data (unique or foreign-key violation), else 500."""
+    return 409 if isinstance(exc, UniqueViolationError | ForeignKeyViolationError) else 500
+
+
+def error_body(status: int) -> bytes:
+    """The JSON body of the response that replaces one whose commit failed.
+
+    It says what kind of failure it was and no more: the exception (constraint names, values) goes
+    to the log, not to the client.
+    """
+    if status == 409:
+        payload = {"error": "conflict", "detail": "the changes conflict with data in the database"}
+    else:
+        payload = {"error": "internal server error", "detail": "the changes could not be committed"}
+    return json.dumps(payload).encode()
+
+
+class RequestSession:
+    """One request's session: made on first use, resolved when the response starts, closed at the end.
+
+    The framework modules drive it: `get` from ``get_session``, `respond` when the response is
+    about to start, `finish` when the request is over whatever happened.
+    """
+
+    __slots__ = ("_finished", "_pool", "_session", "commit_error", "responded")
+
+    def __init__(self, pool: PoolSource) -> None:
+        self._pool = pool
+        self._session: AsyncSession | None = None
+        self._finished = False
+        self.responded = False
+        self.commit_error: Exception | None = None
+
+    @property
+    def session(self) -> AsyncSession | None:
+        """The session, if the request has asked for it."""
+        return self._session
+
+    def get(self) -> AsyncSession:
+        session = self._session
+        if session is None:
+            if self._finished:
+                raise SessionError("cannot get a session: the request it belonged to has finished")
+            session = self._session = AsyncSession(resolve_pool(self._pool))
+        return session
+
+    async def respond(self, status: int) -> Exception | None:
+        """The response is about to start with ``status``: commit below 400, roll back from 400 up.
+
+        Returns the commit's exception (the response must then become an error response), else None.
+        Only the first call does anything.
+        """
+        if self.responded:
+            return None
+        self.responded = True
+        session = self._session
+        # A session the handler closed itself has nothing left to commit.
+        if session is None or session.session_state is SessionState.CLOSED:
+            return None
+        if status < 400:
+            try:
+                await session.commit()
+            except Exception as exc:
+                self.commit_error = exc
+                _log_commit_error(exc)
+                return exc
+        else:
+            try:
+                await session.rollback()
+            except Exception:
+                # The error response still goes out; close() tries again and releases the connection.
+                log.warning("cannot roll back the session of a %d response", status, exc_info=True)
+        return None
+
+    async def finish(self) -> SessionStats | None:
+        """Close the session (rolling back what was not committed), shielded from cancellation.
+
+        Returns its statistics, or None when the request never asked for a session.
+        """
+        self._finished = True
+        session = self._session
+        if session is None:
+            return None
+        await run_shielded(session.close())
+        return session.stats()
+
+
+def _log_commit_error(exc: Exception) -> None:
+    if commit_error_status(exc) == 409:
+        log.warning("cannot commit the request's session: %s: %s", type(exc).__name__, exc)
+    else:
+        log.error("cannot commit the request's session", exc_info=exc)
+
+
+async def run_shielded(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to the end even when the calling task is cancelled meanwhile, then re-raise that cancellation.
+
+    An anyio shield alone does not hold off ``task.cancel()`` (aiohttp cancels handler tasks that
+    way, and anyio re-delivers its own cancellations the same way), so the work runs in a task of
+    its own that the caller waits for through `asyncio.shield`.
+    """
+    task = asyncio.ensure_future(coro)
+    cancelled: asyncio.CancelledError | None = None
+    with anyio.CancelScope(shield=True):
+        while True:
+            try:
+                await asyncio.shield(task)
+                break
+            except asyncio.CancelledError as exc:
+                if task.done():  # the work itself was cancelled (the loop is closing): nothing to wait for
+                    raise
+                cancelled = exc
+    if cancelled is not None:
+        raise cancelled
+
+
+def report(stats: SessionStats | None, info: RequestInfo, on_stats: StatsCallback | None) -> None:
+    """Hand a request's statistics to the callback, or log them at DEBUG."""
+    if stats is None:
+        return
+    if on_stats is not None:
+        try:
+            on_stats(stats, info)
+        except Exception:
+            # The response is already sent: a failing callback must not turn into a request error.
+            log.exception("the on_stats callback raised for %s %s", info.method, info.path)
+        return
+    if log.isEnabledFor(logging.DEBUG):
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(stats.statements.items()))
+        log.debug(
+            "%s %s -> %s: %d statements (%s), %d rows read, %d rows written, %.2f ms in the database",
+            info.method,
+            info.path,
+            info.status,
+            stats.total_statements,
+            kinds or "none",
+            stats.rows_read,
+            stats.rows_written,
+            stats.db_time * 1000,
+        )

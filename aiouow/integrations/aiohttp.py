@@ -1,0 +1,225 @@
+"""One aiouow session per request for aiohttp: ``setup(app, pool)`` and ``get_session(request)``.
+
+```python
+from aiohttp import web
+from aiouow.integrations.aiohttp import get_session, setup
+
+async def create_user(request: web.Request) -> web.Response:
+    s = get_session(request)
+    s.add(User(name="bob", email="bob@example.org"))
+    return web.json_response({"ok": True}, status=201)   # committed before this response starts
+
+app = web.Application()
+app.router.add_post("/users", create_user)
+setup(app, pool)
+```
+
+Why ``setup`` and not only a middleware: a handler may prepare a `aiohttp.web.StreamResponse`
+itself, and then its headers leave while the handler still runs, long before a middleware sees
+the response. The one hook that runs before every response's headers is the application's
+``on_response_prepare`` signal, and a middleware cannot add a signal to the application it is in.
+So the integration is two parts installed together: a middleware that gives each request its
+session and closes it at the end, and an ``on_response_prepare`` handler that commits it before
+the headers go out. ``setup(app, pool)`` installs both. To place the middleware yourself:
+
+```python
+mw = session_middleware(pool)
+app = web.Application(middlewares=[mw])
+app.on_response_prepare.append(mw.on_response_prepare)
+```
+
+A middleware whose ``on_response_prepare`` handler is missing refuses every request with
+`aiouow.ConfigurationError`, rather than commit after a streamed response's headers are sent.
+
+The rules:
+
+- ``get_session(request)`` makes the request's session on its first call and returns the same
+  one afterwards. A request that never calls it takes no connection.
+- Just before the response's headers go out with a status below 400, the session is committed.
+  If the commit raises, the client gets a JSON error instead: 409 for
+  `aiouow.UniqueViolationError` and `aiouow.ForeignKeyViolationError`, 500 for anything else
+  (a handler preparing its own response sees the commit's exception raised by ``prepare()``).
+- A response of 400 or more is preceded by a rollback. A handler that raises gets a rollback,
+  except that a raised `aiohttp.web.HTTPException` *is* a response: ``raise web.HTTPFound(...)``
+  after a change commits it (or becomes the 409/500 if the commit fails), ``raise
+  web.HTTPNotFound()`` rolls back.
+- The session is closed, and its connection released, when the middleware returns, raises or is
+  cancelled (aiohttp cancels the handler when the client disconnects, if ``handler_cancellation``
+  is on), shielded from cancellation. Work done after the headers went out (while streaming) runs
+  in a new transaction: commit it yourself, or it is rolled back at the end. A body produced after
+  the handler returns (an async-iterator payload) cannot use the session: it is closed by then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from .._session import AsyncSession
+from ..errors import ConfigurationError, SessionError
+from ._common import (
+    PoolSource,
+    RequestInfo,
+    RequestSession,
+    StatsCallback,
+    check_pool,
+    commit_error_status,
+    error_body,
+    report,
+)
+
+__all__ = ["SessionMiddleware", "get_session", "session_middleware", "setup"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_KEY: Any
+try:
+    from aiohttp.web import RequestKey
+except ImportError:  # aiohttp < 3.14 has no RequestKey, and does not warn about str keys
+    _KEY = "aiouow.session"
+else:
+    _KEY = RequestKey("aiouow.session", RequestSession)
+
+
+class SessionMiddleware:
+    """The aiohttp middleware of the integration; make it with `session_middleware` or `setup`.
+
+    It must be installed together with its `on_response_prepare` handler (see the module).
+    """
+
+    __middleware_version__ = 1  # a new-style middleware: called as middleware(request, handler=...)
+
+    def __init__(self, pool: PoolSource, *, on_stats: StatsCallback | None = None) -> None:
+        self.pool = check_pool(pool, "session_middleware")
+        self.on_stats = on_stats
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not self._installed(request):
+            raise ConfigurationError(
+                "cannot give the request a session: the middleware's on_response_prepare handler is not "
+                "installed (use aiouow.integrations.aiohttp.setup(app, pool), or append "
+                "mw.on_response_prepare to app.on_response_prepare)"
+            )
+        holder = _AiohttpRequestSession(self.pool)
+        request[_KEY] = holder
+        status: int | None = None
+        try:
+            response: web.StreamResponse | None
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = exc  # raised or returned, an HTTPException is the response
+            except Exception:
+                if holder.commit_error is None:
+                    raise
+                response = None  # the handler gave up when prepare() raised the commit's error
+            if response is not None and holder.commit_error is None:
+                await holder.respond(response.status)  # does nothing if the signal already committed
+            if response is None or holder.commit_error is not None:
+                response = _error_response(holder)
+            status = response.status
+            if isinstance(response, web.HTTPException):
+                raise response
+            return response
+        finally:
+            stats = await holder.finish()
+            report(stats, RequestInfo(request.method, request.path, status), self.on_stats)
+
+    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        """The ``on_response_prepare`` signal handler: commit (or roll back) before the headers go out."""
+        holder = request.get(_KEY)
+        if not isinstance(holder, _AiohttpRequestSession) or holder.responded:
+            return
+        error = await holder.respond(response.status)
+        if error is not None:
+            # prepare() raises, the headers are not sent, and the middleware answers with the error.
+            holder.abandoned = response
+            raise error
+
+    def _installed(self, request: web.Request) -> bool:
+        hook = self.on_response_prepare
+        return any(hook in app.on_response_prepare for app in request.match_info.apps)
+
+
+class _AiohttpRequestSession(RequestSession):
+    __slots__ = ("abandoned",)
+
+    def __init__(self, pool: PoolSource) -> None:
+        super().__init__(pool)
+        self.abandoned: web.StreamResponse | None = None
+        """The response whose prepare() a failed commit interrupted (see _error_response)."""
+
+
+def _error_response(holder: _AiohttpRequestSession) -> web.Response:
+    assert holder.commit_error is not None
+    status = commit_error_status(holder.commit_error)
+    response = web.Response(body=error_body(status), status=status, content_type="application/json")
+    abandoned = holder.abandoned
+    if abandoned is not None:
+        # aiohttp's prepare() sets up the connection's writer (chunked framing, compression) before
+        # the signal runs and does not undo it when the signal raises: frame the error the same way,
+        # or the client reads a body that does not match the headers.
+        if abandoned.headers.get(hdrs.TRANSFER_ENCODING, "").lower() == "chunked":
+            response.enable_chunked_encoding()
+        coding = abandoned.headers.get(hdrs.CONTENT_ENCODING)
+        if coding:
+            response.enable_compression(web.ContentCoding(coding))
+    return response
+
+
+def session_middleware(pool: PoolSource, *, on_stats: StatsCallback | None = None) -> SessionMiddleware:
+    """The middleware that gives each request a session; install its ``on_response_prepare`` too.
+
+    ```python
+    mw = session_middleware(pool, on_stats=lambda stats, info: print(info.path, stats.total_statements))
+    app = web.Application(middlewares=[mw])
+    app.on_response_prepare.append(mw.on_response_prepare)
+    ```
+
+    ``pool`` is the `aiouow.Pool` sessions take their connections from, or a function returning
+    it, called when a request first asks for its session: for a pool opened in an ``on_startup``
+    handler, ``pool=lambda: app[POOL]``. ``on_stats(stats, info)`` receives each request's
+    `aiouow.SessionStats` and an `aiouow.integrations.RequestInfo` after its session is closed;
+    without it, a DEBUG line per request goes to the ``aiouow.integrations`` logger. Requests that
+    never asked for a session report nothing.
+    """
+    return SessionMiddleware(pool, on_stats=on_stats)
+
+
+def setup(app: web.Application, pool: PoolSource, *, on_stats: StatsCallback | None = None) -> SessionMiddleware:
+    """Install the session middleware (innermost of those so far) and its ``on_response_prepare`` handler.
+
+    ```python
+    app = web.Application()
+    setup(app, pool)
+    ```
+
+    Returns the middleware. Call it before the application starts (aiohttp freezes both lists then).
+    """
+    mw = session_middleware(pool, on_stats=on_stats)
+    app.middlewares.append(mw)
+    app.on_response_prepare.append(mw.on_response_prepare)
+    return mw
+
+
+def get_session(request: web.Request) -> AsyncSession:
+    """The request's session, made on the first call.
+
+    ```python
+    async def show_user(request: web.Request) -> web.Response:
+        user = await get_session(request).get_one(User, int(request.match_info["id"]))
+        return web.json_response({"name": user.name})
+    ```
+
+    Raises `aiouow.SessionError` when the session middleware is not installed, and when the
+    request has already finished.
+    """
+    holder = request.get(_KEY)
+    if not isinstance(holder, RequestSession):
+        raise SessionError(
+            "cannot get a session: aiouow's session middleware is not installed on this application "
+            "(call aiouow.integrations.aiohttp.setup(app, pool))"
+        )
+    return holder.get()
