@@ -124,7 +124,7 @@ def create_pool(
     """Open a pool: ``async with create_pool(url) as pool`` or ``pool = await create_pool(url)``.
 
     URLs: ``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://:memory:`` (the
-    default), ``postgresql://user:password@host:port/db``.
+    default), ``postgresql://user:password@host:port/db`` (or ``postgres://``).
 
     - ``min_size`` / ``max_size``: connections kept open / opened at most.
     - ``acquire_timeout``: seconds a session waits for a free connection before

@@ -192,7 +192,7 @@ def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...]) -> Row
             "    for st in states:",
             "        d = st.obj.__dict__",
             *(f"        {line}" for line in body),
-            f"        append(({', '.join(out)},))",
+            f"        append(({', '.join(out)},))" if out else "        append(())",
             "    return rows",
         ]
     )

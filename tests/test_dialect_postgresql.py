@@ -222,3 +222,27 @@ class TestWrapping:
         """Wrapping something else raises ConfigurationError."""
         with pytest.raises(aiouow.ConfigurationError, match=r"expected an asyncpg\.Pool"):
             aiouow.Pool.from_asyncpg(object())
+
+
+class TestSmallFixes:
+    def test_password_in_query_string_is_redacted(self) -> None:
+        """A password passed in the URL's query string never reaches an error message."""
+        assert "secret" not in pg._redact("postgresql://u@h/db?sslmode=disable&password=secret")
+        assert "secret" not in pg._redact("postgresql://u:secret@h/db")
+
+    def test_only_40001_and_40p01_are_serialization_errors(self) -> None:
+        """Other transaction-rollback SQLSTATEs are not reported as retryable."""
+        assert (
+            type(pg.translate(pgerr.TransactionIntegrityConstraintViolationError("x"), "do")) is errors.IntegrityError
+        )
+        assert type(pg.translate(pgerr.StatementCompletionUnknownError("x"), "do")) is errors.OperationalError
+        assert type(pg.translate(pgerr.TransactionRollbackError("x"), "do")) is errors.DatabaseError
+
+    async def test_closed_pool_says_so(self, tmp_path: Path) -> None:
+        """Acquiring from a closed PostgreSQL pool raises OperationalError saying the pool is closed."""
+        url = await url_for("postgresql", tmp_path)
+        pool = await aiouow.create_pool(url)
+        await pool.close()
+        with pytest.raises(aiouow.OperationalError, match="the pool is closed"):
+            async with AsyncSession(pool) as s:
+                await s.all(User)

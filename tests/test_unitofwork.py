@@ -200,3 +200,28 @@ class TestFlush:
             assert await s.all(Tag) == []
             await s.flush()
             assert len(await s.all(Tag)) == 1
+
+
+class KeyOnly(Entity, table="key_only"):
+    """An entity whose only column is its generated key."""
+
+    id: int = field(primary_key=True)
+
+
+class TestKeyOnlyEntity:
+    async def test_rows_of_defaults_get_their_keys(self, pool: aiouow.Pool) -> None:
+        """Objects with nothing but a generated key insert (one or many) and get distinct keys."""
+        await pool.create_all(KeyOnly)
+        try:
+            async with AsyncSession(pool) as s:
+                one = KeyOnly()
+                s.add(one)
+                await s.flush()
+                many = [KeyOnly() for _ in range(5)]
+                s.add_all(many)
+                await s.commit()
+                ids = [one.id, *(k.id for k in many)]
+                assert None not in ids and len(set(ids)) == 6
+                assert len(await s.all(KeyOnly)) == 6
+        finally:
+            await pool.drop_all(KeyOnly)

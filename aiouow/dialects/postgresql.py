@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
@@ -155,7 +156,9 @@ class PostgresDialect(Dialect):
     ) -> str:
         q = self.quote
         names = ", ".join(q(c.column_name) for c in columns)
-        if single:
+        if not columns:  # only a generated key: one row of defaults per object
+            sql = f"INSERT INTO {q(mapper.table)} SELECT FROM generate_series(1, $1::int)"
+        elif single:
             marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
             sql = f"INSERT INTO {q(mapper.table)} ({names}) VALUES ({marks})"
         else:
@@ -213,8 +216,10 @@ _BY_STATE: dict[str, type[DatabaseError]] = {
     "23503": ForeignKeyViolationError,
     "23502": NotNullViolationError,
     "23514": CheckViolationError,
-    "40001": SerializationError,
-    "40P01": SerializationError,
+    "40001": SerializationError,  # serialization_failure
+    "40P01": SerializationError,  # deadlock_detected
+    "40002": IntegrityError,  # transaction_integrity_constraint_violation
+    "40003": OperationalError,  # statement_completion_unknown
     "57P01": ConnectionLostError,  # admin_shutdown: pg_terminate_backend
     "57P02": ConnectionLostError,  # crash_shutdown
     "57P03": ConnectionLostError,  # cannot_connect_now
@@ -223,7 +228,7 @@ _BY_CLASS: dict[str, type[DatabaseError]] = {
     "23": IntegrityError,
     "22": DataError,
     "08": ConnectionLostError,
-    "40": SerializationError,
+    "40": DatabaseError,  # transaction_rollback: only 40001 and 40P01 are retryable
     "53": OperationalError,  # insufficient resources
     "54": OperationalError,  # program limit exceeded
     "55": OperationalError,  # object not in prerequisite state (lock not available, ...)
@@ -354,14 +359,20 @@ class PostgresConnection(Connection):
         if self._echo:
             log_statement(sql, params)
         kind = statement_kind(sql)
+        dml = kind in ("insert", "update", "delete")
         started = time.perf_counter()
         try:
-            stmt = await self.raw.prepare(sql)
-            records = await stmt.fetch(*params)
+            # Both go through asyncpg's statement cache; a DML statement without RETURNING
+            # reports its row count in the command status.
+            if dml and "returning" not in sql.lower():
+                written = _status_count(await self.raw.execute(sql, *params))
+                records = []
+            else:
+                records = await self.raw.fetch(sql, *params)
+                written = len(records) if dml else 0
         except _DRIVER_ERRORS as exc:
             raise translate(exc, "execute SQL") from exc
-        written = _status_count(stmt.get_statusmsg() or "") if kind in ("insert", "update", "delete") else 0
-        self._observe(kind, started, rows_read=len(records), rows_written=written)
+        self._observe(kind, started, rows_read=0 if dml else len(records), rows_written=written)
         return [dict(r.items()) for r in records]
 
     async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
@@ -388,6 +399,8 @@ class PostgresConnection(Connection):
 
     def _params(self, columns: Sequence[Column[Any]], rows: list[tuple[Any, ...]]) -> list[Any]:
         """Driver parameters of a step: one value per column for a single row, else one array per column."""
+        if not columns:
+            return [len(rows)]  # rows of defaults only: their count
         dumpers = [self.dialect.dumper(c) for c in columns]
         if len(rows) == 1:
             return [v if conv is None or v is None else conv(v) for v, conv in zip(rows[0], dumpers, strict=True)]
@@ -399,7 +412,7 @@ class PostgresConnection(Connection):
                 out.append([None if r[i] is None else conv(r[i]) for r in rows])
         return out
 
-    async def _run(self, kind: str, sql: str, params: list[Any], action: str, *, fetch: bool) -> Any:
+    async def _run(self, sql: str, params: list[Any], action: str, *, fetch: bool) -> Any:
         if self._echo:
             log_statement(sql, params)
         started = time.perf_counter()
@@ -413,10 +426,10 @@ class PostgresConnection(Connection):
     async def insert(self, step: InsertStep) -> list[Any] | None:
         mapper = step.mapper
         single = len(step.rows) == 1
-        sql = self.dialect.flush_sql("insert", mapper, step.columns, step.returning, single)
+        sql = self.dialect.flush_sql("insert", mapper, step.columns, step.returning, single and bool(step.columns))
         params = self._params(step.columns, step.rows)
         action = f"insert {mapper.name} into {mapper.table}"
-        result = await self._run("insert", sql, params, action, fetch=step.returning is not None)
+        result = await self._run(sql, params, action, fetch=step.returning is not None)
         self._observe("insert", self._last_started, rows_written=len(step.rows))
         if step.returning is None:
             return None
@@ -428,7 +441,7 @@ class PostgresConnection(Connection):
         sql = self.dialect.flush_sql("update", mapper, step.columns, step.version, len(step.rows) == 1)
         keyed = [*step.columns, *mapper.pk] + ([step.version] if step.version is not None else [])
         status = await self._run(
-            "update", sql, self._params(keyed, step.rows), f"update {mapper.name} in {mapper.table}", fetch=False
+            sql, self._params(keyed, step.rows), f"update {mapper.name} in {mapper.table}", fetch=False
         )
         matched = _status_count(status)
         self._observe("update", self._last_started, rows_written=matched)
@@ -439,7 +452,7 @@ class PostgresConnection(Connection):
         sql = self.dialect.flush_sql("delete", mapper, (), step.version, len(step.keys) == 1)
         keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
         status = await self._run(
-            "delete", sql, self._params(keyed, step.keys), f"delete {mapper.name} from {mapper.table}", fetch=False
+            sql, self._params(keyed, step.keys), f"delete {mapper.name} from {mapper.table}", fetch=False
         )
         matched = _status_count(status)
         self._observe("delete", self._last_started, rows_written=matched)
@@ -500,7 +513,7 @@ class PostgresPool(DriverPool):
                 f"for {self.acquire_timeout} s (raise max_size or acquire_timeout, or close sessions sooner)"
             ) from None
         except _DRIVER_ERRORS as exc:
-            if isinstance(exc, pgerr.InterfaceError) and "closing" in str(exc):
+            if isinstance(exc, pgerr.InterfaceError) and ("closing" in str(exc) or "closed" in str(exc)):
                 raise OperationalError("cannot acquire a connection: the pool is closed") from exc
             raise translate(exc, "acquire a connection") from exc
         finally:
@@ -565,8 +578,10 @@ def wrap_pool(raw: asyncpg.Pool[Any], *, echo: bool, acquire_timeout: float, cle
 
 
 def _redact(dsn: str) -> str:
+    """The DSN without its password (in the user part or the query string)."""
     scheme, _, rest = dsn.partition("://")
     creds, at, host = rest.rpartition("@")
     if at and ":" in creds:
         creds = creds.split(":", 1)[0] + ":***"
+    host = re.sub(r"(?i)(password=)[^&]*", r"\1***", host)
     return f"{scheme}://{creds}{at}{host}"
