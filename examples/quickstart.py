@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import aiouow
-from aiouow import AsyncSession, Entity, field, select
+from aiouow import AsyncSession, Entity, col, field, select
 
 
 def utcnow() -> dt.datetime:
@@ -79,9 +79,9 @@ async def main(path: str) -> None:
             print("after rollback: orders =", len(await s.all(Order)), "| alice's name =", u.name)
 
             step("query with select(...).where(...)")
-            big = await s.scalars(select(Order).where(Order.total > Decimal("50")).order_by(Order.id.desc()))
+            big = await s.scalars(select(Order).where(Order.total > Decimal("50")).order_by(col(Order.id).desc()))
             print("orders over 50:", big)
-            actives = await s.scalars(select(User).where((User.active == True) & User.name.like("a%")))  # noqa: E712
+            actives = await s.scalars(select(User).where((User.active == True) & col(User.name).like("a%")))  # noqa: E712
             print("active users whose name starts with 'a':", [x.name for x in actives])
 
             step("bad input gets a clear error, and nothing is written")
