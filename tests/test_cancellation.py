@@ -39,6 +39,19 @@ async def fpool(url: str) -> AsyncIterator[aiouow.Pool]:
         await pool.drop_all(Tag)
 
 
+def slow_rollback(s: AsyncSession, delay: float) -> Any:
+    """Make the ROLLBACK of the session's connection take ``delay`` seconds longer; return the connection."""
+    conn: Any = s._conn
+    real_rollback = conn.rollback
+
+    async def slow() -> None:
+        await asyncio.sleep(delay)
+        await real_rollback()
+
+    conn.rollback = slow
+    return conn
+
+
 async def tag_codes(pool: aiouow.Pool) -> set[str]:
     async with AsyncSession(pool) as s:
         return {t.code for t in await s.all(Tag)}
@@ -207,14 +220,7 @@ class TestCancelDuringCleanup:
         s = AsyncSession(fpool)
         (await s.get_one(Tag, "r", for_update=True)).label = "changed"
         await s.flush()
-        conn: Any = s._conn
-        real_rollback = conn.rollback
-
-        async def slow_rollback() -> None:
-            await asyncio.sleep(0.5)
-            await real_rollback()
-
-        conn.rollback = slow_rollback
+        slow_rollback(s, 0.5)
         await interrupt(how, s.rollback, 0.1)
         injector.uninstall()
         await s.close()
@@ -227,14 +233,7 @@ class TestCancelDuringCleanup:
         s = AsyncSession(fpool)
         s.add(Tag(code="x", label="x"))
         await s.flush()
-        conn: Any = s._conn
-        real_rollback = conn.rollback
-
-        async def slow_rollback() -> None:
-            await asyncio.sleep(0.3)
-            await real_rollback()
-
-        conn.rollback = slow_rollback
+        slow_rollback(s, 0.3)
         task = asyncio.ensure_future(s.close())
         for _ in range(20):
             await asyncio.sleep(0.01)
@@ -251,14 +250,7 @@ class TestCancelDuringCleanup:
         s = AsyncSession(fpool)
         s.add(Tag(code="x", label="x"))
         await s.flush()
-        conn: Any = s._conn
-        real_rollback = conn.rollback
-
-        async def slow_rollback() -> None:
-            await asyncio.sleep(0.3)
-            await real_rollback()
-
-        conn.rollback = slow_rollback
+        conn = slow_rollback(s, 0.3)
         with anyio.move_on_after(0.05):
             await s.close()
         assert not conn.broken  # the rollback completed under the shield

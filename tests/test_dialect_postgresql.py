@@ -179,21 +179,6 @@ class TestErrors:
             await aiouow.create_pool("postgresql://u:secret@127.0.0.1:1/db")
         assert "secret" not in str(info.value) and "***" in str(info.value)
 
-    async def test_terminated_backend_then_rollback_recovers(self, pgpool: aiouow.Pool) -> None:
-        """A backend killed mid-transaction: ConnectionLostError, rollback() succeeds, the pool replaces it."""
-        async with AsyncSession(pgpool) as s:
-            s.add(Tag(code="a", label="a"))
-            await s.flush()
-            pid = (await s.execute("SELECT pg_backend_pid() AS pid"))[0]["pid"]
-            async with AsyncSession(pgpool) as killer:
-                await killer.execute("SELECT pg_terminate_backend($1)", pid)
-            await asyncio.sleep(0.1)
-            with pytest.raises(aiouow.ConnectionLostError):
-                await s.all(Tag)
-            await s.rollback()
-            assert await s.all(Tag) == []
-        assert pgpool.stats().in_use == 0
-
 
 class TestWrapping:
     async def test_from_asyncpg_wraps_and_leaves_pool_open(self, tmp_path: Path) -> None:

@@ -254,14 +254,18 @@ class SQLiteConnection(Connection):
     def in_transaction(self) -> bool:
         return self._tx
 
-    async def _exec(self, sql: str, action: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
+    async def _driver(self, sql: str, params: object, action: str, call: Awaitable[T]) -> T:
+        """Await one aiosqlite call: logged when the pool echoes, driver errors translated."""
         if self._echo:
             log_statement(sql, params)
-        started = time.perf_counter()
         try:
-            cur = await self.db.execute(sql, params)
+            return await call
         except _DRIVER_ERRORS as exc:
             raise translate(exc, action) from exc
+
+    async def _exec(self, sql: str, action: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
+        started = time.perf_counter()
+        cur = await self._driver(sql, params, action, self.db.execute(sql, params))
         self._observe(statement_kind(sql), started)
         return cur
 
@@ -345,14 +349,8 @@ class SQLiteConnection(Connection):
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         await self._ensure_begun()
-        if self._echo:
-            log_statement(sql, params)
         started = time.perf_counter()
-        try:
-            rows = await self.db.execute_fetchall(sql, params)
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc, "run query") from exc
-        out: list[Row] = list(rows)
+        out: list[Row] = list(await self._driver(sql, params, "run query", self.db.execute_fetchall(sql, params)))
         self._observe("select", started, rows_read=len(out))
         return out
 
@@ -365,14 +363,9 @@ class SQLiteConnection(Connection):
         return await self._write(lambda: self._raw(sql, params, kind))
 
     async def _raw(self, sql: str, params: Sequence[Any], kind: str) -> list[dict[str, Any]]:
-        if self._echo:
-            log_statement(sql, params)
         started = time.perf_counter()
-        try:
-            cur = await self.db.execute(sql, params)
-            rows = list(await cur.fetchall())
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc, "execute SQL") from exc
+        cur = await self._driver(sql, params, "execute SQL", self.db.execute(sql, params))
+        rows = list(await self._driver(sql, (), "execute SQL", cur.fetchall()))
         names = [d[0] for d in cur.description or ()]
         written = cur.rowcount if kind in ("insert", "update", "delete") and cur.rowcount > 0 else 0
         self._observe(kind, started, rows_read=len(rows), rows_written=written)
@@ -380,21 +373,13 @@ class SQLiteConnection(Connection):
 
     async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
         await self._ensure_begun()
-        if self._echo:
-            log_statement(sql, params)
         started = time.perf_counter()
-        try:
-            cur = await self.db.execute(sql, params)
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc, "run query") from exc
+        cur = await self._driver(sql, params, "run query", self.db.execute(sql, params))
         self._observe("select", started)
         try:
             while True:
                 started = time.perf_counter()
-                try:
-                    rows: list[Row] = list(await cur.fetchmany(batch_size))
-                except _DRIVER_ERRORS as exc:
-                    raise translate(exc, "fetch rows") from exc
+                rows: list[Row] = list(await self._driver("", (), "fetch rows", cur.fetchmany(batch_size)))
                 self._observe("fetch", started, rows_read=len(rows))
                 if not rows:
                     return
@@ -435,12 +420,7 @@ class SQLiteConnection(Connection):
         started = time.perf_counter()
         if step.returning is None:
             sql = f"INSERT INTO {q(mapper.table)} ({cols}) VALUES ({', '.join('?' * len(step.columns))})"
-            if self._echo:
-                log_statement(sql, rows)
-            try:
-                await self.db.executemany(sql, rows)
-            except _DRIVER_ERRORS as exc:
-                raise translate(exc, action) from exc
+            await self._driver(sql, rows, action, self.db.executemany(sql, rows))
             self._observe("insert", started, rows_written=len(rows))
             return None
         ret = q(step.returning.column_name)
@@ -464,12 +444,7 @@ class SQLiteConnection(Connection):
         return keys
 
     async def _insert_chunk(self, sql: str, params: list[Any], action: str) -> list[Row]:
-        if self._echo:
-            log_statement(sql, params)
-        try:
-            return list(await self.db.execute_fetchall(sql, params))
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc, action) from exc
+        return list(await self._driver(sql, params, action, self.db.execute_fetchall(sql, params)))
 
     async def _update(self, step: UpdateStep) -> int:
         q = self.dialect.quote
@@ -484,14 +459,9 @@ class SQLiteConnection(Connection):
             param_cols.append(step.version)
         sql = f"UPDATE {q(mapper.table)} SET {', '.join(sets)} WHERE {' AND '.join(where)}"
         rows = self._params(param_cols, step.rows)
-        if self._echo:
-            log_statement(sql, rows)
         started = time.perf_counter()
-        try:
-            cur = await self.db.executemany(sql, rows)
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc, f"update {mapper.name} in {mapper.table}") from exc
-        matched = cur.rowcount
+        action = f"update {mapper.name} in {mapper.table}"
+        matched = (await self._driver(sql, rows, action, self.db.executemany(sql, rows))).rowcount
         self._observe("update", started, rows_written=matched)
         return matched
 
@@ -505,25 +475,16 @@ class SQLiteConnection(Connection):
         keys = self._params(param_cols, step.keys)
         started = time.perf_counter()
         matched = 0
-        try:
-            if len(param_cols) == 1:
-                pk = q(mapper.pk[0].column_name)
-                for start in range(0, len(keys), VARIABLE_LIMIT):
-                    chunk = [k[0] for k in keys[start : start + VARIABLE_LIMIT]]
-                    sql = f"DELETE FROM {q(mapper.table)} WHERE {pk} IN ({', '.join('?' * len(chunk))})"
-                    if self._echo:
-                        log_statement(sql, chunk)
-                    cur = await self.db.execute(sql, chunk)
-                    matched += cur.rowcount
-            else:
-                where = " AND ".join(f"{q(c.column_name)} = ?" for c in param_cols)
-                sql = f"DELETE FROM {q(mapper.table)} WHERE {where}"
-                if self._echo:
-                    log_statement(sql, keys)
-                cur = await self.db.executemany(sql, keys)
-                matched = cur.rowcount
-        except _DRIVER_ERRORS as exc:
-            raise translate(exc, action) from exc
+        if len(param_cols) == 1:
+            pk = q(mapper.pk[0].column_name)
+            for start in range(0, len(keys), VARIABLE_LIMIT):
+                chunk = [k[0] for k in keys[start : start + VARIABLE_LIMIT]]
+                sql = f"DELETE FROM {q(mapper.table)} WHERE {pk} IN ({', '.join('?' * len(chunk))})"
+                matched += (await self._driver(sql, chunk, action, self.db.execute(sql, chunk))).rowcount
+        else:
+            where = " AND ".join(f"{q(c.column_name)} = ?" for c in param_cols)
+            sql = f"DELETE FROM {q(mapper.table)} WHERE {where}"
+            matched = (await self._driver(sql, keys, action, self.db.executemany(sql, keys))).rowcount
         self._observe("delete", started, rows_written=matched)
         return matched
 
