@@ -11,10 +11,13 @@ from ._mapping import Mapper
 class IdentityMap:
     """Objects backed by rows, by mapper and primary key (a scalar, or a tuple for composite keys)."""
 
-    __slots__ = ("_maps",)
+    __slots__ = ("_maps", "by_entity")
 
     def __init__(self) -> None:
         self._maps: dict[Mapper, dict[Any, Any]] = {}
+        #: entity class -> (its map, the exact type of a single-column key): the lookup that
+        #: ``AsyncSession.get`` answers from without SQL, kept to a dict lookup or two.
+        self.by_entity: dict[type, tuple[dict[Any, Any], type | None]] = {}
 
     def get(self, mapper: Mapper, key: Any) -> Any | None:
         m = self._maps.get(mapper)
@@ -25,6 +28,8 @@ class IdentityMap:
         m = self._maps.get(mapper)
         if m is None:
             m = self._maps[mapper] = {}
+            pk = mapper.pk
+            self.by_entity[mapper.entity] = (m, pk[0].ctype.python_type if len(pk) == 1 else None)
         return m
 
     def add(self, mapper: Mapper, key: Any, obj: Any) -> None:
@@ -54,3 +59,4 @@ class IdentityMap:
 
     def clear(self) -> None:
         self._maps.clear()
+        self.by_entity.clear()

@@ -41,6 +41,8 @@ from .errors import (
 E = TypeVar("E")
 T = TypeVar("T")
 
+_IDLE, _ACTIVE = SessionState.IDLE, SessionState.ACTIVE
+
 
 class AsyncSession:
     """A unit of work: an identity map, tracked changes, and one pooled connection.
@@ -403,6 +405,12 @@ class AsyncSession:
     def delete(self, obj: Any) -> None:
         """Mark an object for deletion at the next flush; a pending object is just un-added."""
         self._check("delete")
+        mark = getattr(obj, "__dict__", {}).get(STATE_ATTR)
+        if type(mark) is Loaded and mark.owner is self:  # fast path: an untouched loaded object
+            loaded = mark.materialize(obj)
+            loaded.status = ObjectState.DELETED
+            self._deleted[loaded] = None
+            return
         mapper_of(obj)
         st = state_of(obj)
         if st is None or (st.key is None and st.owner is not self):
@@ -548,10 +556,12 @@ class AsyncSession:
                     log.record_update(st, before)
                     _tracking.take_json_snapshot(st)
             elif isinstance(step, DeleteStep):
+                table = self._identity.table(mapper)
+                deleted = self._deleted
                 for st in step.states:
-                    self._deleted.pop(st, None)
-                    self._identity.discard(mapper, st.key)
-                    log.deleted.append(st)
+                    deleted.pop(st, None)
+                    table.pop(st.key, None)
+                log.deleted.extend(step.states)
         for st in taken:
             if st.changed:
                 self._modified.add(st)
@@ -624,6 +634,20 @@ class AsyncSession:
         always asks the database and locks the row until the transaction ends (on SQLite the
         write lock is taken); the object's unchanged fields are refreshed from the row.
         """
+        if not for_update:
+            # The identity-map hit, kept to a few dict lookups: a key of the exact type of a
+            # single-column primary key, a usable session, on its own event loop.
+            entry = self._identity.by_entity.get(entity)
+            if entry is not None and type(pk) is entry[1]:
+                hit = entry[0].get(pk)
+                if (
+                    hit is not None
+                    and (self._state is _IDLE or self._state is _ACTIVE)
+                    and self._loop is asyncio.get_running_loop()
+                    and not (self._deleted and hit.__dict__[STATE_ATTR] in self._deleted)
+                ):
+                    found: E = hit
+                    return found
         mapper = mapper_of(entity)
         key = _key_arg(mapper, pk)
         if not for_update:
@@ -632,8 +656,8 @@ class AsyncSession:
             if obj is not None:
                 if self._deleted and obj.__dict__[STATE_ATTR] in self._deleted:
                     return None
-                found: E = obj
-                return found
+                known: E = obj
+                return known
         self._enter("get")
         async with self._lock:
             self._check("get")

@@ -139,14 +139,15 @@ def _update_step(mapper: Mapper, names: tuple[str, ...], states: list[InstanceSt
 
 
 def _delete_step(mapper: Mapper, states: list[InstanceState]) -> DeleteStep:
+    """Delete by identity key (the key the row had when loaded, whatever the fields say now)."""
     version = mapper.version
-    keys = []
-    for st in states:
-        d = st.obj.__dict__
-        key = [st.changed.get(c.name, d[c.name]) for c in mapper.pk]
-        if version is not None:
-            key.append(d[version.name])
-        keys.append(tuple(key))
+    single = len(mapper.pk) == 1
+    keys: list[tuple[Any, ...]]
+    if version is None:
+        keys = [(st.key,) for st in states] if single else [st.key for st in states]
+    else:
+        name = version.name
+        keys = [((st.key,) if single else st.key) + (st.obj.__dict__[name],) for st in states]
     return DeleteStep(mapper, keys, states, version)
 
 
