@@ -1,0 +1,621 @@
+"""A stateful property test: one ``AsyncSession`` driven by random operations against a plain model.
+
+The model holds (a) the committed database and the database as the open transaction sees it,
+and (b) what the session should hold: for every object the test has made or loaded, its
+lifecycle state, its field values, the values it was last loaded or flushed with (what dirty
+tracking compares against) and whether its INSERT ran in the open transaction. After every step
+the session's inspection API, the objects' fields, the pool's connections and the committed rows
+(read by a second session, which sees committed data only) must agree with the model.
+
+Entities: ``Tag`` (natural ``str`` key) and ``User`` (generated ``int`` key, unique ``email``, a
+JSON field). Every new object gets a fresh code and a fresh email, so that nothing collides by
+accident; the unique constraint is broken on purpose by one rule only, to cover the failed-flush
+path.
+
+Runs: ``AIOUOW_STATEFUL_EXAMPLES`` and ``AIOUOW_STATEFUL_STEPS`` override the number of examples
+and steps per example (defaults: 50 and 30), ``AIOUOW_STATEFUL_SHRINK_SECONDS`` the time spent
+shrinking a failure (default: 60).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.internal.conjecture import engine as hypothesis_engine
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+import aiouow
+from aiouow import AsyncSession, ObjectState, SessionState
+from aiouow.errors import (
+    DetachedInstanceError,
+    NotFoundError,
+    SessionClosedError,
+    SessionError,
+    UniqueViolationError,
+)
+
+from .conftest import DIALECTS, url_for
+from .models import ALL, Tag, User
+
+TRANSIENT = ObjectState.TRANSIENT
+PENDING = ObjectState.PENDING
+PERSISTENT = ObjectState.PERSISTENT
+DELETED = ObjectState.DELETED
+DETACHED = ObjectState.DETACHED
+
+ENTITIES: tuple[type, ...] = (Tag, User)
+#: Every column, in column order (the order ``dirty_fields`` reports).
+FIELDS: dict[type, tuple[str, ...]] = {
+    Tag: ("code", "label"),
+    User: ("id", "name", "email", "active", "created", "profile"),
+}
+KEY: dict[type, str] = {Tag: "code", User: "id"}
+#: The fields a rule may assign (never a primary key).
+EDITABLE: dict[type, tuple[str, ...]] = {Tag: ("label",), User: ("name", "email", "active", "profile")}
+#: A key no row ever has.
+MISSING_KEY: dict[type, Any] = {Tag: "missing", User: 10**9}
+#: Few objects, so that operations meet the same objects often.
+MAX_OBJECTS = 4
+
+TEXT = st.sampled_from(["", "a", "b", "ab"])
+PROFILE = st.one_of(st.none(), st.builds(lambda n: {"n": n}, st.integers(0, 3)))
+
+#: Where the SQLite files go: in RAM where there is a /dev/shm (no fsync at every commit), else the default.
+FAST_TMP = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+EXAMPLES = int(os.environ.get("AIOUOW_STATEFUL_EXAMPLES", "50"))
+STEPS = int(os.environ.get("AIOUOW_STATEFUL_STEPS", "30"))
+SHRINK_SECONDS = int(os.environ.get("AIOUOW_STATEFUL_SHRINK_SECONDS", "60"))
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal and of the same type (``True`` is not ``1``, a dict is not ``None``)."""
+    return type(a) is type(b) and a == b
+
+
+def fields_of(obj: Any) -> dict[str, Any]:
+    """A deep copy of the object's column values (so that later in-place changes do not reach the model)."""
+    return {name: copy.deepcopy(obj.__dict__[name]) for name in FIELDS[type(obj)]}
+
+
+@dataclass(eq=False)
+class Tracked:
+    """What the model expects of one entity object."""
+
+    obj: Any
+    state: ObjectState
+    values: dict[str, Any]  # what the object's fields hold
+    loaded: dict[str, Any] | None = None  # the values at its last load or flush (the row, as the session knows it)
+    key: Any = None  # its identity key, while it has one (persistent, deleted, detached)
+    flushed_delete: bool = False  # DELETED, and its DELETE has run in the open transaction
+    inserted_in_tx: bool = False  # its INSERT ran in the open transaction
+
+    def __repr__(self) -> str:  # how hypothesis prints a drawn object in a failing example
+        return f"<{self.state.name} {self.obj!r}>"
+
+    @property
+    def entity(self) -> type:
+        return type(self.obj)
+
+    @property
+    def owned(self) -> bool:
+        return self.state in (PENDING, PERSISTENT, DELETED)
+
+    @property
+    def in_identity_map(self) -> bool:
+        return self.state is PERSISTENT or (self.state is DELETED and not self.flushed_delete)
+
+    def dirty_fields(self) -> list[str]:
+        if self.state in (TRANSIENT, PENDING):
+            return []
+        assert self.loaded is not None
+        return [name for name in FIELDS[self.entity] if not same(self.values[name], self.loaded[name])]
+
+    def original(self, name: str) -> Any:
+        if self.state in (TRANSIENT, PENDING):
+            return self.values[name]
+        assert self.loaded is not None
+        return self.loaded[name]
+
+    def load(self, row: dict[str, Any]) -> None:
+        """The object now holds ``row``, as loaded (nothing dirty)."""
+        self.values = copy.deepcopy(row)
+        self.loaded = copy.deepcopy(row)
+
+    def forget_transaction(self) -> None:
+        self.flushed_delete = False
+        self.inserted_in_tx = False
+
+
+Rows = dict[type, dict[Any, dict[str, Any]]]
+
+
+class SessionMachine(RuleBasedStateMachine):
+    """Random add / modify / delete / flush / commit / rollback / expunge / get / refresh / query sequences."""
+
+    def __init__(self, dialect: str) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()  # a private loop: hypothesis runs the machine synchronously
+        self.tmpdir = tempfile.mkdtemp(prefix="aiouow-stateful-", dir=FAST_TMP)
+        self.pool: aiouow.Pool | None = None
+        self.session: AsyncSession | None = None
+        try:
+            self.run(self._open(dialect))
+        except BaseException:
+            self.teardown()
+            raise
+        self.objects: list[Tracked] = []
+        self.committed: Rows = {e: {} for e in ENTITIES}  # what the database holds
+        self.txdb: Rows = {e: {} for e in ENTITIES}  # what the database holds as the open transaction sees it
+        self.session_state = SessionState.IDLE
+        self.counter = 0
+        self.tx_ended = True  # the database is read back after the steps that end a transaction
+
+    async def _open(self, dialect: str) -> None:
+        url = await url_for(dialect, Path(self.tmpdir))
+        self.pool = await aiouow.create_pool(url)
+        if dialect != "sqlite":  # a shared server: every example starts from empty tables
+            await self.pool.drop_all(*ALL)
+        await self.pool.create_all(*ENTITIES)
+        self.session = AsyncSession(self.pool)
+
+    def teardown(self) -> None:
+        try:
+            if self.session is not None:
+                self.run(self.session.close())
+        finally:
+            try:
+                if self.pool is not None:
+                    self.run(self.pool.close())
+            finally:
+                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+                self.loop.close()
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    @property
+    def s(self) -> AsyncSession:
+        assert self.session is not None
+        return self.session
+
+    def run(self, awaitable: Any) -> Any:
+        """Run a session operation on the machine's event loop."""
+        return self.loop.run_until_complete(awaitable)
+
+    def fresh(self) -> int:
+        self.counter += 1
+        return self.counter
+
+    def rejected(self, op: Callable[[], Any]) -> bool:
+        """In the FAILED state every session operation except rollback() and close() raises SessionError."""
+        if self.session_state is not SessionState.FAILED:
+            return False
+        with pytest.raises(SessionError) as info:
+            result = op()
+            if inspect.isawaitable(result):
+                self.run(result)
+        assert not isinstance(info.value, SessionClosedError)
+        return True
+
+    def owner_of(self, entity: type, key: Any) -> Tracked | None:
+        """The object the session's identity map holds for ``key``, if any."""
+        found = [m for m in self.objects if m.entity is entity and m.in_identity_map and m.key == key]
+        assert len(found) <= 1, f"the model holds two objects for {entity.__name__} {key!r}"
+        return found[0] if found else None
+
+    def track_loaded(self, obj: Any, key: Any) -> None:
+        """A row loaded into a new object: it must be an object the model has not seen."""
+        assert all(obj is not m.obj for m in self.objects), f"{obj!r} was loaded again as a new object"
+        row = self.txdb[type(obj)][key]
+        m = Tracked(obj, PERSISTENT, {}, key=key)
+        m.load(row)
+        self.objects.append(m)
+
+    def model_flush(self) -> None:
+        """What a successful flush (explicit, by commit, or automatic before a query) does."""
+        if any(m.state is PENDING or (m.state is DELETED and not m.flushed_delete) for m in self.objects) or any(
+            m.state is PERSISTENT and m.dirty_fields() for m in self.objects
+        ):
+            self.session_state = SessionState.ACTIVE
+        generated: set[Any] = set()
+        for m in self.objects:
+            rows = self.txdb[m.entity]
+            if m.state is PENDING:
+                key = m.obj.__dict__[KEY[m.entity]]
+                if m.entity is User:
+                    assert isinstance(key, int), f"flush did not assign an id: {m.obj!r}"
+                    assert key not in generated, f"flush assigned id {key} twice"
+                    generated.add(key)
+                    m.values["id"] = key
+                assert key not in rows, f"flush inserted {m.entity.__name__} {key!r} over an existing row"
+                rows[key] = copy.deepcopy(m.values)
+                m.state, m.key, m.inserted_in_tx = PERSISTENT, key, True
+                m.loaded = copy.deepcopy(m.values)
+            elif m.state is PERSISTENT and m.dirty_fields():
+                rows[m.key] = copy.deepcopy(m.values)
+                m.loaded = copy.deepcopy(m.values)
+            elif m.state is DELETED and not m.flushed_delete:
+                del rows[m.key]
+                m.flushed_delete = True
+
+    def insertable(self, m: Tracked) -> bool:
+        """A transient object that can be added again without breaking a key or a unique constraint."""
+        if m.state is not TRANSIENT:
+            return False
+        others = [o for o in self.objects if o is not m and o.entity is m.entity and o.owned]
+        if m.entity is Tag:
+            code = m.values["code"]
+            return code not in self.txdb[Tag] and all(o.values["code"] != code for o in others)
+        email = m.values["email"]
+        return (
+            m.values["id"] is None
+            and all(row["email"] != email for row in self.txdb[User].values())
+            and all(email not in (o.values["email"], (o.loaded or {}).get("email")) for o in others)
+        )
+
+    async def read_committed(self) -> Rows:
+        """The committed rows, read by a second session (its own connection, committed data only)."""
+        assert self.pool is not None
+        reader = AsyncSession(self.pool)
+        try:
+            return {e: {o.__dict__[KEY[e]]: fields_of(o) for o in await reader.all(e)} for e in ENTITIES}
+        finally:
+            await reader.close()
+
+    # -- rules: writes ----------------------------------------------------------------------------
+    @initialize(tags=st.integers(0, 2), users=st.integers(0, 2))
+    def committed_rows(self, tags: int, users: int) -> None:
+        """Start with some committed rows whose objects are PERSISTENT in the session (or with none)."""
+        for _ in range(tags):
+            self.add_new(Tag, "", True, None)
+        for _ in range(users):
+            self.add_new(User, "", True, None)
+        self.commit(flush_first=False)
+
+    @precondition(lambda self: sum(m.state is not DETACHED for m in self.objects) < MAX_OBJECTS)
+    @rule(entity=st.sampled_from(ENTITIES), text=TEXT, active=st.booleans(), profile=PROFILE)
+    def add_new(self, entity: type, text: str, active: bool, profile: dict[str, int] | None) -> None:
+        """add() of a new object makes it PENDING and part of s.new (a generated id stays None); nothing is written."""
+        n = self.fresh()
+        if entity is Tag:
+            obj = Tag(code=f"t{n}", label=text)
+        else:
+            obj = User(name=text, email=f"u{n}@example.org", active=active, profile=profile)
+        m = Tracked(obj, TRANSIENT, fields_of(obj))
+        self.objects.append(m)
+        if self.rejected(lambda: self.s.add(obj)):
+            return
+        self.s.add(obj)
+        m.state = PENDING
+
+    def addable(self, m: Tracked) -> bool:
+        return m.owned or self.insertable(m)
+
+    @precondition(lambda self: any(self.addable(m) for m in self.objects))
+    @rule(data=st.data())
+    def add_existing(self, data: st.DataObject) -> None:
+        """add() of a transient object (un-added, rolled back, deleted and committed) makes it PENDING again; of an
+        object in the session does nothing (a deleted one stays deleted), unless its DELETE was flushed: an error."""
+        m = data.draw(st.sampled_from([m for m in self.objects if self.addable(m)]))
+        if self.rejected(lambda: self.s.add(m.obj)):
+            return
+        if m.flushed_delete:
+            with pytest.raises(SessionError, match="deleted by a flush"):
+                self.s.add(m.obj)
+            return
+        self.s.add(m.obj)
+        if m.state is TRANSIENT:
+            m.state = PENDING
+
+    def editable(self) -> list[Tracked]:
+        return [m for m in self.objects if m.state is not DETACHED]
+
+    def assign(self, m: Tracked, name: str, value: Any) -> None:
+        setattr(m.obj, name, value)
+        m.values[name] = copy.deepcopy(value)
+
+    @precondition(lambda self: bool(self.editable()))
+    @rule(data=st.data())
+    def modify(self, data: st.DataObject) -> None:
+        """An assignment is a change of a persistent object (in s.dirty, dirty_fields) until flushed; a pending object
+        just holds the new value."""
+        m = data.draw(st.sampled_from(self.editable()))
+        name = data.draw(st.sampled_from(EDITABLE[m.entity]))
+        if name == "email":
+            value: Any = f"u{self.fresh()}@example.org"
+        elif name == "active":
+            value = data.draw(st.booleans())
+        elif name == "profile":
+            value = data.draw(PROFILE)
+        else:
+            value = data.draw(TEXT)
+        self.assign(m, name, value)
+
+    @precondition(lambda self: bool(self.editable()))
+    @rule(data=st.data())
+    def modify_back(self, data: st.DataObject) -> None:
+        """Assigning a field its loaded value again (after a change, or not) leaves no change to flush."""
+        m = data.draw(st.sampled_from(self.editable()))
+        name = data.draw(st.sampled_from(EDITABLE[m.entity]))
+        self.assign(m, name, copy.deepcopy(m.original(name)))
+
+    @precondition(lambda self: any(m.entity is User and m.values["profile"] is not None for m in self.editable()))
+    @rule(data=st.data(), n=st.integers(0, 3))
+    def modify_json_in_place(self, data: st.DataObject, n: int) -> None:
+        """A change made in place to a JSON value is a change; putting the loaded value back in place is none."""
+        m = data.draw(st.sampled_from([m for m in self.editable() if m.entity is User and m.values["profile"]]))
+        m.obj.profile["n"] = n
+        m.values["profile"] = {**m.values["profile"], "n": n}
+
+    @precondition(lambda self: any(m.owned for m in self.objects))
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        """delete(): persistent -> DELETED (in s.deleted), pending -> TRANSIENT (un-added), deleted -> no-op."""
+        m = data.draw(st.sampled_from([m for m in self.objects if m.owned]))
+        if self.rejected(lambda: self.s.delete(m.obj)):
+            return
+        self.s.delete(m.obj)
+        if m.state is PENDING:
+            m.state = TRANSIENT
+        elif m.state is PERSISTENT:
+            m.state = DELETED
+
+    @precondition(lambda self: any(m.owned for m in self.objects))
+    @rule(data=st.data(), reload=st.booleans())
+    def expunge(self, data: st.DataObject, reload: bool) -> None:
+        """expunge(): pending -> TRANSIENT, persistent or deleted -> DETACHED, out of the session; loading its row
+        again gives a new object."""
+        m = data.draw(st.sampled_from([m for m in self.objects if m.owned]))
+        if self.rejected(lambda: self.s.expunge(m.obj)):
+            return
+        self.s.expunge(m.obj)
+        # A detached object is left alone from here on: the session no longer tracks it.
+        m.state = TRANSIENT if m.state is PENDING else DETACHED
+        m.forget_transaction()
+        if reload and m.key is not None:
+            self.check_get(m.entity, m.key)
+
+    @precondition(lambda self: any(m.state in (TRANSIENT, DETACHED, PENDING) for m in self.objects))
+    @rule(data=st.data())
+    def misuse(self, data: st.DataObject) -> None:
+        """refresh() of an object not in the session or pending, expunge() of one not in the session and delete()
+        of a transient one raise, and change nothing."""
+        m = data.draw(st.sampled_from([m for m in self.objects if m.state in (TRANSIENT, DETACHED, PENDING)]))
+        if self.rejected(lambda: self.s.refresh(m.obj)):
+            return
+        with pytest.raises(DetachedInstanceError):
+            self.run(self.s.refresh(m.obj))
+        if m.state is not PENDING:
+            with pytest.raises(DetachedInstanceError):
+                self.s.expunge(m.obj)
+        if m.state is TRANSIENT:
+            with pytest.raises(SessionError, match="not persisted"):
+                self.s.delete(m.obj)
+
+    # -- rules: transaction -----------------------------------------------------------------------
+    @rule()
+    def flush(self) -> None:
+        """flush(): pending rows inserted (ids assigned), changes and deletes written; the transaction stays open."""
+        if self.rejected(self.s.flush):
+            return
+        self.run(self.s.flush())
+        self.model_flush()
+
+    @rule(flush_first=st.booleans())
+    def commit(self, flush_first: bool) -> None:
+        """commit(): flush + COMMIT; objects keep values, flushed deletes become TRANSIENT, connection released."""
+        if flush_first:
+            self.flush()
+        if self.rejected(self.s.commit):
+            return
+        self.run(self.s.commit())
+        self.model_flush()
+        self.committed = copy.deepcopy(self.txdb)
+        for m in self.objects:
+            if m.state is DELETED:
+                assert m.flushed_delete
+                m.state, m.key = TRANSIENT, None
+            m.forget_transaction()
+        self.session_state = SessionState.IDLE
+        self.tx_ended = True
+
+    @rule(flush_first=st.booleans())
+    def rollback(self, flush_first: bool) -> None:
+        """rollback(): every object in the session again holds what the database holds (see the comment inside)."""
+        if flush_first:
+            self.flush()
+        self.run(self.s.rollback())
+        self.txdb = copy.deepcopy(self.committed)
+        for m in self.objects:
+            if not m.owned:
+                continue
+            row = self.committed[m.entity].get(m.key) if m.key is not None else None
+            if m.state is PENDING or m.inserted_in_tx:
+                # Pending objects, and objects inserted in this transaction, are TRANSIENT again with
+                # their generated key cleared; their other fields keep what the program assigned.
+                m.state, m.key = TRANSIENT, None
+                if m.entity is User:
+                    m.values["id"] = None
+            elif row is not None:
+                # Persistent and deleted objects are PERSISTENT again with the committed values.
+                # KNOWN BUG (modify, delete, flush, rollback): _restore() does not put back the
+                # original values of an object whose DELETE was flushed -- it keeps the assigned value.
+                # KNOWN BUG (flush a change, expunge, reload, rollback): an object loaded during the
+                # transaction keeps the uncommitted values it was loaded with.
+                m.state = PERSISTENT
+                m.load(row)
+            else:
+                # KNOWN BUG (flush an insert, expunge it, reload the row, rollback): the object loaded
+                # for a row this transaction inserted stays PERSISTENT in the identity map although no
+                # such row exists any more. Expected, as for the objects the transaction inserted:
+                # TRANSIENT, out of the session, generated key cleared.
+                m.state, m.key = TRANSIENT, None
+                if m.entity is User:
+                    m.values["id"] = None
+            m.forget_transaction()
+        self.session_state = SessionState.IDLE
+        self.tx_ended = True
+
+    @precondition(lambda self: self.session_state is not SessionState.FAILED and bool(self.txdb[User]))
+    @rule(data=st.data(), via_commit=st.booleans())
+    def failed_flush(self, data: st.DataObject, via_commit: bool) -> None:
+        """A flush breaking a unique constraint raises UniqueViolationError, writes nothing, leaves the session
+        FAILED (only rollback()/close() accepted) and every object as it was before that flush."""
+        email = data.draw(st.sampled_from(sorted(row["email"] for row in self.txdb[User].values())))
+        dup = User(name="dup", email=email)
+        self.s.add(dup)
+        self.objects.append(Tracked(dup, PENDING, fields_of(dup)))
+        with pytest.raises(UniqueViolationError):
+            self.run(self.s.commit() if via_commit else self.s.flush())
+        self.session_state = SessionState.FAILED
+        self.tx_ended = True
+        self.txdb = copy.deepcopy(self.committed)  # the failure rolled the database transaction back
+
+    # -- rules: reads -----------------------------------------------------------------------------
+    @rule(data=st.data(), entity=st.sampled_from(ENTITIES))
+    def get(self, data: st.DataObject, entity: type) -> None:
+        """get(): the identity map's object without SQL when present (None when marked deleted); else autoflush
+        and load the row into a new object, or None."""
+        keys = {*self.txdb[entity], *self.committed[entity], MISSING_KEY[entity]}
+        keys |= {m.values[KEY[entity]] for m in self.objects if m.entity is entity} - {None}
+        self.check_get(entity, data.draw(st.sampled_from(sorted(keys, key=repr))))
+
+    def check_get(self, entity: type, key: Any) -> None:
+        if self.rejected(lambda: self.s.get(entity, key)):
+            return
+        owner = self.owner_of(entity, key)
+        if owner is not None:
+            found = self.run(self.s.get(entity, key))
+            assert found is (owner.obj if owner.state is PERSISTENT else None)
+            return
+        found = self.run(self.s.get(entity, key))
+        self.model_flush()
+        self.session_state = SessionState.ACTIVE
+        owner = self.owner_of(entity, key)
+        if owner is not None:
+            assert found is owner.obj
+        elif key in self.txdb[entity]:
+            assert found is not None
+            self.track_loaded(found, key)
+        else:
+            assert found is None
+
+    @rule(entity=st.sampled_from(ENTITIES))
+    def query_all(self, entity: type) -> None:
+        """all(): autoflush, then every row, each through the identity map (a row in the session gives its object)."""
+        if self.rejected(lambda: self.s.all(entity)):
+            return
+        found = self.run(self.s.all(entity))
+        self.model_flush()
+        self.session_state = SessionState.ACTIVE
+        assert len(found) == len(self.txdb[entity])
+        for obj in found:
+            key = obj.__dict__[KEY[entity]]
+            assert key in self.txdb[entity]
+            owner = self.owner_of(entity, key)
+            if owner is not None:
+                assert obj is owner.obj
+            else:
+                self.track_loaded(obj, key)
+
+    @precondition(lambda self: any(m.state in (PERSISTENT, DELETED) for m in self.objects))
+    @rule(data=st.data())
+    def refresh(self, data: st.DataObject) -> None:
+        """refresh(): re-reads the row (no autoflush), discarding unflushed changes; NotFoundError if it is gone."""
+        m = data.draw(st.sampled_from([m for m in self.objects if m.state in (PERSISTENT, DELETED)]))
+        if self.rejected(lambda: self.s.refresh(m.obj)):
+            return
+        self.session_state = SessionState.ACTIVE
+        row = None if m.flushed_delete else self.txdb[m.entity].get(m.key)
+        if row is None:
+            with pytest.raises(NotFoundError):
+                self.run(self.s.refresh(m.obj))
+            return
+        self.run(self.s.refresh(m.obj))
+        m.load(row)
+
+    # -- invariants -------------------------------------------------------------------------------
+    @invariant()
+    def objects_match_model(self) -> None:
+        """Every object's state, membership, field values, dirty fields and original values are as modelled."""
+        for m in self.objects:
+            obj = m.obj
+            assert self.s.state(obj) is m.state, f"{obj!r}: state {self.s.state(obj)}, expected {m.state}"
+            assert (obj in self.s) == m.owned, f"{obj!r}: `in session` is {obj in self.s}"
+            actual = obj.__dict__
+            wrong = {k: (actual[k], v) for k, v in m.values.items() if not same(actual[k], v)}
+            assert not wrong, f"{obj!r} ({m.state.name}): fields (actual, expected): {wrong}"
+            assert self.s.dirty_fields(obj) == m.dirty_fields(), f"{obj!r}: dirty fields"
+            assert self.s.is_dirty(obj) == bool(m.dirty_fields())
+            for name in FIELDS[m.entity]:
+                assert same(self.s.original_value(obj, name), m.original(name)), f"{obj!r}: original {name}"
+
+    @invariant()
+    def session_matches_model(self) -> None:
+        """s.new, s.dirty, s.deleted, len(s), the session state and the connection held are as modelled."""
+        s = self.s
+        ms = self.objects
+        assert s.new == frozenset(m.obj for m in ms if m.state is PENDING)
+        assert s.dirty == frozenset(m.obj for m in ms if m.state is PERSISTENT and m.dirty_fields())
+        assert s.deleted == frozenset(m.obj for m in ms if m.state is DELETED and not m.flushed_delete)
+        assert len(s) == sum(1 for m in ms if m.state is PENDING or m.in_identity_map)
+        assert s.session_state is self.session_state
+        assert self.pool is not None
+        in_use = self.pool.stats().in_use
+        assert in_use == (1 if self.session_state is SessionState.ACTIVE else 0), f"{in_use} connections in use"
+
+    @invariant()
+    def database_matches_model(self) -> None:
+        """The committed rows, read through another connection, are the model's database."""
+        if not self.tx_ended:
+            return
+        self.tx_ended = False
+        rows = self.run(self.read_committed())
+        for entity in ENTITIES:
+            actual, expected = rows[entity], self.committed[entity]
+            assert actual.keys() == expected.keys(), f"{entity.__name__} rows: {sorted(actual, key=repr)}"
+            for key, values in expected.items():
+                wrong = {k: (actual[key][k], v) for k, v in values.items() if not same(actual[key][k], v)}
+                assert not wrong, f"{entity.__name__} {key!r}: columns (actual, expected): {wrong}"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_session_follows_model(dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random operation sequences on one session agree with the model, on every dialect."""
+    if dialect == "postgresql":
+        try:
+            import aiouow.dialects.postgresql  # noqa: F401
+        except ImportError:
+            pytest.skip("the PostgreSQL dialect is not built yet")
+    asyncio.run(url_for(dialect, tmp_path))  # skips (or fails under CI) when there is no PostgreSQL server
+    # Every shrinking attempt replays a whole sequence against a database, so hypothesis's own limit
+    # (300 s, not a public setting) would outlast the suite's timeout: report the failure sooner.
+    monkeypatch.setattr(hypothesis_engine, "MAX_SHRINKING_SECONDS", SHRINK_SECONDS, raising=False)
+    run_state_machine_as_test(
+        lambda: SessionMachine(dialect),
+        settings=settings(
+            max_examples=EXAMPLES if dialect == "sqlite" else max(EXAMPLES // 2, 1),
+            stateful_step_count=STEPS,
+            deadline=None,
+            report_multiple_bugs=False,  # shrink one failure only: shrinking a stateful test is slow
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
