@@ -48,11 +48,14 @@ The rules:
   is on), shielded from cancellation. Work done after the headers went out (while streaming) runs
   in a new transaction: commit it yourself, or it is rolled back at the end. A body produced after
   the handler returns (an async-iterator payload) cannot use the session: it is closed by then.
+- A WebSocket handshake is a response (status 101): what the handler did before
+  ``await ws.prepare(request)`` is committed then; what it does afterwards it commits itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -148,8 +151,8 @@ class _AiohttpRequestSession(RequestSession):
 
     def __init__(self, pool: PoolSource) -> None:
         super().__init__(pool)
+        # The response whose prepare() a failed commit interrupted (see _error_response).
         self.abandoned: web.StreamResponse | None = None
-        """The response whose prepare() a failed commit interrupted (see _error_response)."""
 
 
 def _error_response(holder: _AiohttpRequestSession) -> web.Response:
@@ -165,7 +168,8 @@ def _error_response(holder: _AiohttpRequestSession) -> web.Response:
             response.enable_chunked_encoding()
         coding = abandoned.headers.get(hdrs.CONTENT_ENCODING)
         if coding:
-            response.enable_compression(web.ContentCoding(coding))
+            with suppress(ValueError):  # a coding aiohttp does not know, set by hand: nothing to mirror
+                response.enable_compression(web.ContentCoding(coding))
     return response
 
 

@@ -78,10 +78,12 @@ class SessionMiddleware:
 
     ``pool`` is the `aiouow.Pool` sessions take their connections from, or a function returning
     it, called when a request first asks for its session: for a pool opened in the application's
-    lifespan, ``pool=lambda: app.state.pool``. ``on_stats(stats, info)``
-    receives each request's `aiouow.SessionStats` and an `aiouow.integrations.RequestInfo` after
-    its session is closed; without it, a DEBUG line per request goes to the
-    ``aiouow.integrations`` logger. Requests that never asked for a session report nothing.
+    lifespan, ``pool=lambda: app.state.pool``.
+
+    ``on_stats(stats, info)`` receives each request's `aiouow.SessionStats` and an
+    `aiouow.integrations.RequestInfo` after its session is closed; without it, a DEBUG line per
+    request goes to the ``aiouow.integrations`` logger. Requests that never asked for a session
+    report nothing.
     """
 
     def __init__(self, app: ASGIApp, pool: PoolSource, *, on_stats: StatsCallback | None = None) -> None:
