@@ -361,7 +361,7 @@ class SessionMachine(RuleBasedStateMachine):
     @rule(data=st.data(), n=st.integers(0, 3))
     def modify_json_in_place(self, data: st.DataObject, n: int) -> None:
         """A change made in place to a JSON value is a change; putting the loaded value back in place is none."""
-        m = data.draw(st.sampled_from([m for m in self.editable() if m.entity is User and m.values["profile"]]))
+        m = data.draw(st.sampled_from([m for m in self.editable() if m.entity is User and m.values["profile"] is not None]))
         m.obj.profile["n"] = n
         m.values["profile"] = {**m.values["profile"], "n": n}
 
