@@ -52,6 +52,17 @@ def slow_rollback(s: AsyncSession, delay: float) -> Any:
     return conn
 
 
+@pytest.fixture
+async def pgpool(tmp_path: Path) -> AsyncIterator[aiouow.Pool]:
+    """A PostgreSQL-only pool, for what only PostgreSQL can do (pg_terminate_backend)."""
+    url = await url_for("postgresql", tmp_path)
+    async with aiouow.create_pool(fault_url(url), max_size=3, cleanup_timeout=2.0) as pool:
+        await pool.drop_all(Tag)
+        await pool.create_all(Tag)
+        yield pool
+        await pool.drop_all(Tag)
+
+
 async def tag_codes(pool: aiouow.Pool) -> set[str]:
     async with AsyncSession(pool) as s:
         return {t.code for t in await s.all(Tag)}
@@ -362,10 +373,9 @@ class TestCancelAroundTheConnection:
         await assert_clean(fpool)
         assert await tag_codes(fpool) == set()
 
-    async def test_killed_connection_then_rollback_recovers(self, fpool: aiouow.Pool) -> None:
+    async def test_killed_connection_then_rollback_recovers(self, pgpool: aiouow.Pool) -> None:
         """A connection killed by the server: ConnectionLostError, rollback() succeeds, the pool replaces it."""
-        if fpool.dialect != "postgresql":
-            pytest.skip("pg_terminate_backend is PostgreSQL's")
+        fpool = pgpool
         async with AsyncSession(fpool) as s:
             s.add(Tag(code="k", label="k"))
             await s.flush()
