@@ -21,7 +21,12 @@ Loader = Callable[[Sequence[Sequence[Any]], dict[Any, Any], Any, Callable[[Any],
 
 def compile_loader(mapper: Mapper, converters: Sequence[Callable[[Any], Any] | None]) -> Loader:
     """Generate the loader of ``mapper`` for rows whose values need ``converters`` (None: as they are)."""
-    env: dict[str, Any] = {"_cls": mapper.entity, "_new": object.__new__, "_STATE": STATE_ATTR}
+    env: dict[str, Any] = {
+        "_cls": mapper.entity,
+        "_new": object.__new__,
+        "_set": object.__setattr__,  # not Entity.__setattr__: a new object has nothing to track
+        "_STATE": STATE_ATTR,
+    }
     exprs: list[str] = []
     for i, conv in enumerate(converters):
         if conv is None:
@@ -45,7 +50,7 @@ def compile_loader(mapper: Mapper, converters: Sequence[Callable[[Any], Any] | N
             "        obj = get(key)",
             "        if obj is None:",
             "            obj = _new(_cls)",
-            f"            obj.__dict__ = {{{items}, _STATE: mark}}",
+            f"            _set(obj, '__dict__', {{{items}, _STATE: mark}})",
             "            table[key] = obj",
             "            if on_new is not None:",
             "                on_new(obj)",

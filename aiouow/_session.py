@@ -185,10 +185,13 @@ class AsyncSession:
                             conn.broken = True
                     if scope.cancelled_caught:
                         conn.broken = True
-                with anyio.move_on_after(timeout) as scope:
+                if conn.broken:  # closing it may wait behind whatever broke it: bound that too
+                    with anyio.move_on_after(timeout) as scope:
+                        await self._driver.release(conn)
+                    if scope.cancelled_caught:
+                        self._driver.discard(conn)
+                else:  # a healthy connection: SQLite pools it at once, asyncpg bounds its own reset
                     await self._driver.release(conn)
-                if scope.cancelled_caught:
-                    self._driver.discard(conn)
         except BaseException:
             self._driver.discard(conn)
             raise
@@ -274,6 +277,9 @@ class AsyncSession:
         if self._state is SessionState.CLOSED:
             return
         self._enter_any("close")
+        if self._conn is None and not self._lock.locked():  # nothing to give back: nothing to await
+            self._finish_close()
+            return
         try:
             with anyio.CancelScope(shield=True):
                 async with self._lock:

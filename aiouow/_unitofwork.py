@@ -8,6 +8,7 @@ for deletes); one step per table and kind (per set of changed columns for update
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,7 +211,13 @@ def _check(mapper: Mapper, column: Column[Any], value: Any) -> None:
 
 def table_order(mappers: Iterable[Mapper]) -> list[Mapper]:
     """Order mappers parents first by their foreign keys; ties and cycles keep a stable order."""
-    todo = sorted(set(mappers), key=lambda m: (m.table, m.name))
+    return list(_table_order(frozenset(mappers)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _table_order(mappers: frozenset[Mapper]) -> tuple[Mapper, ...]:
+    # Memoized: every flush orders the same few sets of tables.
+    todo = sorted(mappers, key=lambda m: (m.table, m.name))
     by_table = {m.table: m for m in todo}
     deps: dict[Mapper, set[Mapper]] = {
         m: {by_table[t] for _, t, _ in m.foreign_keys if t in by_table and by_table[t] is not m} for m in todo
@@ -225,4 +232,4 @@ def table_order(mappers: Iterable[Mapper]) -> list[Mapper]:
             ordered.append(m)
             placed.add(m)
         todo = [m for m in todo if m not in placed]
-    return ordered
+    return tuple(ordered)

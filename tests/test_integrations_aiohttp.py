@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -455,20 +456,43 @@ class TestInstallation:
         assert len(errors) == 1
         assert "session middleware is not installed" in str(errors[0])
 
-    async def test_middleware_without_its_signal_refuses_requests(
-        self, pool: aiouow.Pool, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """The middleware alone, without its on_response_prepare handler, answers 500 with a clear error."""
+    async def test_middleware_alone_commits_returned_responses(self, pool: aiouow.Pool) -> None:
+        """``web.Application(middlewares=[session_middleware(pool)])`` commits before a returned response."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
-            return web.json_response({})
+            get_session(request).add(Tag(code="alone", label="x"))
+            return web.json_response({}, status=201)
+
+        app = web.Application(middlewares=[session_middleware(pool)])
+        app.router.add_post("/", handler)
+        async with client_for(app) as client:
+            response = await client.post("/")
+            assert response.status == 201
+        async with aiouow.AsyncSession(pool) as s:
+            assert await s.get(Tag, "alone") is not None
+        assert pool.stats().in_use == 0
+
+    async def test_middleware_alone_refuses_to_commit_after_a_prepared_stream(
+        self, pool: aiouow.Pool, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Without its signal handler, a handler-prepared stream's work is rolled back with a clear error."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            get_session(request).add(Tag(code="streamed", label="x"))
+            response = web.StreamResponse()
+            await response.prepare(request)
+            await response.write(b"data")
+            return response
 
         app = web.Application(middlewares=[session_middleware(pool)])
         app.router.add_get("/", handler)
         async with client_for(app) as client:
-            response = await client.get("/")
-            assert response.status == 500
-        assert "on_response_prepare handler is not installed" in caplog.text
+            with contextlib.suppress(aiohttp.ClientError):
+                await (await client.get("/")).read()
+        assert "on_response_prepare" in caplog.text
+        async with aiouow.AsyncSession(pool) as s:
+            assert await s.get(Tag, "streamed") is None
+        assert pool.stats().in_use == 0
 
     async def test_middleware_list_with_signal(self, pool: aiouow.Pool) -> None:
         """session_middleware in ``middlewares=[...]`` works once its signal handler is appended."""

@@ -28,8 +28,10 @@ app = web.Application(middlewares=[mw])
 app.on_response_prepare.append(mw.on_response_prepare)
 ```
 
-A middleware whose ``on_response_prepare`` handler is missing refuses every request with
-`aiouow.ConfigurationError`, rather than commit after a streamed response's headers are sent.
+``web.Application(middlewares=[session_middleware(pool)])`` alone works for every handler that
+returns its response (the middleware commits before aiohttp prepares it). Without the signal
+handler, a handler that prepares its own response gets its work rolled back and the request fails
+with `aiouow.ConfigurationError`, rather than commit after the response's headers were sent.
 
 The rules:
 
@@ -99,12 +101,7 @@ class SessionMiddleware:
         self.on_stats = on_stats
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not self._installed(request):
-            raise ConfigurationError(
-                "cannot give the request a session: the middleware's on_response_prepare handler is not "
-                "installed (use aiouow.integrations.aiohttp.setup(app, pool), or append "
-                "mw.on_response_prepare to app.on_response_prepare)"
-            )
+        installed = self._installed(request)
         holder = _AiohttpRequestSession(self.pool)
         request[_KEY] = holder
         status: int | None = None
@@ -118,6 +115,16 @@ class SessionMiddleware:
                 if holder.commit_error is None:
                     raise
                 response = None  # the handler gave up when prepare() raised the commit's error
+            if response is not None and response.prepared and not installed and not holder.responded:
+                # Without the signal handler a response the handler prepared itself left before
+                # any commit: never report success for uncommitted work. Roll back and fail.
+                await holder.respond(500)
+                raise ConfigurationError(
+                    "cannot commit the request's session: the handler prepared its own response, whose "
+                    "headers left before the commit; the work was rolled back (use "
+                    "aiouow.integrations.aiohttp.setup(app, pool), or append mw.on_response_prepare to "
+                    "app.on_response_prepare)"
+                )
             if response is not None and holder.commit_error is None:
                 await holder.respond(response.status)  # does nothing if the signal already committed
             if response is None or holder.commit_error is not None:
