@@ -225,3 +225,17 @@ class TestKeyOnlyEntity:
                 assert len(await s.all(KeyOnly)) == 6
         finally:
             await pool.drop_all(KeyOnly)
+
+
+class TestStatsOnFailure:
+    async def test_a_failed_statement_is_counted(self, pool: aiouow.Pool) -> None:
+        """A statement the database refused still counts in stats() (and its time in db_time)."""
+        async with AsyncSession(pool) as s:
+            s.add(Tag(code="a", label="a"))
+            await s.commit()
+        async with AsyncSession(pool) as s:
+            s.add(Tag(code="a", label="again"))
+            with pytest.raises(aiouow.UniqueViolationError):
+                await s.flush()
+            assert s.stats().statements.get("insert") == 1
+            await s.rollback()

@@ -323,6 +323,7 @@ class PostgresConnection(Connection):
         try:
             status: str = await self.raw.execute(sql, *params)
         except _DRIVER_ERRORS as exc:
+            self._observe(statement_kind(sql), started)  # a failed statement counts too
             raise translate(exc, action) from exc
         self._observe(statement_kind(sql), started)
         return status
@@ -351,6 +352,7 @@ class PostgresConnection(Connection):
         try:
             rows: list[Row] = await self.raw.fetch(sql, *params)
         except _DRIVER_ERRORS as exc:
+            self._observe(statement_kind(sql), started)  # a failed statement counts too
             raise translate(exc, "run query") from exc
         self._observe("select", started, rows_read=len(rows))
         return rows
@@ -371,6 +373,7 @@ class PostgresConnection(Connection):
                 records = await self.raw.fetch(sql, *params)
                 written = len(records) if dml else 0
         except _DRIVER_ERRORS as exc:
+            self._observe(statement_kind(sql), started)  # a failed statement counts too
             raise translate(exc, "execute SQL") from exc
         self._observe(kind, started, rows_read=0 if dml else len(records), rows_written=written)
         return [dict(r.items()) for r in records]
@@ -382,6 +385,7 @@ class PostgresConnection(Connection):
         try:
             cursor = await self.raw.cursor(sql, *params)
         except _DRIVER_ERRORS as exc:
+            self._observe(statement_kind(sql), started)  # a failed statement counts too
             raise translate(exc, "run query") from exc
         self._observe("select", started)
         while True:
@@ -419,6 +423,7 @@ class PostgresConnection(Connection):
         try:
             result = await (self.raw.fetch(sql, *params) if fetch else self.raw.execute(sql, *params))
         except _DRIVER_ERRORS as exc:
+            self._observe(statement_kind(sql), started)  # a failed statement counts too
             raise translate(exc, action) from exc
         self._last_started = started
         return result

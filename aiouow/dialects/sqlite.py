@@ -258,9 +258,11 @@ class SQLiteConnection(Connection):
         """Await one aiosqlite call: logged when the pool echoes, driver errors translated."""
         if self._echo:
             log_statement(sql, params)
+        started = time.perf_counter()
         try:
             return await call
         except _DRIVER_ERRORS as exc:
+            self._observe(statement_kind(sql) if sql else "fetch", started)  # a failed statement counts too
             raise translate(exc, action) from exc
 
     async def _exec(self, sql: str, action: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
