@@ -119,7 +119,7 @@ def verdicts(result: RunResult) -> list[Verdict]:
             shown = "n/a" if value is None else f"{value * 1e6:.3f} µs"
         else:
             want = f"target {op} {goal.limit:g}x"
-            shown = times(value)
+            shown = "n/a" if value is None else f"{value:.3f}x"  # three decimals: 1.304x is a FAIL of <= 1.3x
         if value is None:
             why = result.sqlalchemy_missing or "no measurement"
             out.append(Verdict(goal, "SKIP", f"SKIP {goal.label}: {shown} ({want}; {why})"))
