@@ -84,7 +84,8 @@ class HandwrittenPostgres(System):
                 changed.append(obj)
             await conn.execute(RENAME, [o.id for o in changed], [o.name for o in changed])
             await tx.commit()
-            elapsed = clock() - started
+        # Released inside the timing, as insert and load are, and as aiouow's commit() does.
+        elapsed = clock() - started
         return Sample(elapsed, 1)
 
     async def delete(self, n: int, keys: list[int]) -> Sample:
@@ -97,7 +98,7 @@ class HandwrittenPostgres(System):
             gone = [found.pop(k).id for k in keys]
             await conn.execute(DELETE, gone)
             await tx.commit()
-            elapsed = clock() - started
+        elapsed = clock() - started  # released inside the timing, like the others
         return Sample(elapsed, 1)
 
     async def get_hit(self, n: int, keys: list[int]) -> Sample:
