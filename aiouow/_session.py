@@ -579,20 +579,22 @@ class AsyncSession:
         self._txlog.clear()
 
     def _restore(self) -> None:
-        """After a rollback: put every object back to what the database holds."""
+        """After a rollback: put every object back to what the database holds.
+
+        What a flush wrote is undone for the object that was flushed and, when that one was
+        expunged and its row loaded again in the same transaction, for the object loaded since.
+        """
         log = self._txlog
+        # Rows inserted in this transaction no longer exist: every object standing for one
+        # becomes transient, its generated key cleared (also one loaded again and deleted since).
+        inserted_rows = {(st.mapper, st.key) for st in log.inserted}
         for st in log.inserted:
-            if st.owner is self:
-                self._identity.discard(st.mapper, st.key)
-                d = st.obj.__dict__
-                gen = st.mapper.generated_pk
-                if gen is not None:
-                    d[gen.name] = None
-                if st.mapper.version is not None:
-                    d[st.mapper.version.name] = None
-                _make_transient(st)
-                self._modified.discard(st)
-                self._deleted.pop(st, None)
+            for target in self._objects_for(st):
+                self._identity.discard(target.mapper, target.key)
+                _forget_generated_key(target)
+                _make_transient(target)
+                self._modified.discard(target)
+                self._deleted.pop(target, None)
         for st in self._new:
             _make_transient(st)
         self._new = {}
@@ -603,14 +605,18 @@ class AsyncSession:
         for st in self._deleted:
             st.obj.__dict__.update(_tracking.originals(st))
             touched.append(st)
-        for st, before in log.updated.items():
-            if st.owner is self and st.key is not None:
-                st.obj.__dict__.update(before)
-                touched.append(st)
         for st in log.deleted:
-            if st.owner is self:
+            if st.owner is self and (st.mapper, st.key) in inserted_rows:
+                _forget_generated_key(st)
+                _make_transient(st)
+            elif st.owner is self:
+                st.obj.__dict__.update(_tracking.originals(st))
                 self._identity.add(st.mapper, st.key, st.obj)
                 touched.append(st)
+        for st, before in log.updated.items():
+            for target in self._objects_for(st):
+                target.obj.__dict__.update(before)
+                touched.append(target)
         for st in touched:
             if st.owner is self:
                 st.status = ObjectState.PERSISTENT
@@ -618,6 +624,18 @@ class AsyncSession:
         self._deleted = {}
         self._modified = set()
         log.clear()
+
+    def _objects_for(self, st: InstanceState) -> list[InstanceState]:
+        """The states in this session that stand for ``st``'s row: ``st`` itself, and the object
+        loaded for the same row after ``st`` was expunged."""
+        out = [st] if st.owner is self and st.key is not None else []
+        if st.key is not None:
+            now = self._identity.get(st.mapper, st.key)
+            if now is not None and now is not st.obj:
+                other = state_of(now)
+                if other is not None and other.owner is self:
+                    out.append(other)
+        return out
 
     def _detach_all(self) -> None:
         for obj in self._identity.objects():
@@ -947,6 +965,16 @@ def _describe(st: InstanceState) -> str:
     d = st.obj.__dict__
     keys = ", ".join(f"{c.name}={d.get(c.name)!r}" for c in mapper.pk)
     return f"{mapper.name}({keys})"
+
+
+def _forget_generated_key(st: InstanceState) -> None:
+    """A row that no longer exists: clear the values the database gave it (key, version)."""
+    d = st.obj.__dict__
+    gen = st.mapper.generated_pk
+    if gen is not None:
+        d[gen.name] = None
+    if st.mapper.version is not None:
+        d[st.mapper.version.name] = None
 
 
 def _make_transient(st: InstanceState) -> None:
