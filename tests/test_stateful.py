@@ -13,7 +13,7 @@ accident; the unique constraint is broken on purpose by one rule only, to cover 
 path.
 
 ``test_rollback_sequences`` drives the same machine by hand through sequences that random
-generation reaches only now and then; they pin the library bugs noted in ``do_rollback``.
+generation reaches only now and then (each found a rollback bug, fixed since).
 
 Runs: ``AIOUOW_STATEFUL_EXAMPLES`` and ``AIOUOW_STATEFUL_STEPS`` override the number of examples
 and steps per example (defaults: 50 and 30; PostgreSQL runs half the examples),
@@ -691,8 +691,50 @@ def _inserted_row_reloaded(mc: SessionMachine) -> Iterator[None]:
     mc.do_rollback()
 
 
+def _changed_row_reloaded_then_deleted(mc: SessionMachine) -> Iterator[None]:
+    """flush a change, expunge, load the row again, delete and flush that object, rollback: committed values."""
+    user = mc.new_object(User, "committed")
+    mc.do_commit()
+    yield
+    mc.assign(user, "email", "changed@example.org")
+    mc.do_flush()
+    yield
+    mc.do_expunge(user, reload=True)
+    yield
+    (copy_,) = [m for m in mc.objects if m.owned]
+    mc.do_delete(copy_)
+    mc.do_flush()
+    yield
+    mc.do_rollback()
+
+
+def _inserted_row_reloaded_then_deleted(mc: SessionMachine) -> Iterator[None]:
+    """flush an insert, expunge, load the row again, change, delete and flush that object, rollback: TRANSIENT."""
+    tag = mc.new_object(Tag, "new")
+    mc.do_flush()
+    yield
+    mc.do_expunge(tag, reload=True)
+    yield
+    (copy_,) = [m for m in mc.objects if m.owned]
+    mc.do_delete(copy_)
+    mc.do_flush()
+    yield
+    mc.assign(copy_, "label", "changed")
+    yield
+    mc.do_rollback()
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
-@pytest.mark.parametrize("sequence", [_changed_then_deleted, _changed_row_reloaded, _inserted_row_reloaded])
+@pytest.mark.parametrize(
+    "sequence",
+    [
+        _changed_then_deleted,
+        _changed_row_reloaded,
+        _inserted_row_reloaded,
+        _changed_row_reloaded_then_deleted,
+        _inserted_row_reloaded_then_deleted,
+    ],
+)
 def test_rollback_sequences(dialect: str, sequence: Callable[[SessionMachine], Iterator[None]], tmp_path: Path) -> None:
     """Rare sequences around rollback, step by step, agree with the model."""
     _skip_unless_available(dialect, tmp_path)
