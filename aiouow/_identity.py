@@ -40,11 +40,6 @@ class IdentityMap:
         if m is not None:
             m.pop(key, None)
 
-    def __contains__(self, item: tuple[Mapper, Any]) -> bool:
-        mapper, key = item
-        m = self._maps.get(mapper)
-        return m is not None and key in m
-
     def __len__(self) -> int:
         return sum(len(m) for m in self._maps.values())
 

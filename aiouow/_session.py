@@ -478,8 +478,7 @@ class AsyncSession:
         for st in inserting:
             if st.changed:
                 st.changed = {}
-        if plan.empty:
-            self._finish_unchanged(candidates)
+        if plan.empty:  # assignments that set fields back: their records were just dropped
             return
         keys: list[list[Any] | None] = []
         try:
@@ -509,11 +508,6 @@ class AsyncSession:
             raise
         self._apply(plan, keys, taken)
         self._stats.flushes += 1
-
-    def _finish_unchanged(self, candidates: list[InstanceState]) -> None:
-        for st in candidates:
-            if st.changed:
-                self._modified.add(st)
 
     def _apply(self, plan: FlushPlan, keys: list[list[Any] | None], taken: dict[InstanceState, dict[str, Any]]) -> None:
         """The flush succeeded: record what the database now holds."""

@@ -541,7 +541,6 @@ class SQLitePool(DriverPool):
         self._lent: set[SQLiteConnection] = set()
         self._drained: asyncio.Event | None = None  # set when close() waits for lent connections
         self._in_use = 0
-        self._opening = 0
         self._waiting = 0
         self._slots = asyncio.Semaphore(options.max_size)
         self._closed = False
