@@ -511,7 +511,10 @@ class PostgresPool(DriverPool):
     async def acquire(self) -> PostgresConnection:
         self._waiting += 1
         try:
-            raw = await self.raw.acquire(timeout=self.acquire_timeout)
+            # asyncio.timeout rather than acquire(timeout=): asyncpg implements that with
+            # wait_for, which costs a task (and loop iterations) per acquire.
+            async with asyncio.timeout(self.acquire_timeout):
+                raw = await self.raw.acquire()
         except TimeoutError:
             raise PoolTimeoutError(
                 f"cannot acquire a connection: all {self.max_size} connections of the pool stayed in use "

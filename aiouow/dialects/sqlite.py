@@ -287,9 +287,13 @@ class SQLiteConnection(Connection):
 
     async def prepare_write(self, *, fresh_reads: bool = False) -> None:
         if not self._locked:
+            lock = self.pool.write_lock
             try:
-                async with asyncio.timeout(self.pool.busy_timeout):
-                    await self.pool.write_lock.acquire()
+                if lock.locked():  # another session writes (or waits to): wait, up to busy_timeout
+                    async with asyncio.timeout(self.pool.busy_timeout):
+                        await lock.acquire()
+                else:
+                    await lock.acquire()  # free: returns without suspending
             except TimeoutError:
                 raise OperationalError(
                     f"cannot write: the SQLite write lock was not free within {self.pool.busy_timeout} s; "
@@ -536,7 +540,9 @@ class SQLitePool(DriverPool):
         self.acquire_timeout = options.acquire_timeout
         self.busy_timeout = options.busy_timeout
         self.cleanup_timeout = options.cleanup_timeout
-        self.write_lock = asyncio.Lock()
+        # A semaphore of one rather than a Lock: its locked() also counts queued waiters, so an
+        # acquire that finds it unlocked never waits (and needs no timeout).
+        self.write_lock = asyncio.BoundedSemaphore(1)
         self._idle: list[SQLiteConnection] = []
         self._lent: set[SQLiteConnection] = set()
         self._drained: asyncio.Event | None = None  # set when close() waits for lent connections
@@ -574,17 +580,20 @@ class SQLitePool(DriverPool):
     async def acquire(self) -> SQLiteConnection:
         if self._closed:
             raise OperationalError("cannot acquire a connection: the pool is closed")
-        self._waiting += 1
-        try:
-            async with asyncio.timeout(self.acquire_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise PoolTimeoutError(
-                f"cannot acquire a connection: all {self.max_size} connections of the pool stayed in use "
-                f"for {self.acquire_timeout} s (raise max_size or acquire_timeout, or close sessions sooner)"
-            ) from None
-        finally:
-            self._waiting -= 1
+        if self._slots.locked():  # every connection is lent: wait, up to acquire_timeout
+            self._waiting += 1
+            try:
+                async with asyncio.timeout(self.acquire_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise PoolTimeoutError(
+                    f"cannot acquire a connection: all {self.max_size} connections of the pool stayed in use "
+                    f"for {self.acquire_timeout} s (raise max_size or acquire_timeout, or close sessions sooner)"
+                ) from None
+            finally:
+                self._waiting -= 1
+        else:
+            await self._slots.acquire()  # free: returns without suspending
         try:
             if self._idle:
                 conn = self._idle.pop()
