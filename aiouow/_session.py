@@ -484,17 +484,14 @@ class AsyncSession:
         try:
             conn = await self._connection()
             await conn.prepare_write()
-            for step in plan.steps:
+            results = await conn.run_steps(plan.steps)
+            for step, result in zip(plan.steps, results, strict=True):
                 if isinstance(step, InsertStep):
-                    keys.append(await conn.insert(step))
+                    keys.append(result)
                 elif isinstance(step, UpdateStep):
-                    _expect_rows(
-                        step.mapper, "update", len(step.rows), await conn.update(step), step.version is not None
-                    )
-                else:
-                    matched = await conn.delete(step)
-                    if step.version is not None:
-                        _expect_rows(step.mapper, "delete", len(step.keys), matched, True)
+                    _expect_rows(step.mapper, "update", len(step.rows), result, step.version is not None)
+                elif step.version is not None:
+                    _expect_rows(step.mapper, "delete", len(step.keys), result, True)
         except BaseException as exc:
             for st, changed in taken.items():
                 st.changed = {**st.changed, **changed}

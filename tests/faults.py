@@ -93,7 +93,7 @@ class Injector:
     cancels the current task at that point, the way a real ``Task.cancel()`` would land there.
     """
 
-    CALLS = ("begin", "prepare_write", "fetch", "insert", "update", "delete", "commit", "execute_raw")
+    CALLS = ("begin", "prepare_write", "fetch", "run_steps", "commit", "execute_raw")
 
     def __init__(self, pool: aiouow.Pool) -> None:
         self.pool = pool

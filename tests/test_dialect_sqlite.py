@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,4 +104,56 @@ class TestSQLite:
         finally:
             other.execute("ROLLBACK")
             other.close()
+        await lite.close()
+
+    async def test_write_after_another_writer_committed_restarts_the_read_transaction(self, lite: aiouow.Pool) -> None:
+        """A session that read, then writes after another session committed, gets a fresh write
+        transaction (its stale snapshot is dropped: it had written nothing) and its flush succeeds."""
+        async with AsyncSession(lite) as s:
+            s.add(Tag(code="a", label="a"))
+            await s.commit()
+        async with AsyncSession(lite) as reader, AsyncSession(lite) as other:
+            tag = await reader.get(Tag, "a")
+            assert tag is not None
+            other.add(Tag(code="o", label="o"))
+            await other.commit()  # the reader's snapshot is now stale
+            tag.label = "changed"
+            reader.add(Tag(code="r", label="r"))
+            await reader.commit()
+            # BEGIN, SELECT; the INSERT fails on the stale snapshot; ROLLBACK, BEGIN IMMEDIATE; INSERT, UPDATE; COMMIT
+            assert reader.stats().statements == {"other": 4, "select": 1, "insert": 2, "update": 1}
+        async with AsyncSession(lite) as s:
+            assert {t.code: t.label for t in await s.all(Tag)} == {"a": "changed", "o": "o", "r": "r"}
+        await lite.close()
+
+    async def test_a_flush_is_one_call_to_the_driver_thread(self, lite: aiouow.Pool) -> None:
+        """The BEGIN goes with the first statement, and every statement of a flush (several tables,
+        inserts, updates, deletes) goes to aiosqlite's thread in one call."""
+        async with AsyncSession(lite) as s:
+            s.add_all([Tag(code="a", label="a"), Tag(code="b", label="b")])
+            await s.commit()
+        async with AsyncSession(lite) as s:
+            tag = await s.get(Tag, "a")  # one call: BEGIN and SELECT
+            assert tag is not None
+            other = await s.get_one(Tag, "b")
+            conn: Any = s._conn
+            calls: list[object] = []
+            real = conn.db._execute
+
+            async def counting(fn: Any, *args: Any) -> Any:
+                calls.append(fn)
+                return await real(fn, *args)
+
+            conn.db._execute = counting
+            tag.label = "changed"
+            s.delete(other)
+            s.add(Tag(code="c", label="c"))
+            s.add(AllTypes())
+            await s.flush()
+            assert calls == [calls[0]]  # one call for the whole flush
+            assert s.stats().statements == {"other": 1, "select": 2, "update": 1, "delete": 1, "insert": 2}
+            await s.commit()
+        async with AsyncSession(lite) as s:
+            assert sorted(t.code for t in await s.all(Tag)) == ["a", "c"]
+            assert len(await s.all(AllTypes)) == 1
         await lite.close()

@@ -23,7 +23,7 @@ from ..errors import QueryError
 if TYPE_CHECKING:
     from .._mapping import Mapper
     from .._query import Select
-    from .._unitofwork import DeleteStep, InsertStep, UpdateStep
+    from .._unitofwork import Step
 
 sql_log = logging.getLogger("aiouow.sql")
 
@@ -309,16 +309,12 @@ class Connection(abc.ABC):
         """Run a query and yield its rows in batches."""
 
     @abc.abstractmethod
-    async def insert(self, step: InsertStep) -> list[Any] | None:
-        """Insert the step's rows; return the generated keys in row order when it asks for them."""
+    async def run_steps(self, steps: Sequence[Step]) -> list[Any]:
+        """Run a flush's steps in order, in the open transaction (after `prepare_write`).
 
-    @abc.abstractmethod
-    async def update(self, step: UpdateStep) -> int:
-        """Update the step's rows; return how many rows matched."""
-
-    @abc.abstractmethod
-    async def delete(self, step: DeleteStep) -> int:
-        """Delete the step's rows; return how many rows matched."""
+        One result per step: an insert's generated keys in row order (None when it asks for
+        none), an update's or a delete's count of matched rows.
+        """
 
     @abc.abstractmethod
     async def execute_script(self, statements: Sequence[str]) -> None:

@@ -24,6 +24,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from .._expressions import Column
 from .._types import ColumnType, Kind, dump_json
+from .._unitofwork import DeleteStep, InsertStep, Step, UpdateStep
 from .._url import DatabaseURL, PoolOptions
 from ..errors import (
     AiouowError,
@@ -54,7 +55,6 @@ from ._base import (
 
 if TYPE_CHECKING:
     from .._mapping import Mapper
-    from .._unitofwork import DeleteStep, InsertStep, UpdateStep
 
 _SQL_TYPES: dict[Kind, str] = {
     Kind.INT: "bigint",
@@ -427,6 +427,18 @@ class PostgresConnection(Connection):
             raise translate(exc, action) from exc
         self._last_started = started
         return result
+
+    async def run_steps(self, steps: Sequence[Step]) -> list[Any]:
+        # One prepared statement, so one round trip, per step.
+        out: list[Any] = []
+        for step in steps:
+            if isinstance(step, InsertStep):
+                out.append(await self.insert(step))
+            elif isinstance(step, UpdateStep):
+                out.append(await self.update(step))
+            else:
+                out.append(await self.delete(step))
+        return out
 
     async def insert(self, step: InsertStep) -> list[Any] | None:
         mapper = step.mapper

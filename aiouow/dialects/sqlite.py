@@ -20,13 +20,14 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
 
 from .._expressions import Column
 from .._types import ColumnType, Kind, dump_json
+from .._unitofwork import DeleteStep, InsertStep, Step, UpdateStep
 from .._url import DatabaseURL, PoolOptions
 from ..errors import (
     AiouowError,
@@ -43,9 +44,6 @@ from ..errors import (
     UniqueViolationError,
 )
 from ._base import Connection, Converter, Dialect, DriverPool, PoolStats, Row, log_statement, statement_kind
-
-if TYPE_CHECKING:
-    from .._unitofwork import DeleteStep, InsertStep, UpdateStep
 
 
 def _variable_limit() -> int:
@@ -231,6 +229,42 @@ def _reads_only(sql: str) -> bool:
     return first == "pragma" and "=" not in sql and "(" not in sql
 
 
+#: How a batched statement runs: its rows fetched, or its row count read (executemany or execute).
+FETCH, MANY, ONE = 0, 1, 2
+
+
+class _Statement:
+    """One statement of a batch that runs in aiosqlite's thread in one go (see `_run_batch`)."""
+
+    __slots__ = ("action", "done", "elapsed", "kind", "mode", "params", "result", "sql", "written")
+
+    def __init__(self, sql: str, params: Any, mode: int, action: str, written: int = -1) -> None:
+        self.kind = statement_kind(sql)
+        self.sql = sql
+        self.params = params
+        self.mode = mode
+        self.action = action  # what the error message says could not be done
+        self.written = written  # rows written, when known before running (inserts); -1: the row count
+        self.result: Any = None
+        self.elapsed = 0.0
+        self.done = False
+
+
+def _run_batch(db: sqlite3.Connection, statements: Sequence[_Statement]) -> None:
+    """Run statements back to back; this runs in aiosqlite's thread (one hop for all of them)."""
+    clock = time.perf_counter
+    for st in statements:
+        started = clock()
+        if st.mode == FETCH:
+            st.result = db.execute(st.sql, st.params).fetchall()
+        elif st.mode == MANY:
+            st.result = db.executemany(st.sql, st.params).rowcount
+        else:
+            st.result = db.execute(st.sql, st.params).rowcount
+        st.elapsed = clock() - started
+        st.done = True
+
+
 class SQLiteConnection(Connection):
     """One aiosqlite connection of a `SQLitePool`.
 
@@ -274,16 +308,52 @@ class SQLiteConnection(Connection):
     async def begin(self) -> None:
         self._tx = True
 
+    def _begin_statements(self) -> list[_Statement]:
+        """The BEGIN to send ahead of the next statement, in the same hop, if none was sent yet."""
+        if self._begun:
+            return []
+        # Flags first: an interrupted BEGIN still runs in aiosqlite's thread, and the ROLLBACK of
+        # the cleanup must follow it (rollback() tolerates a BEGIN that did not happen).
+        self._tx = self._begun = True
+        if self._locked:
+            self._write_tx = True
+            return [_Statement("BEGIN IMMEDIATE", (), ONE, "begin a write transaction")]
+        return [_Statement("BEGIN", (), ONE, "begin a transaction")]
+
     async def _ensure_begun(self) -> None:
-        if not self._begun:
-            # Flags first: an interrupted BEGIN still runs in aiosqlite's thread, and the ROLLBACK
-            # of the cleanup must follow it (rollback() tolerates a BEGIN that did not happen).
-            self._tx = self._begun = True
-            if self._locked:
-                self._write_tx = True
-                await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
-            else:
-                await self._exec("BEGIN", "begin a transaction")
+        begin = self._begin_statements()
+        if begin:
+            await self._batch(begin)
+
+    async def _batch(self, statements: Sequence[_Statement]) -> None:
+        """Run statements in one hop to aiosqlite's thread; driver errors translated, each statement observed.
+
+        aiosqlite has no public call for several statements at once, so this queues one function
+        through its ``_execute``, the call all of its own methods use (tests pin that it exists).
+        """
+        if self._echo:
+            for st in statements:
+                log_statement(st.sql, st.params)
+        try:
+            await self.db._execute(_run_batch, self.db._conn, statements)  # type: ignore[no-untyped-call]
+        except _DRIVER_ERRORS as exc:
+            failed = next((st for st in statements if not st.done), statements[-1])
+            self._observe_batch(statements, failed)
+            raise translate(exc, failed.action) from exc
+        self._observe_batch(statements, None)
+
+    def _observe_batch(self, statements: Sequence[_Statement], failed: _Statement | None) -> None:
+        obs = self.observer
+        if obs is None:
+            return
+        for st in statements:
+            if st.done:
+                if st.mode == FETCH and st.written < 0:
+                    obs.statement(st.kind, st.elapsed, len(st.result), 0)
+                else:
+                    obs.statement(st.kind, st.elapsed, 0, st.written if st.written >= 0 else max(st.result, 0))
+            elif st is failed:
+                obs.statement(st.kind, 0.0, 0, 0)  # a failed statement counts too
 
     async def prepare_write(self, *, fresh_reads: bool = False) -> None:
         if not self._locked:
@@ -333,6 +403,29 @@ class SQLiteConnection(Connection):
         self._write_tx = True
         return result
 
+    async def _write_batch(self, make: Callable[[], list[_Statement]]) -> list[_Statement]:
+        """Run write statements in one hop (with the BEGIN, when none was sent yet).
+
+        The first write of a read transaction upgrades it; if its snapshot is stale, the
+        transaction is restarted (it has written nothing) and the statements run again.
+        """
+        begin = self._begin_statements()
+        statements = make()
+        if begin or self._write_tx:
+            await self._batch(begin + statements)
+            self._write_tx = True
+            return statements
+        try:
+            await self._batch(statements)
+        except SerializationError as exc:
+            if statements[0].done or getattr(exc.__cause__, "sqlite_errorname", "") != "SQLITE_BUSY_SNAPSHOT":
+                raise
+            await self._restart_for_writing()
+            statements = make()
+            await self._batch(statements)
+        self._write_tx = True
+        return statements
+
     def _end(self) -> None:
         self._tx = self._begun = self._write_tx = False
         if self._locked:
@@ -354,11 +447,10 @@ class SQLiteConnection(Connection):
             self._end()
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        await self._ensure_begun()
-        started = time.perf_counter()
-        out: list[Row] = list(await self._driver(sql, params, "run query", self.db.execute_fetchall(sql, params)))
-        self._observe("select", started, rows_read=len(out))
-        return out
+        query = _Statement(sql, params, FETCH, "run query")
+        await self._batch([*self._begin_statements(), query])  # the BEGIN, if any, in the same hop
+        rows: list[Row] = query.result
+        return rows
 
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         kind = statement_kind(sql)
@@ -408,53 +500,65 @@ class SQLiteConnection(Connection):
             out.append(row)
         return out
 
-    async def insert(self, step: InsertStep) -> list[Any] | None:
-        return await self._write(lambda: self._insert(step))
+    async def run_steps(self, steps: Sequence[Step]) -> list[Any]:
+        # Every statement of the flush goes to aiosqlite's thread in one hop.
+        spans: list[tuple[Step, int, int]] = []
 
-    async def update(self, step: UpdateStep) -> int:
-        return await self._write(lambda: self._update(step))
+        def make() -> list[_Statement]:
+            statements: list[_Statement] = []
+            spans.clear()
+            for step in steps:
+                first = len(statements)
+                if isinstance(step, InsertStep):
+                    statements.extend(self._insert_statements(step))
+                elif isinstance(step, UpdateStep):
+                    statements.append(self._update_statement(step))
+                else:
+                    statements.extend(self._delete_statements(step))
+                spans.append((step, first, len(statements)))
+            return statements
 
-    async def delete(self, step: DeleteStep) -> int:
-        return await self._write(lambda: self._delete(step))
+        statements = await self._write_batch(make)
+        out: list[Any] = []
+        for step, first, last in spans:
+            part = statements[first:last]
+            if isinstance(step, InsertStep):
+                if step.returning is None:
+                    out.append(None)
+                else:
+                    # RETURNING order is unspecified; generated keys grow in VALUES order, so sort them.
+                    out.append([k for st in part for k in sorted(r[0] for r in st.result)])
+            else:
+                out.append(sum(st.result for st in part))
+        return out
 
-    async def _insert(self, step: InsertStep) -> list[Any] | None:
+    def _insert_statements(self, step: InsertStep) -> list[_Statement]:
         q = self.dialect.quote
         mapper = step.mapper
         action = f"insert {mapper.name} into {mapper.table}"
         cols = ", ".join(q(c.column_name) for c in step.columns)
         rows = self._params(step.columns, step.rows)
-        started = time.perf_counter()
         if step.returning is None:
             sql = f"INSERT INTO {q(mapper.table)} ({cols}) VALUES ({', '.join('?' * len(step.columns))})"
-            await self._driver(sql, rows, action, self.db.executemany(sql, rows))
-            self._observe("insert", started, rows_written=len(rows))
-            return None
+            return [_Statement(sql, rows, MANY, action, written=len(rows))]
         ret = q(step.returning.column_name)
-        keys: list[Any] = []
         if not step.columns:
             sql = f"INSERT INTO {q(mapper.table)} DEFAULT VALUES RETURNING {ret}"
-            for _ in rows:
-                started = time.perf_counter()
-                keys.extend(r[0] for r in await self._insert_chunk(sql, [], action))
-                self._observe("insert", started, rows_written=1)
-            return keys
+            return [_Statement(sql, (), FETCH, action, written=1) for _ in rows]
         ncols = len(step.columns)
         per = max(1, min(MAX_ROWS_PER_STATEMENT, VARIABLE_LIMIT // ncols))
         group = "(" + ", ".join("?" * ncols) + ")"
+        head = f"INSERT INTO {q(mapper.table)} ({cols}) VALUES "
+        tail = f" RETURNING {ret}"
+        full = head + ", ".join([group] * per) + tail if len(rows) >= per else ""
+        out = []
         for start in range(0, len(rows), per):
-            started = time.perf_counter()
             chunk = rows[start : start + per]
-            sql = f"INSERT INTO {q(mapper.table)} ({cols}) VALUES {', '.join([group] * len(chunk))} RETURNING {ret}"
-            flat = [v for r in chunk for v in r]
-            # RETURNING order is unspecified; generated keys grow in VALUES order, so sort them.
-            keys.extend(sorted(r[0] for r in await self._insert_chunk(sql, flat, action)))
-            self._observe("insert", started, rows_written=len(chunk))
-        return keys
+            sql = full if len(chunk) == per else head + ", ".join([group] * len(chunk)) + tail
+            out.append(_Statement(sql, [v for r in chunk for v in r], FETCH, action, written=len(chunk)))
+        return out
 
-    async def _insert_chunk(self, sql: str, params: list[Any], action: str) -> list[Row]:
-        return list(await self._driver(sql, params, action, self.db.execute_fetchall(sql, params)))
-
-    async def _update(self, step: UpdateStep) -> int:
+    def _update_statement(self, step: UpdateStep) -> _Statement:
         q = self.dialect.quote
         mapper = step.mapper
         sets = [f"{q(c.column_name)} = ?" for c in step.columns]
@@ -466,14 +570,9 @@ class SQLiteConnection(Connection):
             where.append(f"{v} = ?")
             param_cols.append(step.version)
         sql = f"UPDATE {q(mapper.table)} SET {', '.join(sets)} WHERE {' AND '.join(where)}"
-        rows = self._params(param_cols, step.rows)
-        started = time.perf_counter()
-        action = f"update {mapper.name} in {mapper.table}"
-        matched = (await self._driver(sql, rows, action, self.db.executemany(sql, rows))).rowcount
-        self._observe("update", started, rows_written=matched)
-        return matched
+        return _Statement(sql, self._params(param_cols, step.rows), MANY, f"update {mapper.name} in {mapper.table}")
 
-    async def _delete(self, step: DeleteStep) -> int:
+    def _delete_statements(self, step: DeleteStep) -> list[_Statement]:
         q = self.dialect.quote
         mapper = step.mapper
         action = f"delete {mapper.name} from {mapper.table}"
@@ -481,23 +580,16 @@ class SQLiteConnection(Connection):
         if step.version is not None:
             param_cols.append(step.version)
         keys = self._params(param_cols, step.keys)
-        matched = 0
-        if len(param_cols) == 1:
-            pk = q(mapper.pk[0].column_name)
-            for start in range(0, len(keys), VARIABLE_LIMIT):
-                started = time.perf_counter()
-                chunk = [k[0] for k in keys[start : start + VARIABLE_LIMIT]]
-                sql = f"DELETE FROM {q(mapper.table)} WHERE {pk} IN ({', '.join('?' * len(chunk))})"
-                n = (await self._driver(sql, chunk, action, self.db.execute(sql, chunk))).rowcount
-                self._observe("delete", started, rows_written=n)
-                matched += n
-        else:
-            started = time.perf_counter()
+        if len(param_cols) > 1:
             where = " AND ".join(f"{q(c.column_name)} = ?" for c in param_cols)
-            sql = f"DELETE FROM {q(mapper.table)} WHERE {where}"
-            matched = (await self._driver(sql, keys, action, self.db.executemany(sql, keys))).rowcount
-            self._observe("delete", started, rows_written=matched)
-        return matched
+            return [_Statement(f"DELETE FROM {q(mapper.table)} WHERE {where}", keys, MANY, action)]
+        pk = q(mapper.pk[0].column_name)
+        out = []
+        for start in range(0, len(keys), VARIABLE_LIMIT):
+            chunk = [k[0] for k in keys[start : start + VARIABLE_LIMIT]]
+            sql = f"DELETE FROM {q(mapper.table)} WHERE {pk} IN ({', '.join('?' * len(chunk))})"
+            out.append(_Statement(sql, chunk, ONE, action))
+        return out
 
     async def execute_script(self, statements: Sequence[str]) -> None:
         await self.prepare_write()
