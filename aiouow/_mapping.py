@@ -153,7 +153,9 @@ class Mapper:
         "generated_pk",
         "json_columns",
         "names",
+        "immutable",
         "pk",
+        "pk_name",
         "pk_positions",
         "table",
         "version",
@@ -172,6 +174,10 @@ class Mapper:
         self.generated_pk: Column[Any] | None = gen
         self.version: Column[Any] | None = next((c for c in columns if c.version), None)
         self.json_columns = tuple(c for c in columns if c.json)
+        #: The field of a single-column primary key (None for a composite key).
+        self.pk_name: str | None = self.pk[0].name if len(self.pk) == 1 else None
+        #: Fields a flush refuses to see changed: the primary key and the version.
+        self.immutable = frozenset(c.name for c in columns if c.primary_key or c.version)
         fks: list[tuple[Column[Any], str, str]] = []
         for c in columns:
             if c.foreign_key:
@@ -257,8 +263,12 @@ class Entity:
         if st is not None:
             if type(st) is not InstanceState:
                 st = st.materialize(self)  # the session's shared stand-in for untouched loaded objects
-            if name not in st.changed and name in st.mapper.column_names:
-                st.record(name, d.get(name, MISSING))
+            changed = st.changed
+            if name not in changed and name in st.mapper.column_names:
+                # InstanceState.record, inlined: this runs on every first assignment of a field.
+                changed[name] = d.get(name, MISSING)
+                if len(changed) == 1 and st.listener is not None:
+                    st.listener(st)
             d[name] = value  # a column: plain instance data (Column is not a descriptor)
             return
         object.__setattr__(self, name, value)

@@ -6,7 +6,7 @@ import asyncio
 import copy
 import json
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
@@ -78,6 +78,8 @@ class AsyncSession:
         self._new: dict[InstanceState, None] = {}
         self._deleted: dict[InstanceState, None] = {}
         self._modified: set[InstanceState] = set()
+        #: What states call on their first recorded change (cleared in place, never replaced).
+        self._on_modified: Callable[[InstanceState], None] = self._modified.add
         self._json_mappers: set[Mapper] = set()
         self._marks: dict[Mapper, Loaded] = {}
         self._txlog = TransactionLog()
@@ -438,9 +440,6 @@ class AsyncSession:
         st.status = ObjectState.DELETED
         self._deleted[st] = None
 
-    def _on_modified(self, st: InstanceState) -> None:
-        self._modified.add(st)
-
     # -- flush ----------------------------------------------------------------------------------
     async def flush(self) -> None:
         """Send pending INSERTs, UPDATEs and DELETEs; the transaction stays open."""
@@ -473,7 +472,7 @@ class AsyncSession:
         taken = {st: st.changed for st in candidates}
         for st in candidates:
             st.changed = {}
-        self._modified = set()
+        self._modified.clear()
         inserting = list(self._new)
         for st in inserting:
             if st.changed:
@@ -545,6 +544,16 @@ class AsyncSession:
                 log.inserted.extend(step.states)
             elif isinstance(step, UpdateStep):
                 version = mapper.version
+                if version is None and not mapper.json_columns:
+                    # What the fields held before (the taken originals: a field set back to its
+                    # original holds that value anyway), kept once per transaction.
+                    updated = log.updated
+                    for st in step.states:
+                        if st in updated:
+                            log.record_update(st, taken[st])
+                        else:
+                            updated[st] = taken[st]
+                    continue
                 for st in step.states:
                     before = _before_update(st, plan.changes[st], taken.get(st, {}))
                     if version is not None:
@@ -613,7 +622,7 @@ class AsyncSession:
                 st.status = ObjectState.PERSISTENT
                 _tracking.reset(st)
         self._deleted = {}
-        self._modified = set()
+        self._modified.clear()
         log.clear()
 
     def _objects_for(self, st: InstanceState) -> list[InstanceState]:

@@ -29,6 +29,9 @@ class ObjectState(enum.Enum):
     DETACHED = "detached"
 
 
+_PERSISTENT = ObjectState.PERSISTENT
+
+
 class InstanceState:
     """What aiouow knows about one entity object.
 
@@ -88,11 +91,13 @@ class Loaded:
     def materialize(self, obj: Any) -> InstanceState:
         d = obj.__dict__
         owner = self.owner
+        mapper = self.mapper
+        pk = mapper.pk_name  # a single-column key: read it directly
         st = InstanceState(
             obj,
-            self.mapper,
-            ObjectState.PERSISTENT if owner is not None else ObjectState.DETACHED,
-            self.mapper.key_of_values(d),
+            mapper,
+            _PERSISTENT if owner is not None else ObjectState.DETACHED,
+            d[pk] if pk is not None else mapper.key_of_values(d),
             owner,
             self.listener,
         )

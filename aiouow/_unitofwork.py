@@ -86,25 +86,20 @@ def plan_flush(
         (generated if gen is not None and st.obj.__dict__[gen.name] is None else explicit).append(st)
 
     updates: dict[tuple[Mapper, tuple[str, ...]], list[InstanceState]] = {}
+    changes = plan.changes
     for st in candidates:
         names = dirty_fields(st)
         if not names:
             continue
         mapper = st.mapper
-        for name in names:
-            column = mapper.column_names[name]
-            if column.primary_key:
-                old = st.changed.get(name)
-                raise DataError(
-                    f"cannot flush {mapper.name}: primary key field {name!r} changed from {old!r} to "
-                    f"{st.obj.__dict__[name]!r}; primary keys are immutable (delete and add a new object instead)"
-                )
-            if column.version:
-                raise DataError(
-                    f"cannot flush {mapper.name}: version field {name!r} is managed by aiouow and cannot be set"
-                )
-        plan.changes[st] = names
-        updates.setdefault((mapper, names), []).append(st)
+        if not mapper.immutable.isdisjoint(names):
+            _refuse_immutable(st, names)
+        changes[st] = names
+        group = updates.get((mapper, names))
+        if group is None:
+            updates[mapper, names] = [st]
+        else:
+            group.append(st)
 
     deletes: dict[Mapper, list[InstanceState]] = {}
     for st in deleted:
@@ -124,6 +119,20 @@ def plan_flush(
     for mapper in sorted(deletes, key=rank.__getitem__, reverse=True):
         plan.steps.append(_delete_step(mapper, deletes[mapper]))
     return plan
+
+
+def _refuse_immutable(st: InstanceState, names: tuple[str, ...]) -> None:
+    mapper = st.mapper
+    for name in names:
+        column = mapper.column_names[name]
+        if column.primary_key:
+            old = st.changed.get(name)
+            raise DataError(
+                f"cannot flush {mapper.name}: primary key field {name!r} changed from {old!r} to "
+                f"{st.obj.__dict__[name]!r}; primary keys are immutable (delete and add a new object instead)"
+            )
+        if column.version:
+            raise DataError(f"cannot flush {mapper.name}: version field {name!r} is managed by aiouow and cannot be set")
 
 
 def _insert_step(mapper: Mapper, states: list[InstanceState], *, with_key: bool) -> InsertStep:

@@ -485,10 +485,10 @@ class SQLiteConnection(Connection):
         finally:
             await cur.close()
 
-    def _params(self, columns: Sequence[Column[Any]], rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    def _params(self, columns: Sequence[Column[Any]], rows: list[tuple[Any, ...]]) -> Sequence[Sequence[Any]]:
         convs = [self.dialect.dumper(c) for c in columns]
         if all(c is None for c in convs):
-            return [list(r) for r in rows]
+            return rows
         pairs = [(i, c) for i, c in enumerate(convs) if c is not None]
         out = []
         for r in rows:
