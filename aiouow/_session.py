@@ -9,7 +9,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import anyio
 
@@ -217,7 +217,12 @@ class AsyncSession:
         self._enter("commit")
         async with self._lock:
             self._check("commit")
-            await self._flush()
+            pending = self._take()
+            if pending is not None and self._driver.fuses_commit:
+                await self._flush_and_commit(pending)
+                return
+            if pending is not None:
+                await self._flush_taken(pending)
             conn = self._conn
             if conn is not None:
                 try:
@@ -460,9 +465,11 @@ class AsyncSession:
                         out.append(st)
         return out
 
-    async def _flush(self) -> None:
+    def _take(self) -> _Taken | None:
+        """The first half of a flush, before any await: plan it (values are checked here, and a
+        `DataError` leaves everything as it was), then take the recorded changes. None: nothing to send."""
         if not (self._new or self._modified or self._deleted or self._json_mappers):
-            return
+            return None
         candidates = self._candidates()
         plan = plan_flush(list(self._new), candidates, list(self._deleted))  # checks values: may raise DataError
         # From here on, assignments made while the statements are in flight are tracked
@@ -478,32 +485,95 @@ class AsyncSession:
             if st.changed:
                 st.changed = {}
         if plan.empty:  # assignments that set fields back: their records were just dropped
-            return
-        keys: list[list[Any] | None] = []
+            return None
+        return _Taken(plan, taken, inserting)
+
+    def _untake(self, pending: _Taken) -> None:
+        """The flush did not happen: its changes are recorded again (with any made meanwhile)."""
+        for st, changed in pending.taken.items():
+            st.changed = {**st.changed, **changed}
+            if st.changed:
+                self._modified.add(st)
+        for st in pending.inserting:
+            if st.changed:
+                st.changed = {}
+                self._modified.discard(st)
+
+    async def _flush(self) -> None:
+        pending = self._take()
+        if pending is not None:
+            await self._flush_taken(pending)
+
+    async def _flush_taken(self, pending: _Taken) -> None:
+        plan = pending.plan
         try:
             conn = await self._connection()
             await conn.prepare_write()
-            results = await conn.run_steps(plan.steps)
-            for step, result in zip(plan.steps, results, strict=True):
-                if isinstance(step, InsertStep):
-                    keys.append(result)
-                elif isinstance(step, UpdateStep):
-                    _expect_rows(step.mapper, "update", len(step.rows), result, step.version is not None)
-                elif step.version is not None:
-                    _expect_rows(step.mapper, "delete", len(step.keys), result, True)
+            keys = _step_results(plan, await conn.run_steps(plan.steps))
         except BaseException as exc:
-            for st, changed in taken.items():
-                st.changed = {**st.changed, **changed}
-                if st.changed:
-                    self._modified.add(st)
-            for st in inserting:
-                if st.changed:
-                    st.changed = {}
-                    self._modified.discard(st)
+            self._untake(pending)
             await self._fail(exc)
             raise
-        self._apply(plan, keys, taken)
+        self._apply(plan, keys, pending.taken)
         self._stats.flushes += 1
+
+    async def _flush_and_commit(self, pending: _Taken) -> None:
+        """Commit with the flush's statements and the COMMIT in one driver call (`DriverPool.fuses_commit`).
+
+        A database error means nothing was committed. An interruption (a cancellation, a
+        timeout) or a lost connection is cleaned up first (the statement interrupted, the
+        transaction rolled back); by then the call has ended and the connection says whether
+        its COMMIT went through. If it did, the commit is completed here and a cancellation
+        still propagates; if it cannot say (the cleanup timed out), the outcome is unknown.
+        """
+        plan = pending.plan
+        try:
+            conn = await self._connection()
+            await conn.prepare_write()
+        except BaseException as exc:
+            self._untake(pending)
+            await self._fail(exc)
+            raise
+        try:
+            keys = _step_results(plan, await conn.run_steps(plan.steps, commit=True))
+        except ConnectionLostError as exc:
+            if await self._interrupted_commit(conn, pending, exc):
+                return  # committed: only the connection is gone (the pool replaces it)
+            if self._commit_unknown:
+                raise CommitOutcomeUnknownError(
+                    "cannot commit: the connection was lost while COMMIT was in flight, so the "
+                    "transaction may or may not be committed (check in a new session; aiouow never retries)"
+                ) from exc
+            raise
+        except DatabaseError as exc:
+            self._untake(pending)
+            await self._fail(exc)
+            raise
+        except BaseException as exc:
+            await self._interrupted_commit(conn, pending, exc)
+            raise
+        self._apply(plan, keys, pending.taken)
+        self._stats.flushes += 1
+        await self._release(rollback=False)
+        self._after_commit()
+        self._state = SessionState.IDLE
+
+    async def _interrupted_commit(self, conn: Connection, pending: _Taken, exc: BaseException) -> bool:
+        """Clean up after an interrupted fused commit; True when its COMMIT went through (then
+        the session is committed, as if the interruption had come just after)."""
+        await self._fail(exc)
+        committed, results = conn.fused_outcome(pending.plan.steps)
+        if committed:
+            self._apply(pending.plan, _step_results(pending.plan, results or []), pending.taken)
+            self._stats.flushes += 1
+            self._after_commit()
+            self._state = SessionState.IDLE
+            self._failure = None
+            return True
+        self._untake(pending)
+        if committed is None:
+            self._commit_unknown = True
+        return False
 
     def _apply(self, plan: FlushPlan, keys: list[list[Any] | None], taken: dict[InstanceState, dict[str, Any]]) -> None:
         """The flush succeeded: record what the database now holds."""
@@ -1016,15 +1086,6 @@ def _refresh_values(st: InstanceState, names: tuple[str, ...], vals: Sequence[An
     _tracking.take_json_snapshot(st)
 
 
-def _expect_rows(mapper: Mapper, what: str, expected: int, matched: int, versioned: bool) -> None:
-    if matched != expected:
-        why = "a row was changed or deleted by another transaction" if versioned else "a row no longer exists"
-        raise StaleDataError(
-            f"cannot {what} {mapper.name}: expected to match {expected} row(s) in {mapper.table}, "
-            f"matched {matched} ({why})"
-        )
-
-
 def _key_arg(mapper: Mapper, pk: Any) -> Any:
     pk_cols = mapper.pk
     if len(pk_cols) == 1:
@@ -1050,3 +1111,28 @@ def _key_arg(mapper: Mapper, pk: Any) -> Any:
 
 def _key_tuple(mapper: Mapper, key: Any) -> tuple[Any, ...]:
     return (key,) if len(mapper.pk) == 1 else tuple(key)
+
+
+class _Taken(NamedTuple):
+    """A planned flush and the changes it took from the objects (see `AsyncSession._take`)."""
+
+    plan: FlushPlan
+    taken: dict[InstanceState, dict[str, Any]]
+    inserting: list[InstanceState]
+
+
+def _step_results(plan: FlushPlan, results: Sequence[Any]) -> list[list[Any] | None]:
+    """The generated keys of each insert step; row counts checked against what was expected."""
+    keys: list[list[Any] | None] = []
+    for step, result, expected in zip(plan.steps, results, plan.expected_rows(), strict=True):
+        if isinstance(step, InsertStep):
+            keys.append(result)
+        elif expected is not None and result != expected:
+            versioned = step.version is not None
+            what = "update" if isinstance(step, UpdateStep) else "delete"
+            why = "a row was changed or deleted by another transaction" if versioned else "a row no longer exists"
+            raise StaleDataError(
+                f"cannot {what} {step.mapper.name}: expected to match {expected} row(s) in {step.mapper.table}, "
+                f"matched {result} ({why})"
+            )
+    return keys

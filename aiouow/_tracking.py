@@ -14,7 +14,6 @@ from typing import Any
 from ._state import InstanceState
 from ._types import dump_json, same_value
 
-
 #: Types whose equality is exactly "the database stores the same value".
 _PLAIN = frozenset({str, int, bytes})
 

@@ -71,6 +71,23 @@ class FlushPlan:
     def empty(self) -> bool:
         return not self.steps
 
+    def expected_rows(self) -> list[int | None]:
+        return expected_rows(self.steps)
+
+
+def expected_rows(steps: Iterable[Step]) -> list[int | None]:
+    """For each step, the rows it must match, or None: every update must find its rows, and a
+    versioned delete its rows at the expected version (else `StaleDataError`)."""
+    out: list[int | None] = []
+    for step in steps:
+        if isinstance(step, UpdateStep):
+            out.append(len(step.rows))
+        elif isinstance(step, DeleteStep) and step.version is not None:
+            out.append(len(step.keys))
+        else:
+            out.append(None)
+    return out
+
 
 def plan_flush(
     new: Sequence[InstanceState],
@@ -132,7 +149,9 @@ def _refuse_immutable(st: InstanceState, names: tuple[str, ...]) -> None:
                 f"{st.obj.__dict__[name]!r}; primary keys are immutable (delete and add a new object instead)"
             )
         if column.version:
-            raise DataError(f"cannot flush {mapper.name}: version field {name!r} is managed by aiouow and cannot be set")
+            raise DataError(
+                f"cannot flush {mapper.name}: version field {name!r} is managed by aiouow and cannot be set"
+            )
 
 
 def _insert_step(mapper: Mapper, states: list[InstanceState], *, with_key: bool) -> InsertStep:

@@ -176,9 +176,11 @@ class TestCancelDuringCommit:
         assert (True, False) in seen  # some moment did land before the COMMIT
 
     @pytest.mark.parametrize("commit_happens", [True, False])
-    async def test_interrupted_commit_has_an_unknown_outcome(self, fpool: aiouow.Pool, commit_happens: bool) -> None:
+    async def test_interrupted_commit_has_an_unknown_outcome(self, pgpool: aiouow.Pool, commit_happens: bool) -> None:
         """A COMMIT interrupted in flight: the cancellation propagates, the session knows the outcome is
-        unknown, the connection is closed rather than reused, and the data is whole or absent."""
+        unknown, the connection is closed rather than reused, and the data is whole or absent.
+        (PostgreSQL: SQLite sends the COMMIT with the flush, see TestFusedCommit.)"""
+        fpool = pgpool
         injector = Injector(fpool)
         injector.delays["after commit" if commit_happens else "before commit"] = 5
         injector.install()
@@ -442,6 +444,100 @@ class TestCancelAtEveryAwaitPoint:
                     await seed(fpool, *before)
         finally:
             injector.uninstall()
+
+
+class TestFusedCommit:
+    """SQLite sends a commit's statements and its COMMIT to aiosqlite's thread in one call. An
+    interruption is cleaned up first (no further statement starts, the running one is interrupted,
+    the ROLLBACK waits for the call to end); then the session knows whether the COMMIT went through."""
+
+    @pytest.fixture
+    async def lite(self, tmp_path: Path) -> AsyncIterator[aiouow.Pool]:
+        url = await url_for("sqlite", tmp_path)
+        async with aiouow.create_pool(url, max_size=2, cleanup_timeout=0.3) as pool:
+            await pool.create_all(Tag)
+            yield pool
+
+    async def test_cancelled_after_the_commit_went_through_completes_the_commit(self, lite: aiouow.Pool) -> None:
+        injector = Injector(lite)
+        injector.delays["after run_steps"] = 5
+        injector.install()
+        s = AsyncSession(lite)
+        tags = [Tag(code=f"u{i}", label="x") for i in range(50)]
+        s.add_all(tags)
+        assert await interrupt("task", s.commit, 0.3)
+        injector.uninstall()
+        assert not s.commit_outcome_unknown
+        assert s.session_state is SessionState.IDLE  # committed: the session goes on
+        assert all(s.state(t) is aiouow.ObjectState.PERSISTENT for t in tags)
+        assert len(await tag_codes(lite)) == 50
+        tags[0].label = "again"
+        await s.commit()
+        await s.close()
+        await assert_clean(lite)
+
+    async def test_cancelled_before_anything_was_sent_is_a_plain_failure(self, lite: aiouow.Pool) -> None:
+        injector = Injector(lite)
+        injector.delays["before run_steps"] = 5
+        injector.install()
+        s = AsyncSession(lite)
+        s.add_all(Tag(code=f"u{i}", label="x") for i in range(50))
+        assert await interrupt("task", s.commit, 0.3)
+        injector.uninstall()
+        assert not s.commit_outcome_unknown  # nothing was sent: the outcome is known
+        assert s.session_state is SessionState.FAILED
+        await s.rollback()
+        assert await tag_codes(lite) == set()
+        await s.close()
+        await assert_clean(lite)
+
+    async def test_call_still_running_after_the_cleanup_timeout_is_an_unknown_outcome(
+        self, lite: aiouow.Pool, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from aiouow.dialects import sqlite as dialect
+
+        real = dialect._run_batch
+
+        def slow(db: Any, batch: Any) -> None:
+            time.sleep(1.0)  # the thread is busy beyond cleanup_timeout (0.3 s)
+            real(db, batch)
+
+        s = AsyncSession(lite)
+        s.add_all(Tag(code=f"u{i}", label="x") for i in range(50))
+        monkeypatch.setattr(dialect, "_run_batch", slow)
+        started = time.monotonic()
+        assert await interrupt("task", s.commit, 0.1)
+        assert time.monotonic() - started < 0.9  # the cleanup did not wait for the thread
+        assert s.commit_outcome_unknown
+        assert s.session_state is SessionState.FAILED
+        assert lite.stats().in_use == 0  # the connection was closed, not pooled
+        monkeypatch.setattr(dialect, "_run_batch", real)
+        await s.rollback()
+        assert not s.commit_outcome_unknown
+        await asyncio.sleep(1.2)  # the stopped call ends without its COMMIT
+        assert await tag_codes(lite) == set()
+        await s.close()
+        await assert_clean(lite)
+
+    async def test_stale_update_is_found_before_the_commit(self, lite: aiouow.Pool) -> None:
+        """A fused commit checks every step's row count before COMMIT: an update of a vanished row
+        commits nothing."""
+        await seed(lite, "a", "b")
+        async with AsyncSession(lite) as s:
+            a, b = await s.get_one(Tag, "a"), await s.get_one(Tag, "b")
+            await s.commit()
+            async with AsyncSession(lite) as other:
+                await other.execute("DELETE FROM tags WHERE code = 'b'")
+                await other.commit()
+            a.label = "changed"
+            b.label = "changed"
+            s.add(Tag(code="c", label="new"))
+            with pytest.raises(aiouow.StaleDataError, match="a row no longer exists"):
+                await s.commit()
+            await s.rollback()
+        async with AsyncSession(lite) as s:
+            assert {t.code: t.label for t in await s.all(Tag)} == {"a": "seed"}
+        await assert_clean(lite)
 
 
 class TestLoad:

@@ -309,12 +309,20 @@ class Connection(abc.ABC):
         """Run a query and yield its rows in batches."""
 
     @abc.abstractmethod
-    async def run_steps(self, steps: Sequence[Step]) -> list[Any]:
+    async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
         """Run a flush's steps in order, in the open transaction (after `prepare_write`).
 
         One result per step: an insert's generated keys in row order (None when it asks for
-        none), an update's or a delete's count of matched rows.
+        none), an update's or a delete's count of matched rows. ``commit=True`` (only where the
+        pool `fuses_commit`): COMMIT in the same call, unless a step matched other than its
+        expected rows (`FlushPlan.expected_rows`), which leaves the transaction open.
         """
+
+    def fused_outcome(self, steps: Sequence[Step]) -> tuple[bool | None, list[Any] | None]:
+        """After ``run_steps(steps, commit=True)`` was interrupted and the cleanup ran: (True,
+        its results) when its COMMIT went through, (False, None) when it did not, (None, None)
+        when that cannot be known (the call may still be running)."""
+        return None, None
 
     @abc.abstractmethod
     async def execute_script(self, statements: Sequence[str]) -> None:
@@ -363,6 +371,8 @@ class DriverPool(abc.ABC):
     dialect: Dialect
     #: Seconds a rollback or release may take during cleanup before the connection is closed.
     cleanup_timeout: float = 5.0
+    #: Whether a commit sends the flush's statements and the COMMIT in one driver call.
+    fuses_commit: bool = False
 
     @abc.abstractmethod
     async def acquire(self) -> Connection:

@@ -428,8 +428,9 @@ class PostgresConnection(Connection):
         self._last_started = started
         return result
 
-    async def run_steps(self, steps: Sequence[Step]) -> list[Any]:
-        # One prepared statement, so one round trip, per step.
+    async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
+        # One prepared statement, so one round trip, per step (the pool does not fuse commits).
+        assert not commit
         out: list[Any] = []
         for step in steps:
             if isinstance(step, InsertStep):

@@ -27,7 +27,7 @@ import anyio
 
 from .._expressions import Column
 from .._types import ColumnType, Kind, dump_json
-from .._unitofwork import DeleteStep, InsertStep, Step, UpdateStep
+from .._unitofwork import DeleteStep, InsertStep, Step, UpdateStep, expected_rows
 from .._url import DatabaseURL, PoolOptions
 from ..errors import (
     AiouowError,
@@ -229,8 +229,9 @@ def _reads_only(sql: str) -> bool:
     return first == "pragma" and "=" not in sql and "(" not in sql
 
 
-#: How a batched statement runs: its rows fetched, or its row count read (executemany or execute).
-FETCH, MANY, ONE = 0, 1, 2
+#: How a batched statement runs: its rows fetched, or its row count read (executemany or execute),
+#: or (a COMMIT) only when the statements before it matched the rows they were expected to.
+FETCH, MANY, ONE, COMMIT_IF = 0, 1, 2, 3
 
 
 class _Statement:
@@ -250,19 +251,42 @@ class _Statement:
         self.done = False
 
 
-def _run_batch(db: sqlite3.Connection, statements: Sequence[_Statement]) -> None:
+class _Batch:
+    """Statements handed to aiosqlite's thread in one call; ``ended`` once that call is over."""
+
+    __slots__ = ("ended", "statements", "stopped")
+
+    def __init__(self, statements: Sequence[_Statement]) -> None:
+        self.statements = statements
+        self.ended = False
+        #: Set by `SQLiteConnection.abort`: no further statement starts (sqlite3's interrupt()
+        #: stops only the statement running at that moment).
+        self.stopped = False
+
+
+def _run_batch(db: sqlite3.Connection, batch: _Batch) -> None:
     """Run statements back to back; this runs in aiosqlite's thread (one hop for all of them)."""
     clock = time.perf_counter
-    for st in statements:
-        started = clock()
-        if st.mode == FETCH:
-            st.result = db.execute(st.sql, st.params).fetchall()
-        elif st.mode == MANY:
-            st.result = db.executemany(st.sql, st.params).rowcount
-        else:
-            st.result = db.execute(st.sql, st.params).rowcount
-        st.elapsed = clock() - started
-        st.done = True
+    statements = batch.statements
+    try:
+        for st in statements:
+            if batch.stopped:
+                raise sqlite3.OperationalError("interrupted")
+            started = clock()
+            if st.mode == FETCH:
+                st.result = db.execute(st.sql, st.params).fetchall()
+            elif st.mode == MANY:
+                st.result = db.executemany(st.sql, st.params).rowcount
+            elif st.mode == ONE:
+                st.result = db.execute(st.sql, st.params).rowcount
+            else:  # COMMIT_IF: params are (statements of a step, rows they must match) pairs
+                if any(sum(s.result for s in part) != n for part, n in st.params):
+                    return  # a step matched other rows than expected: the caller raises, then rolls back
+                db.execute(st.sql)
+            st.elapsed = clock() - started
+            st.done = True
+    finally:
+        batch.ended = True
 
 
 class SQLiteConnection(Connection):
@@ -283,6 +307,8 @@ class SQLiteConnection(Connection):
         self._write_tx = False  # it holds SQLite's write lock (BEGIN IMMEDIATE, or a write went through)
         self._locked = False  # the pool's write lock is held
         self._echo = pool.echo
+        self._last_batch: _Batch | None = None  # the last call to aiosqlite's thread
+        self._fused: tuple[Sequence[Step], list[tuple[int, int]]] = ((), [])  # its steps, for fused_outcome
 
     @property
     def in_transaction(self) -> bool:
@@ -334,8 +360,9 @@ class SQLiteConnection(Connection):
         if self._echo:
             for st in statements:
                 log_statement(st.sql, st.params)
+        batch = self._last_batch = _Batch(statements)
         try:
-            await self.db._execute(_run_batch, self.db._conn, statements)  # type: ignore[no-untyped-call]
+            await self.db._execute(_run_batch, self.db._conn, batch)  # type: ignore[no-untyped-call]
         except _DRIVER_ERRORS as exc:
             failed = next((st for st in statements if not st.done), statements[-1])
             self._observe_batch(statements, failed)
@@ -348,7 +375,9 @@ class SQLiteConnection(Connection):
             return
         for st in statements:
             if st.done:
-                if st.mode == FETCH and st.written < 0:
+                if st.mode == COMMIT_IF:
+                    obs.statement(st.kind, st.elapsed, 0, 0)
+                elif st.mode == FETCH and st.written < 0:
                     obs.statement(st.kind, st.elapsed, len(st.result), 0)
                 else:
                     obs.statement(st.kind, st.elapsed, 0, st.written if st.written >= 0 else max(st.result, 0))
@@ -500,9 +529,9 @@ class SQLiteConnection(Connection):
             out.append(row)
         return out
 
-    async def run_steps(self, steps: Sequence[Step]) -> list[Any]:
-        # Every statement of the flush goes to aiosqlite's thread in one hop.
-        spans: list[tuple[Step, int, int]] = []
+    async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
+        # Every statement of the flush, and with commit=True the COMMIT, go to aiosqlite's thread in one hop.
+        spans: list[tuple[int, int]] = []
 
         def make() -> list[_Statement]:
             statements: list[_Statement] = []
@@ -515,12 +544,31 @@ class SQLiteConnection(Connection):
                     statements.append(self._update_statement(step))
                 else:
                     statements.extend(self._delete_statements(step))
-                spans.append((step, first, len(statements)))
+                spans.append((first, len(statements)))
+            if commit:
+                checks = [
+                    (statements[a:b], n) for (a, b), n in zip(spans, expected_rows(steps), strict=True) if n is not None
+                ]
+                statements.append(_Statement("COMMIT", checks, COMMIT_IF, "commit"))
             return statements
 
+        if commit:  # fused_outcome() answers for this call, and may be asked after an interruption
+            self._fused = (steps, spans)
+            self._last_batch = None
         statements = await self._write_batch(make)
+        results = self._results(steps, spans, statements)
+        if commit:
+            if statements[-1].done:
+                self._end()
+            elif all(r == n for r, n in zip(results, expected_rows(steps), strict=True) if n is not None):
+                raise DatabaseError("cannot commit: the COMMIT was not sent although every step matched its rows")
+        return results
+
+    def _results(
+        self, steps: Sequence[Step], spans: list[tuple[int, int]], statements: Sequence[_Statement]
+    ) -> list[Any]:
         out: list[Any] = []
-        for step, first, last in spans:
+        for step, (first, last) in zip(steps, spans, strict=True):
             part = statements[first:last]
             if isinstance(step, InsertStep):
                 if step.returning is None:
@@ -531,6 +579,19 @@ class SQLiteConnection(Connection):
             else:
                 out.append(sum(st.result for st in part))
         return out
+
+    def fused_outcome(self, steps: Sequence[Step]) -> tuple[bool | None, list[Any] | None]:
+        fused, spans = self._fused
+        batch = self._last_batch
+        if fused is not steps or batch is None:
+            return False, None  # that call sent nothing
+        if not batch.ended:
+            return None, None  # still running in aiosqlite's thread (the cleanup gave up waiting)
+        statements = batch.statements
+        last = statements[-1]
+        if last.mode != COMMIT_IF or not last.done:
+            return False, None
+        return True, self._results(steps, spans, statements)
 
     def _insert_statements(self, step: InsertStep) -> list[_Statement]:
         q = self.dialect.quote
@@ -610,6 +671,9 @@ class SQLiteConnection(Connection):
     async def abort(self) -> None:
         # sqlite3's interrupt() is thread-safe: it stops the statement running in aiosqlite's
         # thread, so the ROLLBACK queued behind it runs at once instead of waiting it out.
+        batch = self._last_batch
+        if batch is not None:
+            batch.stopped = True
         with contextlib.suppress(*_DRIVER_ERRORS):
             await self.db.interrupt()
 
@@ -622,6 +686,8 @@ class SQLiteConnection(Connection):
 
 class SQLitePool(DriverPool):
     """A pool of aiosqlite connections to one database file, with one writer at a time."""
+
+    fuses_commit = True  # a commit is one call to aiosqlite's thread: the flush, then COMMIT
 
     def __init__(self, path: str, options: PoolOptions, cleanup: Callable[[], None] | None = None) -> None:
         self.dialect = SQLiteDialect()
