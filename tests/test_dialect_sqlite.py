@@ -157,3 +157,16 @@ class TestSQLite:
             assert sorted(t.code for t in await s.all(Tag)) == ["a", "c"]
             assert len(await s.all(AllTypes)) == 1
         await lite.close()
+
+    async def test_first_use_of_a_new_pool_can_commit(self, tmp_path: Path) -> None:
+        """A pool's set-up statements are finished: nothing left running blocks the COMMIT of a first
+        session that writes at once (the tables made by another connection)."""
+        path = tmp_path / "fresh.db"
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("PRAGMA journal_mode=WAL")
+        other.execute("CREATE TABLE tags (code TEXT PRIMARY KEY, label TEXT NOT NULL)")
+        other.close()
+        async with create_pool(f"sqlite:///{path}") as pool, AsyncSession(pool) as s:
+            s.add(Tag(code="a", label="a"))
+            await s.commit()
+            assert [t.code for t in await s.all(Tag)] == ["a"]

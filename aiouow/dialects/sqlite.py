@@ -713,7 +713,7 @@ class SQLitePool(DriverPool):
     async def open(self) -> None:
         first = await self._connect()
         try:
-            await first.db.execute("PRAGMA journal_mode=WAL")
+            await first.db.execute_fetchall("PRAGMA journal_mode=WAL")  # fetched: a statement left open blocks COMMIT
         except _DRIVER_ERRORS as exc:
             await first.close()
             raise translate(exc, f"open SQLite database {self.path!r}") from exc
@@ -727,9 +727,9 @@ class SQLitePool(DriverPool):
         except _DRIVER_ERRORS as exc:
             raise translate(exc, f"open SQLite database {self.path!r}") from exc
         try:
-            await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute_fetchall(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            await db.execute_fetchall("PRAGMA foreign_keys = ON")
+            await db.execute_fetchall("PRAGMA synchronous = NORMAL")
         except _DRIVER_ERRORS as exc:
             await db.close()
             raise translate(exc, f"configure SQLite database {self.path!r}") from exc
