@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overloa
 
 from . import _types
 from ._expressions import Column
-from ._state import STATE_ATTR, InstanceState, state_of
+from ._state import InstanceState, Loaded, set_raw_state, state_of
 from ._types import ColumnType, Kind
 from .errors import MappingError, QueryError
 
@@ -242,6 +242,8 @@ class Entity:
 
     __aiouow_mapper__: ClassVar[Mapper]
     __aiouow_fields__: ClassVar[dict[str, FieldSpec]]
+    __slots__ = ("_aiouow_state",)  # the object's state (see aiouow._state); subclasses keep a __dict__
+    _aiouow_state: InstanceState | Loaded | None
 
     def __init_subclass__(cls, *, table: str | None = None, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -258,11 +260,15 @@ class Entity:
         _map_class(cls, table, specs)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        d = self.__dict__
-        st = d.get(STATE_ATTR)
+        try:
+            st = self._aiouow_state
+        except AttributeError:  # made without __init__ (object.__new__, copy): no session has seen it
+            st = None
         if st is not None:
-            if type(st) is not InstanceState:
+            d = self.__dict__
+            if type(st) is Loaded:
                 st = st.materialize(self)  # the session's shared stand-in for untouched loaded objects
+            assert type(st) is InstanceState
             changed = st.changed
             if name not in changed and name in st.mapper.column_names:
                 # InstanceState.record, inlined: this runs on every first assignment of a field.
@@ -404,7 +410,8 @@ def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
     """
     env: dict[str, Any] = {"_aiouow_MISSING": MISSING}
     params: list[str] = []
-    body: list[str] = ["_aiouow_d = _aiouow_self.__dict__"]
+    env["_aiouow_set"] = object.__setattr__
+    body: list[str] = ["_aiouow_set(_aiouow_self, '_aiouow_state', None)", "_aiouow_d = _aiouow_self.__dict__"]
     for c in mapper.columns:
         n = c.name
         default, factory = f"_aiouow_default_{n}", f"_aiouow_factory_{n}"
@@ -444,5 +451,5 @@ def new_state(obj: Any) -> InstanceState:
     st = state_of(obj)
     if st is None:
         st = InstanceState(obj, mapper_of(obj))
-        obj.__dict__[STATE_ATTR] = st
+        set_raw_state(obj, st)
     return st

@@ -18,7 +18,7 @@ from ._identity import IdentityMap
 from ._mapping import Mapper, mapper_of, new_state
 from ._pool import Pool
 from ._query import Select, select
-from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, set_raw_state, state_of
 from ._stats import SessionStats, StatsRecorder
 from ._transaction import SessionState, TransactionLog
 from ._types import check
@@ -364,14 +364,12 @@ class AsyncSession:
         new = self._new
         for obj in objs:
             # Fast path: an entity object no session has seen becomes pending.
-            d = getattr(obj, "__dict__", None)
-            if d is not None and STATE_ATTR not in d:
-                mapper = type(obj).__dict__.get("__aiouow_mapper__")
-                if mapper is not None:
-                    st = InstanceState(obj, mapper, ObjectState.PENDING, None, self, self._on_modified)
-                    d[STATE_ATTR] = st
-                    new[st] = None
-                    continue
+            mapper = type(obj).__dict__.get("__aiouow_mapper__")
+            if mapper is not None and getattr(obj, STATE_ATTR, None) is None:
+                st = InstanceState(obj, mapper, ObjectState.PENDING, None, self, self._on_modified)
+                set_raw_state(obj, st)
+                new[st] = None
+                continue
             self._add_one(obj)
 
     def add_all(self, objs: Iterable[Any]) -> None:
@@ -418,7 +416,7 @@ class AsyncSession:
     def delete(self, obj: Any) -> None:
         """Mark an object for deletion at the next flush; a pending object is just un-added."""
         self._check("delete")
-        mark = getattr(obj, "__dict__", {}).get(STATE_ATTR)
+        mark = getattr(obj, STATE_ATTR, None)
         if type(mark) is Loaded and mark.owner is self:  # fast path: an untouched loaded object
             loaded = mark.materialize(obj)
             loaded.status = ObjectState.DELETED
@@ -709,7 +707,7 @@ class AsyncSession:
 
     def _detach_all(self) -> None:
         for obj in self._identity.objects():
-            st = obj.__dict__[STATE_ATTR]
+            st = obj._aiouow_state
             if type(st) is InstanceState:
                 st.owner = None
                 st.listener = None
@@ -738,7 +736,7 @@ class AsyncSession:
                     hit is not None
                     and (self._state is _IDLE or self._state is _ACTIVE)
                     and self._loop is asyncio.get_running_loop()
-                    and not (self._deleted and hit.__dict__[STATE_ATTR] in self._deleted)
+                    and not (self._deleted and hit._aiouow_state in self._deleted)
                 ):
                     found: E = hit
                     return found
@@ -748,7 +746,7 @@ class AsyncSession:
             self._enter("get")
             obj = self._identity.get(mapper, key)
             if obj is not None:
-                if self._deleted and obj.__dict__[STATE_ATTR] in self._deleted:
+                if self._deleted and obj._aiouow_state in self._deleted:
                     return None
                 known: E = obj
                 return known
@@ -1016,7 +1014,7 @@ class AsyncSession:
         return frozenset(st.obj for st in self._deleted)
 
     def __contains__(self, obj: object) -> bool:
-        st = obj.__dict__.get(STATE_ATTR) if hasattr(obj, "__dict__") else None
+        st = getattr(obj, STATE_ATTR, None)
         return st is not None and st.owner is self
 
     def __len__(self) -> int:

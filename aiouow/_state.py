@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._mapping import Mapper
 
+#: The slot of `aiouow.Entity` holding an object's state (a slot, not a ``__dict__`` entry: a sixth
+#: key would double the size of a five-field object's dict).
 STATE_ATTR = "_aiouow_state"
+
+_set_attr = object.__setattr__
+
+
+def set_raw_state(obj: Any, st: InstanceState | Loaded | None) -> None:
+    _set_attr(obj, STATE_ATTR, st)
 
 
 class ObjectState(enum.Enum):
@@ -101,7 +109,7 @@ class Loaded:
             owner,
             self.listener,
         )
-        d[STATE_ATTR] = st
+        _set_attr(obj, STATE_ATTR, st)
         return st
 
     def detach(self) -> None:
@@ -111,7 +119,7 @@ class Loaded:
 
 def state_of(obj: Any) -> InstanceState | None:
     """The object's state, or None for an object no session has seen."""
-    st: InstanceState | Loaded | None = obj.__dict__.get(STATE_ATTR)
+    st: InstanceState | Loaded | None = getattr(obj, STATE_ATTR, None)
     if st is None or type(st) is InstanceState:
         return st
     assert isinstance(st, Loaded)

@@ -158,9 +158,14 @@ class TestCancelDuringCommit:
                 s.add_all(Tag(code=c, label="x") for c in codes)
                 await s.commit()
 
-        started = time.monotonic()
-        await work()
-        full = time.monotonic() - started
+        full = float("inf")
+        for _ in range(3):  # the first run also compiles and warms up: time the fastest
+            async with AsyncSession(fpool) as s:
+                await s.execute("DELETE FROM tags")
+                await s.commit()
+            started = time.monotonic()
+            await work()
+            full = min(full, time.monotonic() - started)
         seen = set()
         for k in range(1, 13):
             async with AsyncSession(fpool) as s:

@@ -45,6 +45,15 @@ class TestEntityClass:
         """A version field is managed: not in __init__, set to 1 by the INSERT."""
         assert Doc(title="t").version is None
 
+    def test_instance_dict_holds_only_the_fields(self) -> None:
+        """aiouow keeps its bookkeeping in a slot: ``vars(obj)`` is the object's data, and a
+        five-field object's dict stays at its five-key size."""
+        tag = Tag(code="a", label="b")
+        assert vars(tag) == {"code": "a", "label": "b"}
+        made = object.__new__(Tag)  # without __init__: the slot is unset, and that is fine
+        made.code = "x"
+        assert vars(made) == {"code": "x"}
+
     def test_repr_lists_fields(self) -> None:
         """repr() shows every field, dataclass style."""
         assert repr(Tag(code="py", label="Python")) == "Tag(code='py', label='Python')"

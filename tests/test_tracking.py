@@ -90,6 +90,6 @@ class TestTracking:
         session.expunge_all()
         tags = await session.all(Tag)
         tags[7].label = "changed"
-        assert session._candidates() == [tags[7].__dict__["_aiouow_state"]]
+        assert session._candidates() == [tags[7]._aiouow_state]
         await session.flush()
         assert session.stats().statements.get("update", 0) == 1

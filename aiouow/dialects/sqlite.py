@@ -308,7 +308,8 @@ class SQLiteConnection(Connection):
         self._locked = False  # the pool's write lock is held
         self._echo = pool.echo
         self._last_batch: _Batch | None = None  # the last call to aiosqlite's thread
-        self._fused: tuple[Sequence[Step], list[tuple[int, int]]] = ((), [])  # its steps, for fused_outcome
+        #: The last run_steps(commit=True): its steps, their statement spans, its results once committed.
+        self._fused: tuple[Sequence[Step], list[tuple[int, int]], list[Any] | None] = ((), [], None)
 
     @property
     def in_transaction(self) -> bool:
@@ -367,6 +368,7 @@ class SQLiteConnection(Connection):
             failed = next((st for st in statements if not st.done), statements[-1])
             self._observe_batch(statements, failed)
             raise translate(exc, failed.action) from exc
+        self._last_batch = None  # ended well: nothing to stop or ask about (and its rows are not kept)
         self._observe_batch(statements, None)
 
     def _observe_batch(self, statements: Sequence[_Statement], failed: _Statement | None) -> None:
@@ -553,12 +555,13 @@ class SQLiteConnection(Connection):
             return statements
 
         if commit:  # fused_outcome() answers for this call, and may be asked after an interruption
-            self._fused = (steps, spans)
+            self._fused = (steps, spans, None)
             self._last_batch = None
         statements = await self._write_batch(make)
         results = self._results(steps, spans, statements)
         if commit:
             if statements[-1].done:
+                self._fused = (steps, spans, results)
                 self._end()
             elif all(r == n for r, n in zip(results, expected_rows(steps), strict=True) if n is not None):
                 raise DatabaseError("cannot commit: the COMMIT was not sent although every step matched its rows")
@@ -580,11 +583,20 @@ class SQLiteConnection(Connection):
                 out.append(sum(st.result for st in part))
         return out
 
+    def forget_calls(self) -> None:
+        """Lent to a new session: what the last calls did is no longer anyone's business."""
+        self._last_batch = None
+        self._fused = ((), [], None)
+
     def fused_outcome(self, steps: Sequence[Step]) -> tuple[bool | None, list[Any] | None]:
-        fused, spans = self._fused
-        batch = self._last_batch
-        if fused is not steps or batch is None:
-            return False, None  # that call sent nothing
+        fused, spans, committed = self._fused
+        if fused is not steps:
+            return False, None  # that call never started
+        if committed is not None:
+            return True, committed  # it returned, committed (the interruption came after)
+        batch = self._last_batch  # kept when a call to the thread did not return normally
+        if batch is None:
+            return False, None  # it sent nothing, or its COMMIT was held back (a stale step)
         if not batch.ended:
             return None, None  # still running in aiosqlite's thread (the cleanup gave up waiting)
         statements = batch.statements
@@ -771,6 +783,7 @@ class SQLitePool(DriverPool):
         self._lent.add(conn)
         conn.observer = None
         conn.returned = False
+        conn.forget_calls()
         return conn
 
     def _adopt(self, opening: asyncio.Future[SQLiteConnection]) -> None:
