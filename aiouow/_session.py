@@ -42,6 +42,7 @@ E = TypeVar("E")
 T = TypeVar("T")
 
 _IDLE, _ACTIVE = SessionState.IDLE, SessionState.ACTIVE
+_DELETED = ObjectState.DELETED
 
 
 class AsyncSession:
@@ -415,13 +416,12 @@ class AsyncSession:
 
     def delete(self, obj: Any) -> None:
         """Mark an object for deletion at the next flush; a pending object is just un-added."""
-        self._check("delete")
         mark = getattr(obj, STATE_ATTR, None)
-        if type(mark) is Loaded and mark.owner is self:  # fast path: an untouched loaded object
-            loaded = mark.materialize(obj)
-            loaded.status = ObjectState.DELETED
-            self._deleted[loaded] = None
+        if type(mark) is Loaded and mark.owner is self and (self._state is _IDLE or self._state is _ACTIVE):
+            # The fast path: an untouched loaded object of this usable session.
+            self._deleted[mark.materialize(obj, _DELETED)] = None
             return
+        self._check("delete")
         mapper_of(obj)
         st = state_of(obj)
         if st is None or (st.key is None and st.owner is not self):
@@ -641,9 +641,12 @@ class AsyncSession:
                 self._modified.add(st)
 
     def _after_commit(self) -> None:
+        transient = ObjectState.TRANSIENT
         for st in self._txlog.deleted:
-            if st.owner is self:
-                _make_transient(st)
+            if st.owner is self:  # _make_transient, inlined: deleted rows are many at a time
+                st.key = st.owner = st.listener = st.json_snap = None
+                st.status = transient
+                st.changed = {}
         self._txlog.clear()
 
     def _restore(self) -> None:

@@ -96,7 +96,8 @@ class Loaded:
         self.owner: object | None = owner
         self.listener: Callable[[InstanceState], None] | None = listener
 
-    def materialize(self, obj: Any) -> InstanceState:
+    def materialize(self, obj: Any, status: ObjectState = _PERSISTENT) -> InstanceState:
+        """The object's own state, replacing this stand-in (``status`` while the session owns it)."""
         d = obj.__dict__
         owner = self.owner
         mapper = self.mapper
@@ -104,7 +105,7 @@ class Loaded:
         st = InstanceState(
             obj,
             mapper,
-            _PERSISTENT if owner is not None else ObjectState.DETACHED,
+            status if owner is not None else ObjectState.DETACHED,
             d[pk] if pk is not None else mapper.key_of_values(d),
             owner,
             self.listener,
