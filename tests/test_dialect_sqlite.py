@@ -170,3 +170,14 @@ class TestSQLite:
             s.add(Tag(code="a", label="a"))
             await s.commit()
             assert [t.code for t in await s.all(Tag)] == ["a"]
+
+    def test_aiosqlite_still_offers_the_call_the_pool_batches_through(self) -> None:
+        """The pool hands several statements to aiosqlite's thread through ``Connection._execute(fn, *args)``
+        (private, but what every public aiosqlite method uses): fail loudly if a release renames it."""
+        import inspect
+
+        import aiosqlite
+
+        run = getattr(aiosqlite.Connection, "_execute", None)
+        assert run is not None and inspect.iscoroutinefunction(run)
+        assert list(inspect.signature(run).parameters)[:2] == ["self", "fn"]
