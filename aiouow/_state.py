@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 STATE_ATTR = "_aiouow_state"
 
 _set_attr = object.__setattr__
+_new = object.__new__
 
 
 def set_raw_state(obj: Any, st: InstanceState | Loaded | None) -> None:
@@ -98,18 +99,19 @@ class Loaded:
 
     def materialize(self, obj: Any, status: ObjectState = _PERSISTENT) -> InstanceState:
         """The object's own state, replacing this stand-in (``status`` while the session owns it)."""
-        d = obj.__dict__
         owner = self.owner
         mapper = self.mapper
         pk = mapper.pk_name  # a single-column key: read it directly
-        st = InstanceState(
-            obj,
-            mapper,
-            status if owner is not None else ObjectState.DETACHED,
-            d[pk] if pk is not None else mapper.key_of_values(d),
-            owner,
-            self.listener,
-        )
+        # InstanceState.__init__, inlined: calling the class costs as much again as the stores.
+        st = _new(InstanceState)
+        st.obj = obj
+        st.mapper = mapper
+        st.status = status if owner is not None else ObjectState.DETACHED
+        st.key = obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__)
+        st.owner = owner
+        st.changed = {}
+        st.json_snap = None
+        st.listener = self.listener
         _set_attr(obj, STATE_ATTR, st)
         return st
 

@@ -93,3 +93,29 @@ class TestTracking:
         assert session._candidates() == [tags[7]._aiouow_state]
         await session.flush()
         assert session.stats().statements.get("update", 0) == 1
+
+    async def test_states_made_on_the_fast_paths_are_complete(self, session: AsyncSession) -> None:
+        """add() and the first assignment to a loaded object build states without calling
+        InstanceState(): every slot is set, with the values the constructor would give."""
+        from aiouow._state import InstanceState, ObjectState
+
+        tag = Tag(code="a", label="x")
+        session.add(tag)
+        pending = tag._aiouow_state
+        assert isinstance(pending, InstanceState)
+        assert all(hasattr(pending, name) for name in InstanceState.__slots__)
+        assert (pending.status, pending.key, pending.owner, pending.changed) == (ObjectState.PENDING, None, session, {})
+        await session.commit()
+        session.expunge_all()
+        loaded = await session.get_one(Tag, "a")
+        loaded.label = "y"
+        st = loaded._aiouow_state
+        assert isinstance(st, InstanceState)
+        assert all(hasattr(st, name) for name in InstanceState.__slots__)
+        assert (st.status, st.key, st.owner, st.changed, st.json_snap) == (
+            ObjectState.PERSISTENT,
+            "a",
+            session,
+            {"label": "x"},
+            None,
+        )
