@@ -486,8 +486,9 @@ class AsyncSession:
         # against the values being written, so that none is lost.
         # (Pending objects record assignments too: whatever is set during their INSERT is an
         # UPDATE for the next flush.)
-        taken = {st: st.changed for st in candidates}
+        taken: dict[InstanceState, dict[str, Any]] = {}
         for st in candidates:
+            taken[st] = st.changed
             st.changed = {}
         self._modified.clear()
         inserting = list(self._new)
