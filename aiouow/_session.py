@@ -630,10 +630,11 @@ class AsyncSession:
                     # original holds that value anyway), kept once per transaction.
                     updated = log.updated
                     for st in step.states:
-                        if st in updated:
-                            log.record_update(st, taken[st])
+                        row = (mapper, st.key)
+                        if row in updated or log.inserted:
+                            log.record_update(st, taken[st])  # first update of a row wins; new rows skipped
                         else:
-                            updated[st] = taken[st]
+                            updated[row] = taken[st]
                     continue
                 for st in step.states:
                     before = _before_update(st, plan.changes[st], taken.get(st, {}))
@@ -648,7 +649,7 @@ class AsyncSession:
                 for st in step.states:
                     deleted.pop(st, None)
                     table.pop(st.key, None)
-                log.deleted.extend(step.states)
+                log.record_deletes(step.states)
         for st in taken:
             if st.changed:
                 self._modified.add(st)
@@ -671,7 +672,6 @@ class AsyncSession:
         log = self._txlog
         # Rows inserted in this transaction no longer exist: every object standing for one
         # becomes transient, its generated key cleared (also one loaded again and deleted since).
-        inserted_rows = {(st.mapper, st.key) for st in log.inserted}
         for st in log.inserted:
             for target in self._objects_for(st):
                 self._identity.discard(target.mapper, target.key)
@@ -690,17 +690,21 @@ class AsyncSession:
             st.obj.__dict__.update(_tracking.originals(st))
             touched.append(st)
         for st in log.deleted:
-            if st.owner is self and (st.mapper, st.key) in inserted_rows:
+            if st.owner is self and st in log.deleted_new_rows:
                 _forget_generated_key(st)
                 _make_transient(st)
             elif st.owner is self:
                 st.obj.__dict__.update(_tracking.originals(st))
                 self._identity.add(st.mapper, st.key, st.obj)
                 touched.append(st)
-        for st, before in log.updated.items():
-            for target in self._objects_for(st):
-                target.obj.__dict__.update(before)
-                touched.append(target)
+        for (mapper, key), before in log.updated.items():
+            # The row's object in this session now (maybe not the one that was updated: that one
+            # may have been expunged and the row loaded again).
+            obj = self._identity.get(mapper, key)
+            now = state_of(obj) if obj is not None else None
+            if now is not None and now.owner is self:
+                obj.__dict__.update(before)
+                touched.append(now)
         for st in touched:
             if st.owner is self:
                 st.status = ObjectState.PERSISTENT

@@ -192,6 +192,28 @@ class TestRollback:
         assert (d.title, d.version) == ("a", 1)
 
 
+    async def test_rollback_after_a_deleted_key_was_inserted_again_and_updated(self, pool: aiouow.Pool) -> None:
+        """Delete a row, insert a new row with its key, update that, roll back: the first object gets
+        its committed values back (the update of the new row is not the old row's history)."""
+        async with AsyncSession(pool) as s:
+            s.add(Tag(code="k", label="committed"))
+            await s.commit()
+            old = await s.get_one(Tag, "k")
+            s.delete(old)
+            await s.flush()
+            new = Tag(code="k", label="second")
+            s.add(new)
+            await s.flush()
+            new.label = "third"
+            await s.flush()
+            await s.rollback()
+            assert s.state(new) is ObjectState.TRANSIENT
+            assert s.state(old) is ObjectState.PERSISTENT
+            assert old.label == "committed"
+            assert await s.get_one(Tag, "k") is old
+            assert (await s.execute("SELECT label FROM tags"))[0]["label"] == "committed"
+
+
 class TestFailure:
     async def test_failed_flush_requires_rollback_and_writes_nothing(self, pool: aiouow.Pool) -> None:
         """A constraint violation rolls the transaction back; only rollback()/close() are accepted, then it works."""

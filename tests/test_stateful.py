@@ -724,6 +724,24 @@ def _inserted_row_reloaded_then_deleted(mc: SessionMachine) -> Iterator[None]:
     mc.do_rollback()
 
 
+def _changed_row_reloaded_then_changed_again(mc: SessionMachine) -> Iterator[None]:
+    """flush a change, expunge, load the row again, change and flush that object, rollback: the
+    committed values, not those the second object found (the first update of a row knows them)."""
+    tag = mc.new_object(Tag, "")
+    mc.do_commit()
+    yield
+    mc.assign(tag, "label", "a")
+    mc.do_flush()
+    yield
+    mc.do_expunge(tag, reload=True)
+    yield
+    (copy_,) = [m for m in mc.objects if m.owned]
+    mc.assign(copy_, "label", "")
+    mc.do_flush()
+    yield
+    mc.do_rollback()
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize(
     "sequence",
@@ -733,6 +751,7 @@ def _inserted_row_reloaded_then_deleted(mc: SessionMachine) -> Iterator[None]:
         _inserted_row_reloaded,
         _changed_row_reloaded_then_deleted,
         _inserted_row_reloaded_then_deleted,
+        _changed_row_reloaded_then_changed_again,
     ],
 )
 def test_rollback_sequences(dialect: str, sequence: Callable[[SessionMachine], Iterator[None]], tmp_path: Path) -> None:
