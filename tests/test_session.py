@@ -191,7 +191,6 @@ class TestRollback:
         await session.rollback()
         assert (d.title, d.version) == ("a", 1)
 
-
     async def test_rollback_after_a_deleted_key_was_inserted_again_and_updated(self, pool: aiouow.Pool) -> None:
         """Delete a row, insert a new row with its key, update that, roll back: the first object gets
         its committed values back (the update of the new row is not the old row's history)."""
