@@ -263,8 +263,9 @@ def _reads_only(sql: str) -> bool:
 
 
 #: How a batched statement runs: its rows fetched, or its row count read (executemany or execute),
-#: or (a COMMIT) only when the statements before it matched the rows they were expected to.
-FETCH, MANY, ONE, COMMIT_IF = 0, 1, 2, 3
+#: or (a COMMIT) only when the statements before it matched the rows they were expected to, or (raw
+#: SQL) its column names, rows and row count.
+FETCH, MANY, ONE, COMMIT_IF, RAW = 0, 1, 2, 3, 4
 
 
 class _Statement:
@@ -312,6 +313,10 @@ def _run_batch(db: sqlite3.Connection, batch: _Batch) -> None:
                 st.result = db.executemany(st.sql, st.params).rowcount
             elif st.mode == ONE:
                 st.result = db.execute(st.sql, st.params).rowcount
+            elif st.mode == RAW:
+                cur = db.execute(st.sql, st.params)
+                rows = cur.fetchall()
+                st.result = ([d[0] for d in cur.description or ()], rows, cur.rowcount)
             else:  # COMMIT_IF: params are (statements of a step, rows they must match) pairs
                 if any(sum(s.result for s in part) != n for part, n in st.params):
                     return  # a step matched other rows than expected: the caller raises, then rolls back
@@ -414,6 +419,10 @@ class SQLiteConnection(Connection):
             if st.done:
                 if st.mode == COMMIT_IF:
                     obs.statement(st.kind, st.elapsed, 0, 0)
+                elif st.mode == RAW:
+                    _, rows, count = st.result
+                    written = count if st.kind in ("insert", "update", "delete") and count > 0 else 0
+                    obs.statement(st.kind, st.elapsed, len(rows), written)
                 elif st.mode == FETCH and st.written < 0:
                     obs.statement(st.kind, st.elapsed, len(st.result), 0)
                 else:
@@ -453,21 +462,6 @@ class SQLiteConnection(Connection):
             # After an interrupted BEGIN or a failed COMMIT there may be no transaction left.
             if "no transaction is active" not in str(exc):
                 raise
-
-    async def _write(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Run a write; a read transaction whose snapshot is stale is restarted once, then it runs again."""
-        await self._ensure_begun()
-        if self._write_tx:
-            return await call()
-        try:
-            result = await call()
-        except SerializationError as exc:
-            if getattr(exc.__cause__, "sqlite_errorname", "") != "SQLITE_BUSY_SNAPSHOT":
-                raise
-            await self._restart_for_writing()
-            return await call()
-        self._write_tx = True
-        return result
 
     async def _write_batch(self, make: Callable[[], list[_Statement]]) -> list[_Statement]:
         """Run write statements in one hop (with the BEGIN, when none was sent yet).
@@ -519,20 +513,13 @@ class SQLiteConnection(Connection):
         return rows
 
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        kind = statement_kind(sql)
         if _reads_only(sql):
-            await self._ensure_begun()
-            return await self._raw(sql, params, kind)
-        await self.prepare_write()
-        return await self._write(lambda: self._raw(sql, params, kind))
-
-    async def _raw(self, sql: str, params: Sequence[Any], kind: str) -> list[dict[str, Any]]:
-        started = time.perf_counter()
-        cur = await self._driver(sql, params, "execute SQL", self.db.execute(sql, params))
-        rows = list(await self._driver(sql, (), "execute SQL", cur.fetchall()))
-        names = [d[0] for d in cur.description or ()]
-        written = cur.rowcount if kind in ("insert", "update", "delete") and cur.rowcount > 0 else 0
-        self._observe(kind, started, rows_read=len(rows), rows_written=written)
+            statement = _Statement(sql, params, RAW, "execute SQL")
+            await self._batch([*self._begin_statements(), statement])  # the BEGIN, if any, in the same hop
+        else:
+            await self.prepare_write()
+            (statement,) = await self._write_batch(lambda: [_Statement(sql, params, RAW, "execute SQL")])
+        names, rows, _ = statement.result
         return [dict(zip(names, r, strict=True)) for r in rows]
 
     async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
@@ -832,38 +819,39 @@ class SQLitePool(DriverPool):
         else:
             self._idle.append(conn)
 
-    async def release(self, conn: Connection) -> None:
+    def _count_back(self, conn: Connection) -> SQLiteConnection | None:
+        """Stop counting a lent connection; None when it was counted back already."""
         assert isinstance(conn, SQLiteConnection)
         if conn.returned:
-            return
+            return None
         conn.returned = True
         self._in_use -= 1
         self._lent.discard(conn)
         if not self._lent and self._drained is not None:
             self._drained.set()
+        return conn
+
+    async def release(self, conn: Connection) -> None:
+        lent = self._count_back(conn)
+        if lent is None:
+            return
         try:
-            if conn.broken or self._closed:
-                await conn.close()
+            if lent.broken or self._closed:
+                await lent.close()
             else:
-                conn.observer = None
-                self._idle.append(conn)
+                lent.observer = None
+                self._idle.append(lent)
         except BaseException:
-            conn.close_now()
+            lent.close_now()
             raise
         finally:
             self._slots.release()
 
     def discard(self, conn: Connection) -> None:
-        assert isinstance(conn, SQLiteConnection)
-        if conn.returned:
-            return
-        conn.returned = True
-        self._in_use -= 1
-        self._lent.discard(conn)
-        if not self._lent and self._drained is not None:
-            self._drained.set()
-        conn.close_now()
-        self._slots.release()
+        lent = self._count_back(conn)
+        if lent is not None:
+            lent.close_now()
+            self._slots.release()
 
     async def close(self) -> None:
         """Close the idle connections; wait up to ``cleanup_timeout`` for lent ones, then close them too.
