@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overloa
 
 from . import _types
 from ._expressions import Column
-from ._state import InstanceState, Loaded, set_raw_state, state_of
+from ._state import InstanceState, Loaded, ObjectState, make_state, set_raw_state, state_of
 from ._types import ColumnType, Kind
 from .errors import MappingError, QueryError
 
@@ -271,7 +271,9 @@ class Entity:
             assert type(st) is InstanceState
             changed = st.changed
             if name not in changed and name in st.mapper.column_names:
-                # InstanceState.record, inlined: this runs on every first assignment of a field.
+                # The field's original, kept at its first assignment. Pending objects record too,
+                # so that an assignment made while their INSERT is in flight is not lost (the flush
+                # clears what pending objects recorded before it started).
                 changed[name] = d.get(name, MISSING)
                 if len(changed) == 1 and st.listener is not None:
                     st.listener(st)
@@ -450,6 +452,6 @@ def new_state(obj: Any) -> InstanceState:
     """The object's state, created on first sight."""
     st = state_of(obj)
     if st is None:
-        st = InstanceState(obj, mapper_of(obj))
+        st = make_state(obj, mapper_of(obj), ObjectState.TRANSIENT)
         set_raw_state(obj, st)
     return st

@@ -18,7 +18,7 @@ from ._identity import IdentityMap
 from ._mapping import Mapper, mapper_of, new_state
 from ._pool import Pool
 from ._query import Select, select
-from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, set_raw_state, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, make_state, set_raw_state, state_of
 from ._stats import SessionStats, StatsRecorder
 from ._transaction import SessionState, TransactionLog
 from ._types import check
@@ -44,7 +44,6 @@ T = TypeVar("T")
 _IDLE, _ACTIVE = SessionState.IDLE, SessionState.ACTIVE
 _DELETED = ObjectState.DELETED
 _PENDING = ObjectState.PENDING
-_new_object = object.__new__
 
 
 class AsyncSession:
@@ -215,7 +214,9 @@ class AsyncSession:
 
         A COMMIT interrupted in flight (cancelled, timed out) has an unknown outcome: the
         connection is closed, `commit_outcome_unknown` is set, and the cancellation propagates. A
-        connection lost during COMMIT raises `CommitOutcomeUnknownError`.
+        connection lost during COMMIT raises `CommitOutcomeUnknownError`. Where the pool sends the
+        flush and the COMMIT in one call (SQLite), the outcome is known once the cleanup has run
+        (see "Cancellation and failures" in the documentation).
         """
         self._enter("commit")
         async with self._lock:
@@ -233,10 +234,7 @@ class AsyncSession:
                 except ConnectionLostError as exc:
                     self._commit_unknown = True
                     conn.broken = True
-                    err = CommitOutcomeUnknownError(
-                        "cannot commit: the connection was lost while COMMIT was in flight, so the "
-                        "transaction may or may not be committed (check in a new session; aiouow never retries)"
-                    )
+                    err = _commit_lost()
                     await self._fail(err)
                     raise err from exc
                 except DatabaseError as exc:
@@ -367,19 +365,10 @@ class AsyncSession:
         new = self._new
         listener = self._on_modified
         for obj in objs:
-            # Fast path: an entity object no session has seen becomes pending. (InstanceState's
-            # __init__ inlined: calling the class costs as much again as the stores.)
+            # Fast path: an entity object no session has seen becomes pending.
             mapper = type(obj).__dict__.get("__aiouow_mapper__")
             if mapper is not None and getattr(obj, STATE_ATTR, None) is None:
-                st = _new_object(InstanceState)
-                st.obj = obj
-                st.mapper = mapper
-                st.status = _PENDING
-                st.key = None
-                st.owner = self
-                st.changed = {}
-                st.json_snap = None
-                st.listener = listener
+                st = make_state(obj, mapper, _PENDING, None, self, listener)
                 set_raw_state(obj, st)
                 new[st] = None
                 continue
@@ -551,10 +540,7 @@ class AsyncSession:
             if await self._interrupted_commit(conn, pending, exc):
                 return  # committed: only the connection is gone (the pool replaces it)
             if self._commit_unknown:
-                raise CommitOutcomeUnknownError(
-                    "cannot commit: the connection was lost while COMMIT was in flight, so the "
-                    "transaction may or may not be committed (check in a new session; aiouow never retries)"
-                ) from exc
+                raise _commit_lost() from exc
             raise
         except DatabaseError as exc:
             self._untake(pending)
@@ -626,15 +612,10 @@ class AsyncSession:
             elif isinstance(step, UpdateStep):
                 version = mapper.version
                 if version is None and not mapper.json_columns:
-                    # What the fields held before (the taken originals: a field set back to its
-                    # original holds that value anyway), kept once per transaction.
-                    updated = log.updated
+                    # What the fields held before: the taken originals (a field set back to its
+                    # original holds that value anyway).
                     for st in step.states:
-                        row = (mapper, st.key)
-                        if row in updated or log.inserted:
-                            log.record_update(st, taken[st])  # first update of a row wins; new rows skipped
-                        else:
-                            updated[row] = taken[st]
+                        log.record_update(st, taken[st])
                     continue
                 for st in step.states:
                     before = _before_update(st, plan.changes[st], taken.get(st, {}))
@@ -655,12 +636,9 @@ class AsyncSession:
                 self._modified.add(st)
 
     def _after_commit(self) -> None:
-        transient = ObjectState.TRANSIENT
         for st in self._txlog.deleted:
-            if st.owner is self:  # _make_transient, inlined: deleted rows are many at a time
-                st.key = st.owner = st.listener = st.json_snap = None
-                st.status = transient
-                st.changed = {}
+            if st.owner is self:
+                _make_transient(st)
         self._txlog.clear()
 
     def _restore(self) -> None:
@@ -1063,6 +1041,13 @@ def _forget_generated_key(st: InstanceState) -> None:
         d[gen.name] = None
     if st.mapper.version is not None:
         d[st.mapper.version.name] = None
+
+
+def _commit_lost() -> CommitOutcomeUnknownError:
+    return CommitOutcomeUnknownError(
+        "cannot commit: the connection was lost while COMMIT was in flight, so the "
+        "transaction may or may not be committed (check in a new session; aiouow never retries)"
+    )
 
 
 def _make_transient(st: InstanceState) -> None:

@@ -52,34 +52,36 @@ class InstanceState:
 
     __slots__ = ("changed", "json_snap", "key", "listener", "mapper", "obj", "owner", "status")
 
-    def __init__(
-        self,
-        obj: Any,
-        mapper: Mapper,
-        status: ObjectState = ObjectState.TRANSIENT,
-        key: Any = None,
-        owner: object | None = None,
-        listener: Callable[[InstanceState], None] | None = None,
-    ) -> None:
-        self.obj = obj
-        self.mapper = mapper
-        self.status = status
-        self.key: Any = key  # identity key while backed by a row
-        self.owner: object | None = owner  # the session holding the object, if any
-        self.changed: dict[str, Any] = {}
-        self.json_snap: dict[str, str] | None = None
-        self.listener: Callable[[InstanceState], None] | None = listener
+    obj: Any
+    mapper: Mapper
+    status: ObjectState
+    key: Any  # identity key while backed by a row
+    owner: object | None  # the session holding the object, if any
+    changed: dict[str, Any]
+    json_snap: dict[str, str] | None
+    listener: Callable[[InstanceState], None] | None  # called on the first recorded change
 
-    def record(self, name: str, current: Any) -> None:
-        """Record ``current`` as the original of field ``name``, assigned for the first time.
 
-        Pending objects record too, so that an assignment made while their INSERT is in flight
-        is not lost (the flush clears what pending objects recorded before it started).
-        """
-        changed = self.changed
-        changed[name] = current
-        if self.listener is not None and len(changed) == 1:
-            self.listener(self)
+def make_state(
+    obj: Any,
+    mapper: Mapper,
+    status: ObjectState,
+    key: Any = None,
+    owner: object | None = None,
+    listener: Callable[[InstanceState], None] | None = None,
+) -> InstanceState:
+    """A new `InstanceState` (a function, not ``__init__``: calling a class costs more, and states
+    are made per object on the hot paths of add(), a first assignment and delete())."""
+    st = _new(InstanceState)
+    st.obj = obj
+    st.mapper = mapper
+    st.status = status
+    st.key = key
+    st.owner = owner
+    st.changed = {}
+    st.json_snap = None
+    st.listener = listener
+    return st
 
 
 class Loaded:
@@ -102,16 +104,14 @@ class Loaded:
         owner = self.owner
         mapper = self.mapper
         pk = mapper.pk_name  # a single-column key: read it directly
-        # InstanceState.__init__, inlined: calling the class costs as much again as the stores.
-        st = _new(InstanceState)
-        st.obj = obj
-        st.mapper = mapper
-        st.status = status if owner is not None else ObjectState.DETACHED
-        st.key = obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__)
-        st.owner = owner
-        st.changed = {}
-        st.json_snap = None
-        st.listener = self.listener
+        st = make_state(
+            obj,
+            mapper,
+            status if owner is not None else ObjectState.DETACHED,
+            obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__),
+            owner,
+            self.listener,
+        )
         _set_attr(obj, STATE_ATTR, st)
         return st
 

@@ -14,9 +14,6 @@ from typing import Any
 from ._state import InstanceState
 from ._types import dump_json, same_value
 
-#: Types whose equality is exactly "the database stores the same value".
-_PLAIN = frozenset({str, int, bytes})
-
 
 def dirty_fields(st: InstanceState) -> tuple[str, ...]:
     """The changed fields of a persistent object, in column order."""
@@ -27,11 +24,8 @@ def dirty_fields(st: InstanceState) -> tuple[str, ...]:
     d = st.obj.__dict__
     if not st.mapper.json_columns:  # only the assigned fields can differ
         if len(changed) == 1:  # the common case, without building a list
-            for name, old in changed.items():
-                new = d[name]
-                if type(old) is type(new) and type(old) in _PLAIN:
-                    return () if old == new else (name,)
-                return () if same_value(old, new) else (name,)
+            ((name, old),) = changed.items()
+            return () if same_value(old, d[name]) else (name,)
         names = [n for n, old in changed.items() if not same_value(old, d[n])]
         if len(names) > 1:
             position = st.mapper.column_names

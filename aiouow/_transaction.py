@@ -55,12 +55,13 @@ class TransactionLog:
         return row in self._inserted_rows
 
     def record_update(self, st: InstanceState, before: dict[str, Any]) -> None:
+        """Note what an updated row held (``before`` becomes the log's: pass a dict nobody changes)."""
         row = (st.mapper, st.key)
         if self.inserted_here(row):
             return
         snap = self.updated.get(row)
         if snap is None:
-            self.updated[row] = dict(before)
+            self.updated[row] = before
         else:
             for name, value in before.items():
                 snap.setdefault(name, value)  # the first update of the row knows the original
@@ -81,6 +82,3 @@ class TransactionLog:
         self.updated = {}
         self._inserted_rows = set()
         self._rows_of = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.inserted or self.deleted or self.updated)

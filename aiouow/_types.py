@@ -172,12 +172,19 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+#: Types whose equality is exactly "the database stores the same value".
+_PLAIN = frozenset({str, int, bytes})
+
+
 def same_value(a: Any, b: Any) -> bool:
     """Whether setting a field from ``a`` to ``b`` leaves what the database stores unchanged."""
     if a is b:
         return True
-    if type(a) is not type(b):
+    kind = type(a)
+    if kind is not type(b):
         return False
+    if kind in _PLAIN:
+        return bool(a == b)
     if isinstance(a, (dt.datetime, dt.time)) and a.utcoffset() != b.utcoffset():
         return False
     if isinstance(a, Decimal):

@@ -95,8 +95,8 @@ class TestTracking:
         assert session.stats().statements.get("update", 0) == 1
 
     async def test_states_made_on_the_fast_paths_are_complete(self, session: AsyncSession) -> None:
-        """add() and the first assignment to a loaded object build states without calling
-        InstanceState(): every slot is set, with the values the constructor would give."""
+        """add() and the first assignment to a loaded object build states on their fast paths:
+        every slot is set, with the values the object's lifecycle calls for."""
         from aiouow._state import InstanceState, ObjectState
 
         tag = Tag(code="a", label="x")
