@@ -11,14 +11,14 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
 from .._loading import Loader, compile_loader
 from .._types import ColumnType, check
-from ..errors import QueryError
+from ..errors import AiouowError, QueryError
 
 if TYPE_CHECKING:
     from .._mapping import Mapper
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from .._unitofwork import Step
 
 sql_log = logging.getLogger("aiouow.sql")
+
+T = TypeVar("T")
 
 Converter = Callable[[Any], Any]
 Row = Sequence[Any]
@@ -272,6 +274,15 @@ class Connection(abc.ABC):
     broken: bool = False
     #: True once the pool has counted the connection back (released or discarded).
     returned: bool = False
+    #: Log every statement (the pool's ``echo``).
+    echo: bool = False
+    #: The driver's exception classes that `translate` turns into aiouow errors.
+    driver_errors: tuple[type[BaseException], ...] = ()
+
+    @staticmethod
+    @abc.abstractmethod
+    def translate(exc: BaseException, action: str) -> AiouowError:
+        """The aiouow error for a driver exception met while trying to ``action``."""
 
     @property
     @abc.abstractmethod
@@ -345,6 +356,19 @@ class Connection(abc.ABC):
         """Close the connection without awaiting anything (last resort; also from ``__del__``)."""
 
     # -- shared helpers -------------------------------------------------------------------
+    async def _driver(self, sql: str, params: object, action: str, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Await ``call(*args)``, one driver call: logged when the pool echoes, driver errors translated
+        (also those raised by the call itself, such as asyncpg's on a released connection), and a
+        failed statement counted; the caller counts a successful one with what it returned."""
+        if self.echo:
+            log_statement(sql, params)
+        started = time.perf_counter()
+        try:
+            return await call(*args)
+        except self.driver_errors as exc:
+            self._observe(statement_kind(sql) if sql else "fetch", started)
+            raise self.translate(exc, action) from exc
+
     def _observe(self, kind: str, started: float, rows_read: int = 0, rows_written: int = 0) -> None:
         obs = self.observer
         if obs is not None:

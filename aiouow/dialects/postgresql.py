@@ -49,7 +49,6 @@ from ._base import (
     PoolStats,
     Row,
     checked_param,
-    log_statement,
     statement_kind,
 )
 
@@ -303,28 +302,23 @@ class PostgresConnection(Connection):
     """One asyncpg connection lent by a :class:`PostgresPool`."""
 
     dialect: PostgresDialect
+    driver_errors = _DRIVER_ERRORS
+    translate = staticmethod(translate)
 
     def __init__(self, pool: PostgresPool, raw: PoolConnectionProxy[Any]) -> None:
         self.pool = pool
         self.dialect = pool.dialect
         self.raw = raw
         self._tx = False
-        self._echo = pool.echo
-        self._last_started = 0.0
+        self.echo = pool.echo
 
     @property
     def in_transaction(self) -> bool:
         return self._tx
 
-    async def _status(self, sql: str, action: str, *params: Any) -> str:
-        if self._echo:
-            log_statement(sql, params)
+    async def _status(self, sql: str, action: str) -> str:
         started = time.perf_counter()
-        try:
-            status: str = await self.raw.execute(sql, *params)
-        except _DRIVER_ERRORS as exc:
-            self._observe(statement_kind(sql), started)  # a failed statement counts too
-            raise translate(exc, action) from exc
+        status: str = await self._driver(sql, (), action, self.raw.execute, sql)
         self._observe(statement_kind(sql), started)
         return status
 
@@ -346,47 +340,29 @@ class PostgresConnection(Connection):
         await self._status("ROLLBACK", "roll back")
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        if self._echo:
-            log_statement(sql, params)
         started = time.perf_counter()
-        try:
-            rows: list[Row] = await self.raw.fetch(sql, *params)
-        except _DRIVER_ERRORS as exc:
-            self._observe(statement_kind(sql), started)  # a failed statement counts too
-            raise translate(exc, "run query") from exc
+        rows: list[Row] = await self._driver(sql, params, "run query", self.raw.fetch, sql, *params)
         self._observe("select", started, rows_read=len(rows))
         return rows
 
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        if self._echo:
-            log_statement(sql, params)
         kind = statement_kind(sql)
         dml = kind in ("insert", "update", "delete")
         started = time.perf_counter()
-        try:
-            # Both go through asyncpg's statement cache; a DML statement without RETURNING
-            # reports its row count in the command status.
-            if dml and "returning" not in sql.lower():
-                written = _status_count(await self.raw.execute(sql, *params))
-                records = []
-            else:
-                records = await self.raw.fetch(sql, *params)
-                written = len(records) if dml else 0
-        except _DRIVER_ERRORS as exc:
-            self._observe(statement_kind(sql), started)  # a failed statement counts too
-            raise translate(exc, "execute SQL") from exc
+        # Both go through asyncpg's statement cache; a DML statement without RETURNING reports
+        # its row count in the command status.
+        if dml and "returning" not in sql.lower():
+            written = _status_count(await self._driver(sql, params, "execute SQL", self.raw.execute, sql, *params))
+            records = []
+        else:
+            records = await self._driver(sql, params, "execute SQL", self.raw.fetch, sql, *params)
+            written = len(records) if dml else 0
         self._observe(kind, started, rows_read=0 if dml else len(records), rows_written=written)
         return [dict(r.items()) for r in records]
 
     async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
-        if self._echo:
-            log_statement(sql, params)
         started = time.perf_counter()
-        try:
-            cursor = await self.raw.cursor(sql, *params)
-        except _DRIVER_ERRORS as exc:
-            self._observe(statement_kind(sql), started)  # a failed statement counts too
-            raise translate(exc, "run query") from exc
+        cursor = await self._driver(sql, params, "run query", self.raw.cursor, sql, *params)
         self._observe("select", started)
         while True:
             started = time.perf_counter()
@@ -416,18 +392,6 @@ class PostgresConnection(Connection):
                 out.append([None if r[i] is None else conv(r[i]) for r in rows])
         return out
 
-    async def _run(self, sql: str, params: list[Any], action: str, *, fetch: bool) -> Any:
-        if self._echo:
-            log_statement(sql, params)
-        started = time.perf_counter()
-        try:
-            result = await (self.raw.fetch(sql, *params) if fetch else self.raw.execute(sql, *params))
-        except _DRIVER_ERRORS as exc:
-            self._observe(statement_kind(sql), started)  # a failed statement counts too
-            raise translate(exc, action) from exc
-        self._last_started = started
-        return result
-
     async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
         # One prepared statement, so one round trip, per step (the pool does not fuse commits).
         assert not commit
@@ -447,8 +411,10 @@ class PostgresConnection(Connection):
         sql = self.dialect.flush_sql("insert", mapper, step.columns, step.returning, single and bool(step.columns))
         params = self._params(step.columns, step.rows)
         action = f"insert {mapper.name} into {mapper.table}"
-        result = await self._run(sql, params, action, fetch=step.returning is not None)
-        self._observe("insert", self._last_started, rows_written=len(step.rows))
+        started = time.perf_counter()
+        call = self.raw.fetch if step.returning is not None else self.raw.execute
+        result = await self._driver(sql, params, action, call, sql, *params)
+        self._observe("insert", started, rows_written=len(step.rows))
         if step.returning is None:
             return None
         # Identity values are drawn in insertion order: sorted keys match the input order.
@@ -458,22 +424,26 @@ class PostgresConnection(Connection):
         mapper = step.mapper
         sql = self.dialect.flush_sql("update", mapper, step.columns, step.version, len(step.rows) == 1)
         keyed = [*step.columns, *mapper.pk] + ([step.version] if step.version is not None else [])
-        status = await self._run(
-            sql, self._params(keyed, step.rows), f"update {mapper.name} in {mapper.table}", fetch=False
+        params = self._params(keyed, step.rows)
+        started = time.perf_counter()
+        status = await self._driver(
+            sql, params, f"update {mapper.name} in {mapper.table}", self.raw.execute, sql, *params
         )
         matched = _status_count(status)
-        self._observe("update", self._last_started, rows_written=matched)
+        self._observe("update", started, rows_written=matched)
         return matched
 
     async def delete(self, step: DeleteStep) -> int:
         mapper = step.mapper
         sql = self.dialect.flush_sql("delete", mapper, (), step.version, len(step.keys) == 1)
         keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
-        status = await self._run(
-            sql, self._params(keyed, step.keys), f"delete {mapper.name} from {mapper.table}", fetch=False
+        params = self._params(keyed, step.keys)
+        started = time.perf_counter()
+        status = await self._driver(
+            sql, params, f"delete {mapper.name} from {mapper.table}", self.raw.execute, sql, *params
         )
         matched = _status_count(status)
-        self._observe("delete", self._last_started, rows_written=matched)
+        self._observe("delete", started, rows_written=matched)
         return matched
 
     async def execute_script(self, statements: Sequence[str]) -> None:

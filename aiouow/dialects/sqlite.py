@@ -18,7 +18,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -337,6 +337,8 @@ class SQLiteConnection(Connection):
     """
 
     dialect: SQLiteDialect
+    driver_errors = _DRIVER_ERRORS
+    translate = staticmethod(translate)
 
     def __init__(self, pool: SQLitePool, db: aiosqlite.Connection) -> None:
         self.pool = pool
@@ -346,7 +348,7 @@ class SQLiteConnection(Connection):
         self._begun = False  # its BEGIN has been sent
         self._write_tx = False  # it holds SQLite's write lock (BEGIN IMMEDIATE, or a write went through)
         self._locked = False  # the pool's write lock is held
-        self._echo = pool.echo
+        self.echo = pool.echo
         self._last_batch: _Batch | None = None  # the last call to aiosqlite's thread
         #: The last run_steps(commit=True): its steps, their statement spans, its results once committed.
         self._fused: tuple[Sequence[Step], list[tuple[int, int]], list[Any] | None] = ((), [], None)
@@ -355,20 +357,9 @@ class SQLiteConnection(Connection):
     def in_transaction(self) -> bool:
         return self._tx
 
-    async def _driver(self, sql: str, params: object, action: str, call: Awaitable[T]) -> T:
-        """Await one aiosqlite call: logged when the pool echoes, driver errors translated."""
-        if self._echo:
-            log_statement(sql, params)
-        started = time.perf_counter()
-        try:
-            return await call
-        except _DRIVER_ERRORS as exc:
-            self._observe(statement_kind(sql) if sql else "fetch", started)  # a failed statement counts too
-            raise translate(exc, action) from exc
-
     async def _exec(self, sql: str, action: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
         started = time.perf_counter()
-        cur = await self._driver(sql, params, action, self.db.execute(sql, params))
+        cur = await self._driver(sql, params, action, self.db.execute, sql, params)
         self._observe(statement_kind(sql), started)
         return cur
 
@@ -398,7 +389,7 @@ class SQLiteConnection(Connection):
         aiosqlite has no public call for several statements at once, so this queues one function
         through its ``_execute``, the call all of its own methods use (tests pin that it exists).
         """
-        if self._echo:
+        if self.echo:
             for st in statements:
                 log_statement(st.sql, st.params)
         batch = self._last_batch = _Batch(statements)
@@ -525,12 +516,12 @@ class SQLiteConnection(Connection):
     async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
         await self._ensure_begun()
         started = time.perf_counter()
-        cur = await self._driver(sql, params, "run query", self.db.execute(sql, params))
+        cur = await self._driver(sql, params, "run query", self.db.execute, sql, params)
         self._observe("select", started)
         try:
             while True:
                 started = time.perf_counter()
-                rows: list[Row] = list(await self._driver("", (), "fetch rows", cur.fetchmany(batch_size)))
+                rows: list[Row] = list(await self._driver("", (), "fetch rows", cur.fetchmany, batch_size))
                 self._observe("fetch", started, rows_read=len(rows))
                 if not rows:
                     return
