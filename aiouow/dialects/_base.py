@@ -284,11 +284,6 @@ class Connection(abc.ABC):
     def translate(exc: BaseException, action: str) -> AiouowError:
         """The aiouow error for a driver exception met while trying to ``action``."""
 
-    @property
-    @abc.abstractmethod
-    def in_transaction(self) -> bool:
-        """Whether a transaction is open on this connection."""
-
     @abc.abstractmethod
     async def begin(self) -> None:
         """Open a transaction (reads may share the database; writes call `prepare_write`)."""

@@ -312,10 +312,6 @@ class PostgresConnection(Connection):
         self._tx = False
         self.echo = pool.echo
 
-    @property
-    def in_transaction(self) -> bool:
-        return self._tx
-
     async def _status(self, sql: str, action: str) -> str:
         started = time.perf_counter()
         status: str = await self._driver(sql, (), action, self.raw.execute, sql)

@@ -344,7 +344,6 @@ class SQLiteConnection(Connection):
         self.pool = pool
         self.dialect = pool.dialect
         self.db = db
-        self._tx = False  # a transaction is open for the session
         self._begun = False  # its BEGIN has been sent
         self._write_tx = False  # it holds SQLite's write lock (BEGIN IMMEDIATE, or a write went through)
         self._locked = False  # the pool's write lock is held
@@ -353,10 +352,6 @@ class SQLiteConnection(Connection):
         #: The last run_steps(commit=True): its steps, their statement spans, its results once committed.
         self._fused: tuple[Sequence[Step], list[tuple[int, int]], list[Any] | None] = ((), [], None)
 
-    @property
-    def in_transaction(self) -> bool:
-        return self._tx
-
     async def _exec(self, sql: str, action: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
         started = time.perf_counter()
         cur = await self._driver(sql, params, action, self.db.execute, sql, params)
@@ -364,7 +359,7 @@ class SQLiteConnection(Connection):
         return cur
 
     async def begin(self) -> None:
-        self._tx = True
+        """Nothing to send yet: the BEGIN goes with the transaction's first statement."""
 
     def _begin_statements(self) -> list[_Statement]:
         """The BEGIN to send ahead of the next statement, in the same hop, if none was sent yet."""
@@ -372,7 +367,7 @@ class SQLiteConnection(Connection):
             return []
         # Flags first: an interrupted BEGIN still runs in aiosqlite's thread, and the ROLLBACK of
         # the cleanup must follow it (rollback() tolerates a BEGIN that did not happen).
-        self._tx = self._begun = True
+        self._begun = True
         if self._locked:
             self._write_tx = True
             return [_Statement("BEGIN IMMEDIATE", (), ONE, "begin a write transaction")]
@@ -478,7 +473,7 @@ class SQLiteConnection(Connection):
         return statements
 
     def _end(self) -> None:
-        self._tx = self._begun = self._write_tx = False
+        self._begun = self._write_tx = False
         if self._locked:
             self._locked = False
             self.pool.write_lock.release()
