@@ -116,7 +116,7 @@ class SQLiteDialect(Dialect):
 
     def __init__(self) -> None:
         super().__init__()
-        self._flatteners: dict[tuple[Column[Any], ...], Callable[[Sequence[Sequence[Any]]], list[Any]]] = {}
+        self._layouts: dict[tuple[tuple[Column[Any], ...], bool], Callable[[Sequence[Sequence[Any]]], Any]] = {}
 
     def to_db(self, ctype: ColumnType) -> Converter | None:
         if ctype.kind is Kind.ENUM:
@@ -153,10 +153,10 @@ class SQLiteDialect(Dialect):
     def generated_pk_sql(self, column: Column[Any]) -> str:
         return f"{self.quote(column.column_name)} INTEGER PRIMARY KEY AUTOINCREMENT"
 
-    def flattener(self, columns: tuple[Column[Any], ...]) -> Callable[[Sequence[Sequence[Any]]], list[Any]]:
-        """A compiled function laying rows of ``columns`` out as one flat, converted parameter list
-        (a multi-row ``VALUES`` statement's parameters): one pass, no per-row list."""
-        fn = self._flatteners.get(columns)
+    def layout(self, columns: tuple[Column[Any], ...], *, flat: bool) -> Callable[[Sequence[Sequence[Any]]], Any]:
+        """A compiled function converting rows of ``columns`` to driver parameters in one pass:
+        rows of parameters (``executemany``), or ``flat``, one list (a multi-row ``VALUES``)."""
+        fn = self._layouts.get((columns, flat))
         if fn is None:
             env: dict[str, Any] = {}
             names = [f"v{i}" for i in range(len(columns))]
@@ -168,19 +168,27 @@ class SQLiteDialect(Dialect):
                 else:
                     env[f"c{i}"] = conv
                     out.append(f"None if v{i} is None else c{i}(v{i})")
-            src = "\n".join(
-                [
-                    "def flatten(rows):",
-                    "    flat = []",
-                    "    extend = flat.extend",
-                    f"    for {', '.join(names)}, in rows:",
-                    f"        extend(({', '.join(out)},))",
-                    "    return flat",
-                ]
-            )
-            exec(src, env)  # noqa: S102 - generated from column positions only
-            fn = self._flatteners[columns] = env["flatten"]
+            if not flat and out == names:
+                fn = _as_they_are  # nothing to convert
+            else:
+                src = "\n".join(
+                    [
+                        "def layout(rows):",
+                        "    out = []",
+                        f"    put = out.{'extend' if flat else 'append'}",
+                        f"    for {', '.join(names)}, in rows:",
+                        f"        put(({', '.join(out)},))",
+                        "    return out",
+                    ]
+                )
+                exec(src, env)  # noqa: S102 - generated from column positions only
+                fn = env["layout"]
+            self._layouts[columns, flat] = fn
         return fn
+
+
+def _as_they_are(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    return rows
 
 
 def _enum_value(v: Any) -> Any:
@@ -524,21 +532,6 @@ class SQLiteConnection(Connection):
         finally:
             await cur.close()
 
-    def _params(self, columns: Sequence[Column[Any]], rows: list[tuple[Any, ...]]) -> Sequence[Sequence[Any]]:
-        convs = [self.dialect.dumper(c) for c in columns]
-        if all(c is None for c in convs):
-            return rows
-        pairs = [(i, c) for i, c in enumerate(convs) if c is not None]
-        out = []
-        for r in rows:
-            row = list(r)
-            for i, conv in pairs:
-                v = row[i]
-                if v is not None:
-                    row[i] = conv(v)
-            out.append(row)
-        return out
-
     async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
         # Every statement of the flush, and with commit=True the COMMIT, go to aiosqlite's thread in one hop.
         spans: list[tuple[int, int]] = []
@@ -621,12 +614,14 @@ class SQLiteConnection(Connection):
         rows = step.rows
         if step.returning is None:
             sql = f"INSERT INTO {q(mapper.table)} ({cols}) VALUES ({', '.join('?' * len(step.columns))})"
-            return [_Statement(sql, self._params(step.columns, rows), MANY, action, written=len(rows))]
+            return [
+                _Statement(sql, self.dialect.layout(step.columns, flat=False)(rows), MANY, action, written=len(rows))
+            ]
         ret = q(step.returning.column_name)
         if not step.columns:
             sql = f"INSERT INTO {q(mapper.table)} DEFAULT VALUES RETURNING {ret}"
             return [_Statement(sql, (), FETCH, action, written=1) for _ in rows]
-        flatten = self.dialect.flattener(step.columns)
+        flatten = self.dialect.layout(step.columns, flat=True)
         ncols = len(step.columns)
         per = max(1, min(MAX_ROWS_PER_STATEMENT, VARIABLE_LIMIT // ncols))
         group = "(" + ", ".join("?" * ncols) + ")"
@@ -652,7 +647,12 @@ class SQLiteConnection(Connection):
             where.append(f"{v} = ?")
             param_cols.append(step.version)
         sql = f"UPDATE {q(mapper.table)} SET {', '.join(sets)} WHERE {' AND '.join(where)}"
-        return _Statement(sql, self._params(param_cols, step.rows), MANY, f"update {mapper.name} in {mapper.table}")
+        return _Statement(
+            sql,
+            self.dialect.layout(tuple(param_cols), flat=False)(step.rows),
+            MANY,
+            f"update {mapper.name} in {mapper.table}",
+        )
 
     def _delete_statements(self, step: DeleteStep) -> list[_Statement]:
         q = self.dialect.quote
@@ -661,7 +661,7 @@ class SQLiteConnection(Connection):
         param_cols: list[Column[Any]] = list(mapper.pk)
         if step.version is not None:
             param_cols.append(step.version)
-        keys = self._params(param_cols, step.keys)
+        keys = self.dialect.layout(tuple(param_cols), flat=False)(step.keys)
         if len(param_cols) > 1:
             where = " AND ".join(f"{q(c.column_name)} = ?" for c in param_cols)
             return [_Statement(f"DELETE FROM {q(mapper.table)} WHERE {where}", keys, MANY, action)]
