@@ -535,6 +535,7 @@ class SQLiteConnection(Connection):
     async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
         # Every statement of the flush, and with commit=True the COMMIT, go to aiosqlite's thread in one hop.
         spans: list[tuple[int, int]] = []
+        expected = expected_rows(steps)
 
         def make() -> list[_Statement]:
             statements: list[_Statement] = []
@@ -549,9 +550,7 @@ class SQLiteConnection(Connection):
                     statements.extend(self._delete_statements(step))
                 spans.append((first, len(statements)))
             if commit:
-                checks = [
-                    (statements[a:b], n) for (a, b), n in zip(spans, expected_rows(steps), strict=True) if n is not None
-                ]
+                checks = [(statements[a:b], n) for (a, b), n in zip(spans, expected, strict=True) if n is not None]
                 statements.append(_Statement("COMMIT", checks, COMMIT_IF, "commit"))
             return statements
 
@@ -564,7 +563,7 @@ class SQLiteConnection(Connection):
             if statements[-1].done:
                 self._fused = (steps, spans, results)
                 self._end()
-            elif all(r == n for r, n in zip(results, expected_rows(steps), strict=True) if n is not None):
+            elif all(r == n for r, n in zip(results, expected, strict=True) if n is not None):
                 raise DatabaseError("cannot commit: the COMMIT was not sent although every step matched its rows")
         return results
 
