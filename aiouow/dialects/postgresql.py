@@ -420,26 +420,19 @@ class PostgresConnection(Connection):
         mapper = step.mapper
         sql = self.dialect.flush_sql("update", mapper, step.columns, step.version, len(step.rows) == 1)
         keyed = [*step.columns, *mapper.pk] + ([step.version] if step.version is not None else [])
-        params = self._params(keyed, step.rows)
-        started = time.perf_counter()
-        status = await self._driver(
-            sql, params, f"update {mapper.name} in {mapper.table}", self.raw.execute, sql, *params
-        )
-        matched = _status_count(status)
-        self._observe("update", started, rows_written=matched)
-        return matched
+        return await self._matched("update", sql, self._params(keyed, step.rows), f"{mapper.name} in {mapper.table}")
 
     async def delete(self, step: DeleteStep) -> int:
         mapper = step.mapper
         sql = self.dialect.flush_sql("delete", mapper, (), step.version, len(step.keys) == 1)
         keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
-        params = self._params(keyed, step.keys)
+        return await self._matched("delete", sql, self._params(keyed, step.keys), f"{mapper.name} from {mapper.table}")
+
+    async def _matched(self, kind: str, sql: str, params: list[Any], what: str) -> int:
+        """Run an UPDATE or DELETE step's statement; the rows it matched, from the command status."""
         started = time.perf_counter()
-        status = await self._driver(
-            sql, params, f"delete {mapper.name} from {mapper.table}", self.raw.execute, sql, *params
-        )
-        matched = _status_count(status)
-        self._observe("delete", started, rows_written=matched)
+        matched = _status_count(await self._driver(sql, params, f"{kind} {what}", self.raw.execute, sql, *params))
+        self._observe(kind, started, rows_written=matched)
         return matched
 
     async def execute_script(self, statements: Sequence[str]) -> None:
