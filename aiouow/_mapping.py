@@ -157,6 +157,7 @@ class Mapper:
         "pk",
         "pk_name",
         "pk_positions",
+        "single_names",
         "table",
         "version",
     )
@@ -167,6 +168,8 @@ class Mapper:
         self.columns = columns
         self.column_names: dict[str, Column[Any]] = {c.name: c for c in columns}
         self.names = tuple(c.name for c in columns)
+        #: ``(name,)`` for every field: the changed fields of an object that changed one field.
+        self.single_names = {c.name: (c.name,) for c in columns}
         self.compiled: dict[Any, Any] = {}  # generated helpers (flush row builders), by purpose
         self.pk = tuple(c for c in columns if c.primary_key)
         self.pk_positions = tuple(c.position for c in self.pk)
@@ -264,19 +267,20 @@ class Entity:
             st = self._aiouow_state
         except AttributeError:  # made without __init__ (object.__new__, copy): no session has seen it
             st = None
-        if st is not None:
+        if st is not None and name in st.mapper.column_names:
             d = self.__dict__
-            if type(st) is Loaded:
-                st = st.materialize(self)  # the session's shared stand-in for untouched loaded objects
-            assert type(st) is InstanceState
-            changed = st.changed
-            if name not in changed and name in st.mapper.column_names:
-                # The field's original, kept at its first assignment. Pending objects record too,
-                # so that an assignment made while their INSERT is in flight is not lost (the flush
-                # clears what pending objects recorded before it started).
-                changed[name] = d.get(name, MISSING)
-                if len(changed) == 1 and st.listener is not None:
-                    st.listener(st)
+            if type(st) is Loaded:  # the session's shared stand-in for untouched loaded objects
+                st.first_change(self, name, d.get(name, MISSING))
+            else:
+                assert type(st) is InstanceState
+                changed = st.changed
+                if name not in changed:
+                    # The field's original, kept at its first assignment. Pending objects record
+                    # too, so that an assignment made while their INSERT is in flight is not lost
+                    # (the flush clears what pending objects recorded before it started).
+                    changed[name] = d.get(name, MISSING)
+                    if len(changed) == 1 and st.listener is not None:
+                        st.listener(st)
             d[name] = value  # a column: plain instance data (Column is not a descriptor)
             return
         object.__setattr__(self, name, value)

@@ -614,16 +614,17 @@ class AsyncSession:
                 if version is None and not mapper.json_columns:
                     # What the fields held before: the taken originals (a field set back to its
                     # original holds that value anyway).
-                    for st in step.states:
-                        log.record_update(st, taken[st])
+                    log.record_updates(step.states, taken)
                     continue
+                names = tuple(c.name for c in step.columns)
+                befores: dict[InstanceState, dict[str, Any]] = {}
                 for st in step.states:
-                    before = _before_update(st, plan.changes[st], taken.get(st, {}))
+                    before = befores[st] = _before_update(st, names, taken.get(st, {}))
                     if version is not None:
                         before[version.name] = st.obj.__dict__[version.name]
                         st.obj.__dict__[version.name] += 1
-                    log.record_update(st, before)
                     _tracking.take_json_snapshot(st)
+                log.record_updates(step.states, befores)
             elif isinstance(step, DeleteStep):
                 table = self._identity.table(mapper)
                 deleted = self._deleted
@@ -648,6 +649,7 @@ class AsyncSession:
         expunged and its row loaded again in the same transaction, for the object loaded since.
         """
         log = self._txlog
+        updated = log.updated()  # first: it reads the keys of inserted objects, cleared below
         # Rows inserted in this transaction no longer exist: every object standing for one
         # becomes transient, its generated key cleared (also one loaded again and deleted since).
         for st in log.inserted:
@@ -675,7 +677,7 @@ class AsyncSession:
                 st.obj.__dict__.update(_tracking.originals(st))
                 self._identity.add(st.mapper, st.key, st.obj)
                 touched.append(st)
-        for (mapper, key), before in log.updated.items():
+        for (mapper, key), before in updated.items():
             # The row's object in this session now (maybe not the one that was updated: that one
             # may have been expunged and the row loaded again).
             obj = self._identity.get(mapper, key)

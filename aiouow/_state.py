@@ -115,6 +115,26 @@ class Loaded:
         _set_attr(obj, STATE_ATTR, st)
         return st
 
+    def first_change(self, obj: Any, name: str, original: Any) -> None:
+        """The first assignment to an untouched object (of field ``name``, which held ``original``):
+        the object gets its own state, recording the change (`materialize` and the recording of
+        ``Entity.__setattr__`` in one call: this runs once per changed object)."""
+        owner = self.owner
+        mapper = self.mapper
+        pk = mapper.pk_name
+        st = _new(InstanceState)
+        st.obj = obj
+        st.mapper = mapper
+        st.status = _PERSISTENT if owner is not None else ObjectState.DETACHED
+        st.key = obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__)
+        st.owner = owner
+        st.changed = {name: original}
+        st.json_snap = None
+        listener = st.listener = self.listener
+        _set_attr(obj, STATE_ATTR, st)
+        if listener is not None:
+            listener(st)
+
     def detach(self) -> None:
         self.owner = None
         self.listener = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._state import InstanceState
@@ -29,42 +30,53 @@ class SessionState(enum.Enum):
 class TransactionLog:
     """Objects inserted, deleted and updated by flushes of the open transaction.
 
-    ``updated`` keeps, for each row a flush updated (by mapper and identity key), the value every
-    written field had when the transaction began: that is what the database holds again after a
-    rollback. It is kept by row, not by object: an object expunged after its update and the row
-    loaded again is another object, and the first update of the row knows what it held before.
+    Updates are logged as flushes make them (the updated objects, their keys, and what their
+    written fields held before), at a cost per flush step; what a rollback needs, the value every
+    written field of every updated row had when the transaction began, is worked out from that
+    log by `updated` only when a rollback asks. It is kept by row, not by object: an object
+    expunged after its update and the row loaded again is another object, and the first update
+    of the row knows what it held before.
     """
 
-    __slots__ = ("_inserted_rows", "_rows_of", "deleted", "deleted_new_rows", "inserted", "updated")
+    __slots__ = ("_inserted_rows", "_rows_of", "_updates", "deleted", "deleted_new_rows", "inserted")
 
     def __init__(self) -> None:
         self.inserted: list[InstanceState] = []
         self.deleted: list[InstanceState] = []
         self.deleted_new_rows: set[InstanceState] = set()  # of ``deleted``: rows this transaction inserted
-        self.updated: dict[tuple[Mapper, Any], dict[str, Any]] = {}
+        # (inserts logged before, updated objects, their keys, what they held before: by object)
+        self._updates: list[tuple[int, list[InstanceState], list[Any], Mapping[InstanceState, dict[str, Any]]]] = []
         self._inserted_rows: set[tuple[Mapper, Any]] = set()
         self._rows_of = 0  # how many of ``inserted`` are in _inserted_rows
 
-    def inserted_here(self, row: tuple[Mapper, Any]) -> bool:
-        """Whether the row was inserted by this transaction (a rollback removes it: nothing to restore)."""
-        if not self.inserted:
-            return False
-        if self._rows_of != len(self.inserted):  # built when asked, from the inserts since
-            self._inserted_rows.update((st.mapper, st.key) for st in self.inserted[self._rows_of :])
-            self._rows_of = len(self.inserted)
+    def _inserted_among(self, row: tuple[Mapper, Any], first: int) -> bool:
+        """Whether the row is one of the first ``first`` rows this transaction inserted."""
+        if self._rows_of < first:  # built when asked, from the inserts since
+            self._inserted_rows.update((st.mapper, st.key) for st in self.inserted[self._rows_of : first])
+            self._rows_of = first
         return row in self._inserted_rows
 
-    def record_update(self, st: InstanceState, before: dict[str, Any]) -> None:
-        """Note what an updated row held (``before`` becomes the log's: pass a dict nobody changes)."""
-        row = (st.mapper, st.key)
-        if self.inserted_here(row):
-            return
-        snap = self.updated.get(row)
-        if snap is None:
-            self.updated[row] = before
-        else:
-            for name, value in before.items():
-                snap.setdefault(name, value)  # the first update of the row knows the original
+    def record_updates(self, states: list[InstanceState], before: Mapping[InstanceState, dict[str, Any]]) -> None:
+        """Note rows a flush updated: ``before[st]`` holds what the written fields of ``st``'s row
+        held (the log keeps the mapping: pass one nobody changes)."""
+        self._updates.append((len(self.inserted), states, [st.key for st in states], before))
+
+    def updated(self) -> dict[tuple[Mapper, Any], dict[str, Any]]:
+        """For each row updated and not inserted by this transaction (by mapper and identity key),
+        what every written field held when the transaction began: what a rollback restores."""
+        out: dict[tuple[Mapper, Any], dict[str, Any]] = {}
+        for inserted, states, keys, before in self._updates:
+            for st, key in zip(states, keys, strict=True):
+                row = (st.mapper, key)
+                if inserted and self._inserted_among(row, inserted):
+                    continue  # a rollback removes the row: nothing to restore
+                snap = out.get(row)
+                if snap is None:
+                    out[row] = dict(before[st])
+                else:
+                    for name, value in before[st].items():
+                        snap.setdefault(name, value)  # the first update of the row knows the original
+        return out
 
     def record_deletes(self, states: list[InstanceState]) -> None:
         """Rows a flush deleted; those this transaction had inserted are noted (a rollback leaves
@@ -72,13 +84,13 @@ class TransactionLog:
         self.deleted.extend(states)
         if self.inserted:
             for st in states:
-                if self.inserted_here((st.mapper, st.key)):
+                if self._inserted_among((st.mapper, st.key), len(self.inserted)):
                     self.deleted_new_rows.add(st)
 
     def clear(self) -> None:
         self.inserted = []
         self.deleted = []
         self.deleted_new_rows = set()
-        self.updated = {}
+        self._updates = []
         self._inserted_rows = set()
         self._rows_of = 0

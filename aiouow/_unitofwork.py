@@ -18,6 +18,7 @@ from ._expressions import Column
 from ._mapping import Mapper
 from ._state import InstanceState
 from ._tracking import dirty_fields
+from ._types import same_value
 from .errors import DataError
 
 
@@ -62,10 +63,9 @@ Step = InsertStep | UpdateStep | DeleteStep
 
 @dataclass(slots=True)
 class FlushPlan:
-    """What a flush will send, and the changed fields of every updated object."""
+    """What a flush will send."""
 
     steps: list[Step] = field(default_factory=list)
-    changes: dict[InstanceState, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -103,19 +103,33 @@ def plan_flush(
         (generated if gen is not None and st.obj.__dict__[gen.name] is None else explicit).append(st)
 
     updates: dict[tuple[Mapper, tuple[str, ...]], list[InstanceState]] = {}
-    changes = plan.changes
+    last: tuple[Mapper, tuple[str, ...]] | None = None  # the group of the previous changed object
+    group: list[InstanceState] = []
     for st in candidates:
-        names = dirty_fields(st)
+        mapper = st.mapper
+        changed = st.changed
+        if len(changed) == 1 and not mapper.json_columns:
+            # The common case, inline: one assigned field, compared with its original.
+            for name, old in changed.items():
+                if same_value(old, st.obj.__dict__[name]):
+                    names: tuple[str, ...] = ()
+                else:
+                    names = mapper.single_names[name]  # one shared tuple per field
+        else:
+            names = dirty_fields(st)
         if not names:
             continue
-        mapper = st.mapper
+        if last is not None and last[1] is names and last[0] is mapper:
+            group.append(st)  # same group as the previous object (no tuple hashing)
+            continue
         if not mapper.immutable.isdisjoint(names):
             _refuse_immutable(st, names)
-        changes[st] = names
-        group = updates.get((mapper, names))
-        if group is None:
-            updates[mapper, names] = [st]
+        last = (mapper, names)
+        found = updates.get(last)
+        if found is None:
+            group = updates[last] = [st]
         else:
+            group = found
             group.append(st)
 
     deletes: dict[Mapper, list[InstanceState]] = {}
