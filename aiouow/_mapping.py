@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overloa
 
 from . import _types
 from ._expressions import Column
-from ._state import InstanceState, Loaded, ObjectState, make_state, set_raw_state, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, make_state, set_raw_state, state_of
 from ._types import ColumnType, Kind
 from .errors import MappingError, QueryError
 
@@ -290,6 +290,10 @@ class Entity:
         d = self.__dict__
         inner = ", ".join(f"{c.name}={d.get(c.name)!r}" for c in mapper.columns)
         return f"{type(self).__name__}({inner})"
+
+
+#: Stores an entity object's state in its slot (the slot's own setter: cheaper than object.__setattr__).
+set_state_slot: Callable[[Entity, InstanceState | Loaded | None], None] = Entity.__dict__[STATE_ATTR].__set__
 
 
 def _snake(name: str) -> str:

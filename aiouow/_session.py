@@ -15,10 +15,10 @@ import anyio
 
 from . import _tracking
 from ._identity import IdentityMap
-from ._mapping import Mapper, mapper_of, new_state
+from ._mapping import Mapper, mapper_of, new_state, set_state_slot
 from ._pool import Pool
 from ._query import Select, select
-from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, make_state, set_raw_state, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, state_of
 from ._stats import SessionStats, StatsRecorder
 from ._transaction import SessionState, TransactionLog
 from ._types import check
@@ -44,6 +44,7 @@ T = TypeVar("T")
 _IDLE, _ACTIVE = SessionState.IDLE, SessionState.ACTIVE
 _DELETED = ObjectState.DELETED
 _PENDING = ObjectState.PENDING
+_new_state = object.__new__
 
 
 class AsyncSession:
@@ -364,12 +365,25 @@ class AsyncSession:
         self._check("add")
         new = self._new
         listener = self._on_modified
+        kind: type | None = None
+        mapper: Mapper | None = None
         for obj in objs:
-            # Fast path: an entity object no session has seen becomes pending.
-            mapper = type(obj).__dict__.get("__aiouow_mapper__")
+            if type(obj) is not kind:  # objects come in runs of one class
+                kind = type(obj)
+                mapper = kind.__dict__.get("__aiouow_mapper__")
             if mapper is not None and getattr(obj, STATE_ATTR, None) is None:
-                st = make_state(obj, mapper, _PENDING, None, self, listener)
-                set_raw_state(obj, st)
+                # Fast path: an entity object no session has seen becomes pending. (make_state,
+                # inlined: this runs once per added object.)
+                st = _new_state(InstanceState)
+                st.obj = obj
+                st.mapper = mapper
+                st.status = _PENDING
+                st.key = None
+                st.owner = self
+                st.changed = {}
+                st.json_snap = None
+                st.listener = listener
+                set_state_slot(obj, st)
                 new[st] = None
                 continue
             self._add_one(obj)
@@ -637,9 +651,16 @@ class AsyncSession:
                 self._modified.add(st)
 
     def _after_commit(self) -> None:
-        for st in self._txlog.deleted:
+        transient = ObjectState.TRANSIENT
+        for st in self._txlog.deleted:  # _make_transient, inlined (once per deleted object)
             if st.owner is self:
-                _make_transient(st)
+                st.key = None
+                st.owner = None
+                st.listener = None
+                st.status = transient
+                if st.changed:
+                    st.changed = {}
+                st.json_snap = None
         self._txlog.clear()
 
     def _restore(self) -> None:

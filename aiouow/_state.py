@@ -104,14 +104,15 @@ class Loaded:
         owner = self.owner
         mapper = self.mapper
         pk = mapper.pk_name  # a single-column key: read it directly
-        st = make_state(
-            obj,
-            mapper,
-            status if owner is not None else ObjectState.DETACHED,
-            obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__),
-            owner,
-            self.listener,
-        )
+        st = _new(InstanceState)  # make_state, inlined (once per object changed or deleted)
+        st.obj = obj
+        st.mapper = mapper
+        st.status = status if owner is not None else ObjectState.DETACHED
+        st.key = obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__)
+        st.owner = owner
+        st.changed = {}
+        st.json_snap = None
+        st.listener = self.listener
         _set_attr(obj, STATE_ATTR, st)
         return st
 

@@ -96,12 +96,51 @@ def plan_flush(
 ) -> FlushPlan:
     """Plan a flush of pending inserts, changed objects (``candidates`` may hold unchanged ones) and deletes."""
     plan = FlushPlan()
-    inserts: dict[Mapper, tuple[list[InstanceState], list[InstanceState]]] = {}
-    for st in new:
-        generated, explicit = inserts.setdefault(st.mapper, ([], []))
-        gen = st.mapper.generated_pk
-        (generated if gen is not None and st.obj.__dict__[gen.name] is None else explicit).append(st)
+    inserts = _group_inserts(new)
+    updates = _group_updates(candidates)
+    deletes = _group_deletes(deleted)
 
+    order = table_order({*inserts, *(m for m, _ in updates), *deletes})
+    rank = {m: i for i, m in enumerate(order)}
+
+    for mapper in sorted(inserts, key=rank.__getitem__):
+        generated, explicit = inserts[mapper]
+        if generated:
+            plan.steps.append(_insert_step(mapper, generated, with_key=False))
+        if explicit:
+            plan.steps.append(_insert_step(mapper, explicit, with_key=True))
+    for (mapper, names), states in sorted(updates.items(), key=lambda kv: rank[kv[0][0]]):
+        plan.steps.append(_update_step(mapper, names, states))
+    for mapper in sorted(deletes, key=rank.__getitem__, reverse=True):
+        plan.steps.append(_delete_step(mapper, deletes[mapper]))
+    return plan
+
+
+def _group_inserts(new: Iterable[InstanceState]) -> dict[Mapper, tuple[list[InstanceState], list[InstanceState]]]:
+    """Per mapper: the objects whose key the database generates, and those that carry their key."""
+    inserts: dict[Mapper, tuple[list[InstanceState], list[InstanceState]]] = {}
+    last: Mapper | None = None  # the mapper of the previous object (objects come in runs)
+    generated: list[InstanceState] = []
+    explicit: list[InstanceState] = []
+    gen_name: str | None = None
+    for st in new:
+        mapper = st.mapper
+        if mapper is not last:
+            last = mapper
+            pair = inserts.get(mapper)
+            if pair is None:
+                pair = inserts[mapper] = ([], [])
+            generated, explicit = pair
+            gen_name = mapper.generated_pk.name if mapper.generated_pk is not None else None
+        if gen_name is not None and st.obj.__dict__[gen_name] is None:
+            generated.append(st)
+        else:
+            explicit.append(st)
+    return inserts
+
+
+def _group_updates(candidates: Iterable[InstanceState]) -> dict[tuple[Mapper, tuple[str, ...]], list[InstanceState]]:
+    """The changed objects by mapper and changed fields (unchanged candidates are left out)."""
     updates: dict[tuple[Mapper, tuple[str, ...]], list[InstanceState]] = {}
     last: tuple[Mapper, tuple[str, ...]] | None = None  # the group of the previous changed object
     group: list[InstanceState] = []
@@ -131,25 +170,20 @@ def plan_flush(
         else:
             group = found
             group.append(st)
+    return updates
 
+
+def _group_deletes(deleted: Iterable[InstanceState]) -> dict[Mapper, list[InstanceState]]:
     deletes: dict[Mapper, list[InstanceState]] = {}
+    last: Mapper | None = None  # the mapper of the previous object
+    group: list[InstanceState] = []
     for st in deleted:
-        deletes.setdefault(st.mapper, []).append(st)
-
-    order = table_order({*inserts, *(m for m, _ in updates), *deletes})
-    rank = {m: i for i, m in enumerate(order)}
-
-    for mapper in sorted(inserts, key=rank.__getitem__):
-        generated, explicit = inserts[mapper]
-        if generated:
-            plan.steps.append(_insert_step(mapper, generated, with_key=False))
-        if explicit:
-            plan.steps.append(_insert_step(mapper, explicit, with_key=True))
-    for (mapper, names), states in sorted(updates.items(), key=lambda kv: rank[kv[0][0]]):
-        plan.steps.append(_update_step(mapper, names, states))
-    for mapper in sorted(deletes, key=rank.__getitem__, reverse=True):
-        plan.steps.append(_delete_step(mapper, deletes[mapper]))
-    return plan
+        if st.mapper is not last:
+            last = st.mapper
+            found = deletes.get(last)
+            group = deletes[last] = [] if found is None else found
+        group.append(st)
+    return deletes
 
 
 def _refuse_immutable(st: InstanceState, names: tuple[str, ...]) -> None:
