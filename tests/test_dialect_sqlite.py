@@ -181,3 +181,41 @@ class TestSQLite:
         run = getattr(aiosqlite.Connection, "_execute", None)
         assert run is not None and inspect.iscoroutinefunction(run)
         assert list(inspect.signature(run).parameters)[:2] == ["self", "fn"]
+
+    def test_a_program_that_never_closes_its_pool_still_exits(self, tmp_path: Path) -> None:
+        """aiosqlite's threads are not daemons: without aiouow making them so, a program whose
+        pool is left open (here an exception ends it mid-transaction) hangs at exit forever."""
+        import subprocess
+        import sys
+        import textwrap
+
+        script = textwrap.dedent(
+            """
+            import asyncio, sys
+            import aiouow
+            from aiouow import AsyncSession, Entity, field
+
+            class Note(Entity):
+                id: int = field(primary_key=True)
+                text: str
+
+            async def main() -> None:
+                pool = await aiouow.create_pool(sys.argv[1])
+                await pool.create_all(Note)
+                s = AsyncSession(pool)
+                s.add(Note(text="kept"))
+                await s.commit()
+                s.add(Note(text="never committed"))
+                await s.flush()  # a write transaction, and SQLite's write lock, left open
+                raise SystemExit(3)
+
+            asyncio.run(main())
+            """
+        )
+        path = tmp_path / "left-open.db"
+        done = subprocess.run(
+            [sys.executable, "-c", script, f"sqlite:///{path}"], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 3, done.stderr
+        with sqlite3.connect(path) as db:  # the unfinished transaction was rolled back, the committed one kept
+            assert db.execute("SELECT text FROM note").fetchall() == [("kept",)]

@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -185,6 +186,21 @@ class SQLiteDialect(Dialect):
                 fn = env["layout"]
             self._layouts[columns, flat] = fn
         return fn
+
+
+def _connect_daemon(path: str) -> aiosqlite.Connection:
+    """``aiosqlite.connect()``, its worker thread made a daemon before it starts.
+
+    aiosqlite's threads are not daemons (since 0.22): a program that ends without closing its
+    pool (an exception escaping ``asyncio.run``, a forgotten ``close()``) would hang at exit,
+    waiting for them. SQLite needs no goodbye: an unfinished transaction is rolled back from the
+    WAL when the file is next opened, as after a crash, and committed ones are on disk.
+    """
+    db = aiosqlite.connect(path, isolation_level=None)
+    thread = getattr(db, "_thread", db)  # aiosqlite >= 0.22 owns a thread; older versions are one
+    if isinstance(thread, threading.Thread):
+        thread.daemon = True
+    return db
 
 
 def _as_they_are(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
@@ -744,7 +760,7 @@ class SQLitePool(DriverPool):
 
     async def _connect(self) -> SQLiteConnection:
         try:
-            db = await aiosqlite.connect(self.path, isolation_level=None)
+            db = await _connect_daemon(self.path)
         except _DRIVER_ERRORS as exc:
             raise translate(exc, f"open SQLite database {self.path!r}") from exc
         try:
