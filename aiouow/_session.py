@@ -18,7 +18,7 @@ from ._identity import IdentityMap
 from ._mapping import Mapper, mapper_of, new_state, set_state_slot
 from ._pool import Pool
 from ._query import Select, select
-from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, make_state, state_of
 from ._stats import SessionStats, StatsRecorder
 from ._transaction import SessionState, TransactionLog
 from ._types import check
@@ -44,7 +44,6 @@ T = TypeVar("T")
 _IDLE, _ACTIVE = SessionState.IDLE, SessionState.ACTIVE
 _DELETED = ObjectState.DELETED
 _PENDING = ObjectState.PENDING
-_new_state = object.__new__
 
 
 class AsyncSession:
@@ -372,17 +371,8 @@ class AsyncSession:
                 kind = type(obj)
                 mapper = kind.__dict__.get("__aiouow_mapper__")
             if mapper is not None and getattr(obj, STATE_ATTR, None) is None:
-                # Fast path: an entity object no session has seen becomes pending. (make_state,
-                # inlined: this runs once per added object.)
-                st = _new_state(InstanceState)
-                st.obj = obj
-                st.mapper = mapper
-                st.status = _PENDING
-                st.key = None
-                st.owner = self
-                st.changed = {}
-                st.json_snap = None
-                st.listener = listener
+                # Fast path: an entity object no session has seen becomes pending.
+                st = make_state(obj, mapper, _PENDING, None, self, listener)
                 set_state_slot(obj, st)
                 new[st] = None
                 continue
@@ -651,16 +641,9 @@ class AsyncSession:
                 self._modified.add(st)
 
     def _after_commit(self) -> None:
-        transient = ObjectState.TRANSIENT
-        for st in self._txlog.deleted:  # _make_transient, inlined (once per deleted object)
+        for st in self._txlog.deleted:
             if st.owner is self:
-                st.key = None
-                st.owner = None
-                st.listener = None
-                st.status = transient
-                if st.changed:
-                    st.changed = {}
-                st.json_snap = None
+                _make_transient(st)
         self._txlog.clear()
 
     def _restore(self) -> None:

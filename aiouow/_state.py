@@ -104,37 +104,24 @@ class Loaded:
         owner = self.owner
         mapper = self.mapper
         pk = mapper.pk_name  # a single-column key: read it directly
-        st = _new(InstanceState)  # make_state, inlined (once per object changed or deleted)
-        st.obj = obj
-        st.mapper = mapper
-        st.status = status if owner is not None else ObjectState.DETACHED
-        st.key = obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__)
-        st.owner = owner
-        st.changed = {}
-        st.json_snap = None
-        st.listener = self.listener
+        st = make_state(
+            obj,
+            mapper,
+            status if owner is not None else ObjectState.DETACHED,
+            obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__),
+            owner,
+            self.listener,
+        )
         _set_attr(obj, STATE_ATTR, st)
         return st
 
     def first_change(self, obj: Any, name: str, original: Any) -> None:
         """The first assignment to an untouched object (of field ``name``, which held ``original``):
-        the object gets its own state, recording the change (`materialize` and the recording of
-        ``Entity.__setattr__`` in one call: this runs once per changed object)."""
-        owner = self.owner
-        mapper = self.mapper
-        pk = mapper.pk_name
-        st = _new(InstanceState)
-        st.obj = obj
-        st.mapper = mapper
-        st.status = _PERSISTENT if owner is not None else ObjectState.DETACHED
-        st.key = obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__)
-        st.owner = owner
-        st.changed = {name: original}
-        st.json_snap = None
-        listener = st.listener = self.listener
-        _set_attr(obj, STATE_ATTR, st)
-        if listener is not None:
-            listener(st)
+        the object gets its own state, recording the change."""
+        st = self.materialize(obj)
+        st.changed[name] = original
+        if st.listener is not None:
+            st.listener(st)
 
     def detach(self) -> None:
         self.owner = None

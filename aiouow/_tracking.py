@@ -25,7 +25,8 @@ def dirty_fields(st: InstanceState) -> tuple[str, ...]:
     if not st.mapper.json_columns:  # only the assigned fields can differ
         if len(changed) == 1:  # the common case, without building a list
             ((name, old),) = changed.items()
-            return () if same_value(old, d[name]) else (name,)
+            # The mapper's shared ``(name,)``: flush planning groups runs of it by identity.
+            return () if same_value(old, d[name]) else st.mapper.single_names[name]
         names = [n for n, old in changed.items() if not same_value(old, d[n])]
         if len(names) > 1:
             position = st.mapper.column_names

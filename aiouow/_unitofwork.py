@@ -18,7 +18,6 @@ from ._expressions import Column
 from ._mapping import Mapper
 from ._state import InstanceState
 from ._tracking import dirty_fields
-from ._types import same_value
 from .errors import DataError
 
 
@@ -145,19 +144,10 @@ def _group_updates(candidates: Iterable[InstanceState]) -> dict[tuple[Mapper, tu
     last: tuple[Mapper, tuple[str, ...]] | None = None  # the group of the previous changed object
     group: list[InstanceState] = []
     for st in candidates:
-        mapper = st.mapper
-        changed = st.changed
-        if len(changed) == 1 and not mapper.json_columns:
-            # The common case, inline: one assigned field, compared with its original.
-            for name, old in changed.items():
-                if same_value(old, st.obj.__dict__[name]):
-                    names: tuple[str, ...] = ()
-                else:
-                    names = mapper.single_names[name]  # one shared tuple per field
-        else:
-            names = dirty_fields(st)
+        names = dirty_fields(st)  # one shared tuple per field for single-field changes
         if not names:
             continue
+        mapper = st.mapper
         if last is not None and last[1] is names and last[0] is mapper:
             group.append(st)  # same group as the previous object (no tuple hashing)
             continue
