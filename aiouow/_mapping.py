@@ -269,9 +269,9 @@ class Entity:
             st = None
         if st is not None and name in st.mapper.column_names:
             d = self.__dict__
-            if type(st) is Loaded:  # the session's shared stand-in for untouched loaded objects
-                st.first_change(self, name, d.get(name, MISSING))
-            else:
+            if type(st) is Loaded:  # the session's shared stand-in for loaded objects
+                st = st.change(self, name, d.get(name, MISSING))
+            if st is not None:
                 assert type(st) is InstanceState
                 changed = st.changed
                 if name not in changed:

@@ -471,10 +471,11 @@ class AsyncSession:
     def _take(self) -> _Taken | None:
         """The first half of a flush, before any await: plan it (values are checked here, and a
         `DataError` leaves everything as it was), then take the recorded changes. None: nothing to send."""
-        if not (self._new or self._modified or self._deleted or self._json_mappers):
+        marked = [mark for mark in self._marks.values() if mark.changes]
+        if not (self._new or self._modified or self._deleted or self._json_mappers or marked):
             return None
         candidates = self._candidates()
-        plan = plan_flush(list(self._new), candidates, list(self._deleted))  # checks values: may raise DataError
+        plan = plan_flush(list(self._new), candidates, list(self._deleted), marked)  # may raise DataError
         # From here on, assignments made while the statements are in flight are tracked
         # against the values being written, so that none is lost.
         # (Pending objects record assignments too: whatever is set during their INSERT is an
@@ -484,6 +485,8 @@ class AsyncSession:
             taken[st] = st.changed
             st.changed = {}
         self._modified.clear()
+        for mark in marked:  # the plan's update steps hold what was taken
+            mark.changes = {}
         inserting = list(self._new)
         for st in inserting:
             if st.changed:
@@ -498,6 +501,18 @@ class AsyncSession:
             st.changed = {**st.changed, **changed}
             if st.changed:
                 self._modified.add(st)
+        for step in pending.plan.steps:
+            if isinstance(step, UpdateStep):
+                for obj, key, original in zip(step.objs, step.keys, step.originals, strict=True):
+                    holder = obj._aiouow_state
+                    if type(holder) is Loaded:  # the changes were the stand-in's: it holds them again
+                        if holder.owner is self:
+                            now = holder.changes.get(key)
+                            holder.changes[key] = original if now is None else {**now, **original}
+                    elif holder not in pending.taken:  # an object given its own state since
+                        holder.changed = {**holder.changed, **original}
+                        if holder.owner is self:
+                            self._modified.add(holder)
         for st in pending.inserting:
             if st.changed:
                 st.changed = {}
@@ -618,17 +633,20 @@ class AsyncSession:
                 if version is None and not mapper.json_columns:
                     # What the fields held before: the taken originals (a field set back to its
                     # original holds that value anyway).
-                    log.record_updates(step.states, taken)
+                    log.record_updates(mapper, step.keys, step.originals)
                     continue
                 names = tuple(c.name for c in step.columns)
-                befores: dict[InstanceState, dict[str, Any]] = {}
-                for st in step.states:
-                    before = befores[st] = _before_update(st, names, taken.get(st, {}))
+                befores: list[dict[str, Any]] = []
+                for obj, original in zip(step.objs, step.originals, strict=True):
+                    own = state_of(obj) if mapper.json_columns else None  # objects with JSON have their own
+                    before = _before_update(mapper, names, original, own)
                     if version is not None:
-                        before[version.name] = st.obj.__dict__[version.name]
-                        st.obj.__dict__[version.name] += 1
-                    _tracking.take_json_snapshot(st)
-                log.record_updates(step.states, befores)
+                        before[version.name] = obj.__dict__[version.name]
+                        obj.__dict__[version.name] += 1
+                    if own is not None:
+                        _tracking.take_json_snapshot(own)
+                    befores.append(before)
+                log.record_updates(mapper, step.keys, befores)
             elif isinstance(step, DeleteStep):
                 table = self._identity.table(mapper)
                 deleted = self._deleted
@@ -670,6 +688,12 @@ class AsyncSession:
         for st in self._candidates():
             st.obj.__dict__.update(_tracking.originals(st))
             touched.append(st)
+        for mark in self._marks.values():  # changes of objects without their own state
+            if mark.changes:
+                table = mark.table
+                for key, changed in mark.changes.items():
+                    table[key].__dict__.update(changed)
+                mark.changes = {}
         for st in self._deleted:
             st.obj.__dict__.update(_tracking.originals(st))
             touched.append(st)
@@ -685,10 +709,15 @@ class AsyncSession:
             # The row's object in this session now (maybe not the one that was updated: that one
             # may have been expunged and the row loaded again).
             obj = self._identity.get(mapper, key)
-            now = state_of(obj) if obj is not None else None
-            if now is not None and now.owner is self:
+            if obj is None:
+                continue
+            holder = obj._aiouow_state
+            if type(holder) is Loaded:  # nothing of its own to reset
+                if holder.owner is self:
+                    obj.__dict__.update(before)
+            elif holder is not None and holder.owner is self:
                 obj.__dict__.update(before)
-                touched.append(now)
+                touched.append(holder)
         for st in touched:
             if st.owner is self:
                 st.status = ObjectState.PERSISTENT
@@ -954,14 +983,15 @@ class AsyncSession:
 
     def _load(self, mapper: Mapper, rows: Sequence[Row], *, refresh: bool) -> list[Any]:
         """Rows to objects through the identity map (one object per row)."""
+        table = self._identity.table(mapper)
         mark = self._marks.get(mapper)
         if mark is None:
-            mark = self._marks[mapper] = Loaded(mapper, self, self._on_modified)
+            mark = self._marks[mapper] = Loaded(mapper, self, self._on_modified, table)
         on_new = None
         if mapper.json_columns:
             on_new = _snapshot_json
             self._json_mappers.add(mapper)
-        objs = self._dialect.object_loader(mapper)(rows, self._identity.table(mapper), mark, on_new)
+        objs = self._dialect.object_loader(mapper)(rows, table, mark, on_new)
         if refresh:
             values = self._dialect.loader(mapper)
             for obj, row in zip(objs, rows, strict=True):
@@ -974,6 +1004,9 @@ class AsyncSession:
     def state(self, obj: Any) -> ObjectState:
         """Where the object stands relative to this session (see `ObjectState`)."""
         mapper_of(obj)
+        held = getattr(obj, STATE_ATTR, None)
+        if type(held) is Loaded:  # (inspection never gives an object its own state)
+            return ObjectState.PERSISTENT if held.owner is self else ObjectState.DETACHED
         st = state_of(obj)
         if st is None:
             return ObjectState.TRANSIENT
@@ -987,7 +1020,10 @@ class AsyncSession:
 
     def dirty_fields(self, obj: Any) -> list[str]:
         """The names of the object's changed fields, in column order."""
-        mapper_of(obj)
+        mapper = mapper_of(obj)
+        held = getattr(obj, STATE_ATTR, None)
+        if type(held) is Loaded:
+            return list(_tracking.changed_fields(mapper, obj.__dict__, held.recorded(obj)))
         st = state_of(obj)
         if st is None or st.key is None or st.status is ObjectState.PENDING:
             return []
@@ -997,6 +1033,9 @@ class AsyncSession:
         """The value ``name`` had at the last load or flush (the current value for new objects)."""
         mapper = mapper_of(obj)
         mapper.column(name, purpose="read an original value")
+        held = getattr(obj, STATE_ATTR, None)
+        if type(held) is Loaded:
+            return held.recorded(obj).get(name, obj.__dict__[name])
         st = state_of(obj)
         if st is None or st.key is None:
             return obj.__dict__[name]
@@ -1010,7 +1049,13 @@ class AsyncSession:
     @property
     def dirty(self) -> frozenset[Any]:
         """Persistent objects with changes not yet flushed."""
-        return frozenset(st.obj for st in self._candidates() if _tracking.dirty_fields(st))
+        objs = [st.obj for st in self._candidates() if _tracking.dirty_fields(st)]
+        for mark in self._marks.values():
+            for key, changed in mark.changes.items():
+                obj = mark.table[key]
+                if _tracking.changed_fields(mark.mapper, obj.__dict__, changed):
+                    objs.append(obj)
+        return frozenset(objs)
 
     @property
     def deleted(self) -> frozenset[Any]:
@@ -1065,15 +1110,19 @@ def _make_transient(st: InstanceState) -> None:
     st.json_snap = None
 
 
-def _before_update(st: InstanceState, names: tuple[str, ...], taken: dict[str, Any]) -> dict[str, Any]:
+def _before_update(
+    mapper: Mapper, names: tuple[str, ...], original: dict[str, Any], st: InstanceState | None
+) -> dict[str, Any]:
+    """What the fields ``names`` of an updated object held before: ``original`` holds the assigned
+    ones; a JSON field's is its snapshot (the state ``st`` of an entity with JSON fields)."""
     before: dict[str, Any] = {}
-    snap = st.json_snap
+    snap = st.json_snap if st is not None else None
     for name in names:
-        column = st.mapper.column_names[name]
+        column = mapper.column_names[name]
         if column.json and snap is not None:
             before[name] = json.loads(snap[name])
         else:
-            before[name] = taken[name]
+            before[name] = original[name]
     return before
 
 

@@ -85,47 +85,75 @@ def make_state(
 
 
 class Loaded:
-    """The shared stand-in state of every object one session loaded for one entity, untouched since.
+    """The shared stand-in state of every object one session loaded for one entity and did not
+    delete, expunge or inspect since.
 
-    Loading then costs no per-object bookkeeping: the first time anything needs an object's own
-    state (an assignment, an inspection, a lifecycle change), ``materialize`` makes it. Closing
-    the session detaches every untouched object at once by clearing ``owner`` here.
+    Loading then costs no per-object bookkeeping, and neither does changing such an object: the
+    originals of its assigned fields are kept here in ``changes``, by identity key, until a flush
+    takes them. The first time anything needs the object's own state (an inspection, a lifecycle
+    change, an assignment to its key), ``materialize`` makes it, taking the object's recorded
+    changes along. Closing the session detaches every object still held here at once by clearing
+    ``owner``.
     """
 
-    __slots__ = ("listener", "mapper", "owner")
+    __slots__ = ("changes", "listener", "mapper", "owner", "pk", "table")
 
-    def __init__(self, mapper: Mapper, owner: object, listener: Callable[[InstanceState], None]) -> None:
+    def __init__(
+        self, mapper: Mapper, owner: object, listener: Callable[[InstanceState], None], table: dict[Any, Any]
+    ) -> None:
         self.mapper = mapper
         self.owner: object | None = owner
         self.listener: Callable[[InstanceState], None] | None = listener
+        #: The session's identity map of the entity: ``table[key]`` is the object of a key in ``changes``.
+        self.table = table
+        #: Identity key -> the original of each field assigned since the last load or flush.
+        self.changes: dict[Any, dict[str, Any]] = {}
+        #: The key field of a single-column key; None (composite keys) sends every assignment
+        #: through ``materialize``.
+        self.pk: str | None = mapper.pk_name
 
     def materialize(self, obj: Any, status: ObjectState = _PERSISTENT) -> InstanceState:
         """The object's own state, replacing this stand-in (``status`` while the session owns it)."""
         owner = self.owner
         mapper = self.mapper
-        pk = mapper.pk_name  # a single-column key: read it directly
-        st = make_state(
-            obj,
-            mapper,
-            status if owner is not None else ObjectState.DETACHED,
-            obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__),
-            owner,
-            self.listener,
-        )
+        pk = self.pk  # a single-column key: read it directly
+        key = obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__)
+        st = make_state(obj, mapper, status if owner is not None else ObjectState.DETACHED, key, owner, self.listener)
         _set_attr(obj, STATE_ATTR, st)
+        if self.changes:
+            changed = self.changes.pop(key, None)
+            if changed is not None:
+                st.changed = changed
+                if st.listener is not None:
+                    st.listener(st)
         return st
 
-    def first_change(self, obj: Any, name: str, original: Any) -> None:
-        """The first assignment to an untouched object (of field ``name``, which held ``original``):
-        the object gets its own state, recording the change."""
-        st = self.materialize(obj)
-        st.changed[name] = original
-        if st.listener is not None:
-            st.listener(st)
+    def change(self, obj: Any, name: str, original: Any) -> InstanceState | None:
+        """Record an assignment to field ``name`` of ``obj`` (which held ``original``), before it
+        is made. Returns the object's new state when the change is for that state to record
+        instead: with a composite key, in a closed session, or for a change of the key or the
+        version (which a flush refuses, naming the field)."""
+        pk = self.pk
+        if pk is None or self.owner is None or name in self.mapper.immutable:
+            return self.materialize(obj)
+        key = obj.__dict__[pk]
+        changed = self.changes.get(key)
+        if changed is None:
+            self.changes[key] = {name: original}
+        elif name not in changed:
+            changed[name] = original
+        return None
+
+    def recorded(self, obj: Any) -> dict[str, Any]:
+        """The originals recorded here for ``obj``'s assigned fields (read only)."""
+        if not self.changes or self.pk is None:
+            return {}
+        return self.changes.get(obj.__dict__[self.pk], {})
 
     def detach(self) -> None:
         self.owner = None
         self.listener = None
+        self.changes = {}
 
 
 def state_of(obj: Any) -> InstanceState | None:

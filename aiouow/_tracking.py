@@ -9,10 +9,13 @@ so they are compared with the JSON text taken at the last load or flush.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._state import InstanceState
 from ._types import dump_json, same_value
+
+if TYPE_CHECKING:
+    from ._mapping import Mapper
 
 
 def dirty_fields(st: InstanceState) -> tuple[str, ...]:
@@ -21,19 +24,12 @@ def dirty_fields(st: InstanceState) -> tuple[str, ...]:
     snap = st.json_snap
     if not changed and not snap:
         return ()
+    mapper = st.mapper
     d = st.obj.__dict__
-    if not st.mapper.json_columns:  # only the assigned fields can differ
-        if len(changed) == 1:  # the common case, without building a list
-            ((name, old),) = changed.items()
-            # The mapper's shared ``(name,)``: flush planning groups runs of it by identity.
-            return () if same_value(old, d[name]) else st.mapper.single_names[name]
-        names = [n for n, old in changed.items() if not same_value(old, d[n])]
-        if len(names) > 1:
-            position = st.mapper.column_names
-            names.sort(key=lambda n: position[n].position)
-        return tuple(names)
+    if not mapper.json_columns:  # only the assigned fields can differ
+        return changed_fields(mapper, d, changed)
     out: list[str] = []
-    for c in st.mapper.columns:
+    for c in mapper.columns:
         name = c.name
         if c.json:
             if snap is not None and _json_text(d[name]) != snap.get(name):
@@ -41,6 +37,20 @@ def dirty_fields(st: InstanceState) -> tuple[str, ...]:
         elif name in changed and not same_value(changed[name], d[name]):
             out.append(name)
     return tuple(out)
+
+
+def changed_fields(mapper: Mapper, d: dict[str, Any], changed: dict[str, Any]) -> tuple[str, ...]:
+    """Of the fields recorded in ``changed`` (name -> original), those whose value in ``d`` differs
+    from the original, in column order (for an entity without JSON fields)."""
+    if len(changed) == 1:  # the common case, without building a list
+        ((name, old),) = changed.items()
+        # The mapper's shared ``(name,)``: flush planning groups runs of it by identity.
+        return () if same_value(old, d[name]) else mapper.single_names[name]
+    names = [n for n, old in changed.items() if not same_value(old, d[n])]
+    if len(names) > 1:
+        position = mapper.column_names
+        names.sort(key=lambda n: position[n].position)
+    return tuple(names)
 
 
 def _json_text(value: Any) -> str | None:

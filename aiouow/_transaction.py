@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._state import InstanceState
@@ -30,8 +29,8 @@ class SessionState(enum.Enum):
 class TransactionLog:
     """Objects inserted, deleted and updated by flushes of the open transaction.
 
-    Updates are logged as flushes make them (the updated objects, their keys, and what their
-    written fields held before), at a cost per flush step; what a rollback needs, the value every
+    Updates are logged as flushes make them (the updated rows' keys, and what their written
+    fields held before), at a cost per flush step; what a rollback needs, the value every
     written field of every updated row had when the transaction began, is worked out from that
     log by `updated` only when a rollback asks. It is kept by row, not by object: an object
     expunged after its update and the row loaded again is another object, and the first update
@@ -44,8 +43,8 @@ class TransactionLog:
         self.inserted: list[InstanceState] = []
         self.deleted: list[InstanceState] = []
         self.deleted_new_rows: set[InstanceState] = set()  # of ``deleted``: rows this transaction inserted
-        # (inserts logged before, updated objects, their keys, what they held before: by object)
-        self._updates: list[tuple[int, list[InstanceState], list[Any], Mapping[InstanceState, dict[str, Any]]]] = []
+        # (inserts logged before, the mapper, the updated rows' keys, what each held before)
+        self._updates: list[tuple[int, Mapper, list[Any], list[dict[str, Any]]]] = []
         self._inserted_rows: set[tuple[Mapper, Any]] = set()
         self._rows_of = 0  # how many of ``inserted`` are in _inserted_rows
 
@@ -56,25 +55,25 @@ class TransactionLog:
             self._rows_of = first
         return row in self._inserted_rows
 
-    def record_updates(self, states: list[InstanceState], before: Mapping[InstanceState, dict[str, Any]]) -> None:
-        """Note rows a flush updated: ``before[st]`` holds what the written fields of ``st``'s row
-        held (the log keeps the mapping: pass one nobody changes)."""
-        self._updates.append((len(self.inserted), states, [st.key for st in states], before))
+    def record_updates(self, mapper: Mapper, keys: list[Any], before: list[dict[str, Any]]) -> None:
+        """Note rows a flush updated: ``before[i]`` holds what the written fields of the row of
+        ``keys[i]`` held (the log keeps both lists: pass lists nobody changes)."""
+        self._updates.append((len(self.inserted), mapper, keys, before))
 
     def updated(self) -> dict[tuple[Mapper, Any], dict[str, Any]]:
         """For each row updated and not inserted by this transaction (by mapper and identity key),
         what every written field held when the transaction began: what a rollback restores."""
         out: dict[tuple[Mapper, Any], dict[str, Any]] = {}
-        for inserted, states, keys, before in self._updates:
-            for st, key in zip(states, keys, strict=True):
-                row = (st.mapper, key)
+        for inserted, mapper, keys, before in self._updates:
+            for key, held in zip(keys, before, strict=True):
+                row = (mapper, key)
                 if inserted and self._inserted_among(row, inserted):
                     continue  # a rollback removes the row: nothing to restore
                 snap = out.get(row)
                 if snap is None:
-                    out[row] = dict(before[st])
+                    out[row] = dict(held)
                 else:
-                    for name, value in before[st].items():
+                    for name, value in held.items():
                         snap.setdefault(name, value)  # the first update of the row knows the original
         return out
 

@@ -16,8 +16,8 @@ from typing import Any
 from . import _types
 from ._expressions import Column
 from ._mapping import Mapper
-from ._state import InstanceState
-from ._tracking import dirty_fields
+from ._state import InstanceState, Loaded
+from ._tracking import changed_fields, dirty_fields
 from .errors import DataError
 
 
@@ -43,7 +43,9 @@ class UpdateStep:
     mapper: Mapper
     columns: tuple[Column[Any], ...]
     rows: list[tuple[Any, ...]]
-    states: list[InstanceState]
+    objs: list[Any]
+    keys: list[Any]  # each object's identity key
+    originals: list[dict[str, Any]]  # for each object, what its changed fields held before (and maybe more)
     version: Column[Any] | None
 
 
@@ -92,11 +94,18 @@ def plan_flush(
     new: Sequence[InstanceState],
     candidates: Iterable[InstanceState],
     deleted: Sequence[InstanceState],
+    marked: Iterable[Loaded] = (),
 ) -> FlushPlan:
-    """Plan a flush of pending inserts, changed objects (``candidates`` may hold unchanged ones) and deletes."""
+    """Plan a flush of pending inserts, changed objects and deletes.
+
+    Changed objects are the ``candidates`` with their own state and the objects whose changes
+    the ``marked`` stand-ins hold; either may hold objects whose fields were set back.
+    """
     plan = FlushPlan()
     inserts = _group_inserts(new)
     updates = _group_updates(candidates)
+    for mark in marked:
+        _group_marked(mark, updates)
     deletes = _group_deletes(deleted)
 
     order = table_order({*inserts, *(m for m, _ in updates), *deletes})
@@ -108,8 +117,8 @@ def plan_flush(
             plan.steps.append(_insert_step(mapper, generated, with_key=False))
         if explicit:
             plan.steps.append(_insert_step(mapper, explicit, with_key=True))
-    for (mapper, names), states in sorted(updates.items(), key=lambda kv: rank[kv[0][0]]):
-        plan.steps.append(_update_step(mapper, names, states))
+    for (mapper, names), group in sorted(updates.items(), key=lambda kv: rank[kv[0][0]]):
+        plan.steps.append(_update_step(mapper, names, group))
     for mapper in sorted(deletes, key=rank.__getitem__, reverse=True):
         plan.steps.append(_delete_step(mapper, deletes[mapper]))
     return plan
@@ -138,29 +147,69 @@ def _group_inserts(new: Iterable[InstanceState]) -> dict[Mapper, tuple[list[Inst
     return inserts
 
 
-def _group_updates(candidates: Iterable[InstanceState]) -> dict[tuple[Mapper, tuple[str, ...]], list[InstanceState]]:
+class _Changed:
+    """The objects of one update step as planning finds them: parallel lists."""
+
+    __slots__ = ("keys", "objs", "originals")
+
+    def __init__(self) -> None:
+        self.objs: list[Any] = []
+        self.keys: list[Any] = []
+        self.originals: list[dict[str, Any]] = []
+
+
+_Updates = dict[tuple[Mapper, tuple[str, ...]], _Changed]
+
+
+def _group_updates(candidates: Iterable[InstanceState]) -> _Updates:
     """The changed objects by mapper and changed fields (unchanged candidates are left out)."""
-    updates: dict[tuple[Mapper, tuple[str, ...]], list[InstanceState]] = {}
+    updates: _Updates = {}
     last: tuple[Mapper, tuple[str, ...]] | None = None  # the group of the previous changed object
-    group: list[InstanceState] = []
+    group = _Changed()
     for st in candidates:
         names = dirty_fields(st)  # one shared tuple per field for single-field changes
         if not names:
             continue
         mapper = st.mapper
-        if last is not None and last[1] is names and last[0] is mapper:
-            group.append(st)  # same group as the previous object (no tuple hashing)
-            continue
-        if not mapper.immutable.isdisjoint(names):
-            _refuse_immutable(st, names)
-        last = (mapper, names)
-        found = updates.get(last)
-        if found is None:
-            group = updates[last] = [st]
-        else:
-            group = found
-            group.append(st)
+        if last is None or last[1] is not names or last[0] is not mapper:  # else: the previous object's group
+            if not mapper.immutable.isdisjoint(names):
+                _refuse_immutable(st, names)
+            last = (mapper, names)
+            group = _group(updates, last)
+        group.objs.append(st.obj)
+        group.keys.append(st.key)
+        group.originals.append(st.changed)
     return updates
+
+
+def _group_marked(mark: Loaded, updates: _Updates) -> None:
+    """Add the changed objects whose changes ``mark`` holds (their key and version fields never
+    are among them: assigning those gives the object its own state)."""
+    mapper = mark.mapper
+    table = mark.table
+    last: tuple[str, ...] | None = None  # the changed fields of the previous changed object
+    objs: list[Any] = []
+    keys: list[Any] = []
+    originals: list[dict[str, Any]] = []
+    for key, changed in mark.changes.items():
+        obj = table[key]
+        names = changed_fields(mapper, obj.__dict__, changed)
+        if not names:
+            continue
+        if names is not last:
+            last = names
+            group = _group(updates, (mapper, names))
+            objs, keys, originals = group.objs, group.keys, group.originals
+        objs.append(obj)
+        keys.append(key)
+        originals.append(changed)
+
+
+def _group(updates: _Updates, key: tuple[Mapper, tuple[str, ...]]) -> _Changed:
+    group = updates.get(key)
+    if group is None:
+        group = updates[key] = _Changed()
+    return group
 
 
 def _group_deletes(deleted: Iterable[InstanceState]) -> dict[Mapper, list[InstanceState]]:
@@ -199,10 +248,10 @@ def _insert_step(mapper: Mapper, states: list[InstanceState], *, with_key: bool)
     return InsertStep(mapper, columns, rows, states, None if with_key else gen)
 
 
-def _update_step(mapper: Mapper, names: tuple[str, ...], states: list[InstanceState]) -> UpdateStep:
+def _update_step(mapper: Mapper, names: tuple[str, ...], group: _Changed) -> UpdateStep:
     columns = tuple(mapper.column_names[n] for n in names)
-    rows = _builder(mapper, "update", columns)(states)
-    return UpdateStep(mapper, columns, rows, states, mapper.version)
+    rows = _builder(mapper, "update", columns)(group.objs)
+    return UpdateStep(mapper, columns, rows, group.objs, group.keys, group.originals, mapper.version)
 
 
 def _delete_step(mapper: Mapper, states: list[InstanceState]) -> DeleteStep:
@@ -218,15 +267,16 @@ def _delete_step(mapper: Mapper, states: list[InstanceState]) -> DeleteStep:
     return DeleteStep(mapper, keys, states, version)
 
 
-RowBuilder = Callable[[list[InstanceState]], list[tuple[Any, ...]]]
+RowBuilder = Callable[[list[Any]], list[tuple[Any, ...]]]
 
 
 def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...]) -> RowBuilder:
     """The compiled row builder of a step: checks each value and lays out the statement's row.
 
-    Insert rows hold ``columns`` (the version as 1); update rows hold ``columns``, then the
-    primary key, then the current version. Generated once per entity and column set, because a
-    generic loop over columns costs several times more per object.
+    Insert rows hold ``columns`` (the version as 1), built from states; update rows hold
+    ``columns``, then the primary key, then the current version, built from objects. Generated
+    once per entity and column set, because a generic loop over columns costs several times
+    more per object.
     """
     key = (kind, columns)
     fn: RowBuilder | None = mapper.compiled.get(key)
@@ -258,7 +308,7 @@ def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...]) -> Row
             "    rows = []",
             "    append = rows.append",
             "    for st in states:",
-            "        d = st.obj.__dict__",
+            "        d = st.obj.__dict__" if kind == "insert" else "        d = st.__dict__",
             *(f"        {line}" for line in body),
             f"        append(({', '.join(out)},))" if out else "        append(())",
             "    return rows",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiouow
 from aiouow import AsyncSession
+from aiouow._state import Loaded, state_of
 
 from .models import Tag, User
 
@@ -90,13 +91,17 @@ class TestTracking:
         session.expunge_all()
         tags = await session.all(Tag)
         tags[7].label = "changed"
-        assert session._candidates() == [tags[7]._aiouow_state]
+        # The change is recorded on the session's shared stand-in, by key; no object got a state.
+        mark = tags[7]._aiouow_state
+        assert isinstance(mark, Loaded) and all(t._aiouow_state is mark for t in tags)
+        assert mark.changes == {"t0007": {"label": "x"}} and session._candidates() == []
         await session.flush()
         assert session.stats().statements.get("update", 0) == 1
 
     async def test_states_made_on_the_fast_paths_are_complete(self, session: AsyncSession) -> None:
-        """add() and the first assignment to a loaded object build states on their fast paths:
-        every slot is set, with the values the object's lifecycle calls for."""
+        """add() builds states on its fast path, and a changed loaded object gets its own state
+        (taking its recorded change) when inspected: every slot is set, with the values the
+        object's lifecycle calls for."""
         from aiouow._state import InstanceState, ObjectState
 
         tag = Tag(code="a", label="x")
@@ -109,6 +114,8 @@ class TestTracking:
         session.expunge_all()
         loaded = await session.get_one(Tag, "a")
         loaded.label = "y"
+        assert session.is_dirty(loaded) and type(loaded._aiouow_state) is Loaded  # inspecting makes no state
+        state_of(loaded)  # what a lifecycle change calls: the object gets its own state
         st = loaded._aiouow_state
         assert isinstance(st, InstanceState)
         assert all(hasattr(st, name) for name in InstanceState.__slots__)
