@@ -423,8 +423,9 @@ class AsyncSession:
         """Mark an object for deletion at the next flush; a pending object is just un-added."""
         mark = getattr(obj, STATE_ATTR, None)
         if type(mark) is Loaded and mark.owner is self and (self._state is _IDLE or self._state is _ACTIVE):
-            # The fast path: an untouched loaded object of this usable session.
-            self._deleted[mark.materialize(obj, _DELETED)] = None
+            # The fast path: a loaded object of this usable session, held by its stand-in.
+            if not mark.delete(obj):
+                self._deleted[mark.materialize(obj, _DELETED)] = None
             return
         self._check("delete")
         mapper_of(obj)
@@ -471,7 +472,7 @@ class AsyncSession:
     def _take(self) -> _Taken | None:
         """The first half of a flush, before any await: plan it (values are checked here, and a
         `DataError` leaves everything as it was), then take the recorded changes. None: nothing to send."""
-        marked = [mark for mark in self._marks.values() if mark.changes]
+        marked = [mark for mark in self._marks.values() if mark.changes or mark.deleted]
         if not (self._new or self._modified or self._deleted or self._json_mappers or marked):
             return None
         candidates = self._candidates()
@@ -650,18 +651,30 @@ class AsyncSession:
             elif isinstance(step, DeleteStep):
                 table = self._identity.table(mapper)
                 deleted = self._deleted
-                for st in step.states:
-                    deleted.pop(st, None)
-                    table.pop(st.key, None)
-                log.record_deletes(step.states)
+                for key, obj in zip(step.ids, step.objs, strict=True):
+                    table.pop(key, None)
+                    holder = obj._aiouow_state
+                    if type(holder) is Loaded:  # held by its stand-in: deleted by a flush now
+                        if holder.deleted.pop(key, None) is not None:
+                            holder.removed[key] = obj
+                    else:
+                        deleted.pop(holder, None)
+                log.record_deletes(mapper, step.ids, step.objs)
         for st in taken:
             if st.changed:
                 self._modified.add(st)
 
     def _after_commit(self) -> None:
-        for st in self._txlog.deleted:
-            if st.owner is self:
-                _make_transient(st)
+        for _, _, obj, _ in self._txlog.deleted(new_rows=False):
+            holder = obj._aiouow_state
+            if holder is None or holder.owner is not self:
+                continue
+            if type(holder) is Loaded:
+                set_state_slot(obj, None)  # transient: as if no session had seen it
+            else:
+                _make_transient(holder)
+        for mark in self._marks.values():
+            mark.removed = {}
         self._txlog.clear()
 
     def _restore(self) -> None:
@@ -677,7 +690,7 @@ class AsyncSession:
         for st in log.inserted:
             for target in self._objects_for(st):
                 self._identity.discard(target.mapper, target.key)
-                _forget_generated_key(target)
+                _forget_generated_key(target.mapper, target.obj)
                 _make_transient(target)
                 self._modified.discard(target)
                 self._deleted.pop(target, None)
@@ -697,14 +710,24 @@ class AsyncSession:
         for st in self._deleted:
             st.obj.__dict__.update(_tracking.originals(st))
             touched.append(st)
-        for st in log.deleted:
-            if st.owner is self and st in log.deleted_new_rows:
-                _forget_generated_key(st)
-                _make_transient(st)
-            elif st.owner is self:
-                st.obj.__dict__.update(_tracking.originals(st))
-                self._identity.add(st.mapper, st.key, st.obj)
-                touched.append(st)
+        for mapper, key, obj, new_row in log.deleted():
+            holder = obj._aiouow_state
+            if holder is None or holder.owner is not self:
+                continue
+            if new_row:  # the row no longer exists
+                _forget_generated_key(mapper, obj)
+                if type(holder) is Loaded:
+                    set_state_slot(obj, None)
+                else:
+                    _make_transient(holder)
+            else:  # the row is back: so is its object (one held by its stand-in has no changes)
+                self._identity.add(mapper, key, obj)
+                if type(holder) is InstanceState:
+                    obj.__dict__.update(_tracking.originals(holder))
+                    touched.append(holder)
+        for mark in self._marks.values():  # deletes not flushed are forgotten, flushed ones undone
+            mark.deleted = {}
+            mark.removed = {}
         for (mapper, key), before in updated.items():
             # The row's object in this session now (maybe not the one that was updated: that one
             # may have been expunged and the row loaded again).
@@ -722,7 +745,7 @@ class AsyncSession:
             if st.owner is self:
                 st.status = ObjectState.PERSISTENT
                 _tracking.reset(st)
-        self._deleted = {}
+        self._deleted.clear()  # (in place: the stand-ins put the states they make here)
         self._modified.clear()
         log.clear()
 
@@ -769,7 +792,7 @@ class AsyncSession:
                     hit is not None
                     and (self._state is _IDLE or self._state is _ACTIVE)
                     and self._loop is asyncio.get_running_loop()
-                    and not (self._deleted and hit._aiouow_state in self._deleted)
+                    and not self._marked_deleted(hit)
                 ):
                     found: E = hit
                     return found
@@ -779,7 +802,7 @@ class AsyncSession:
             self._enter("get")
             obj = self._identity.get(mapper, key)
             if obj is not None:
-                if self._deleted and obj._aiouow_state in self._deleted:
+                if self._marked_deleted(obj):
                     return None
                 known: E = obj
                 return known
@@ -792,6 +815,13 @@ class AsyncSession:
             rows = await self._fetch(sql, params, write=for_update)
             objs = self._load(mapper, rows, refresh=for_update)
         return objs[0] if objs else None
+
+    def _marked_deleted(self, obj: Any) -> bool:
+        """Whether an object of the identity map is marked for deletion (not flushed yet)."""
+        held = obj._aiouow_state
+        if type(held) is Loaded:
+            return bool(held.deleted) and held.is_deleted(obj, flushed=False)
+        return bool(self._deleted) and held in self._deleted
 
     async def get_one(self, entity: type[E], pk: Any, *, for_update: bool = False) -> E:
         """Like `get`, but raises `NotFoundError` when there is no such row."""
@@ -986,7 +1016,7 @@ class AsyncSession:
         table = self._identity.table(mapper)
         mark = self._marks.get(mapper)
         if mark is None:
-            mark = self._marks[mapper] = Loaded(mapper, self, self._on_modified, table)
+            mark = self._marks[mapper] = Loaded(mapper, self, self._on_modified, table, self._deleted)
         on_new = None
         if mapper.json_columns:
             on_new = _snapshot_json
@@ -1006,7 +1036,9 @@ class AsyncSession:
         mapper_of(obj)
         held = getattr(obj, STATE_ATTR, None)
         if type(held) is Loaded:  # (inspection never gives an object its own state)
-            return ObjectState.PERSISTENT if held.owner is self else ObjectState.DETACHED
+            if held.owner is not self:
+                return ObjectState.DETACHED
+            return ObjectState.DELETED if held.is_deleted(obj) else ObjectState.PERSISTENT
         st = state_of(obj)
         if st is None:
             return ObjectState.TRANSIENT
@@ -1060,7 +1092,10 @@ class AsyncSession:
     @property
     def deleted(self) -> frozenset[Any]:
         """Objects marked for deletion and not yet flushed."""
-        return frozenset(st.obj for st in self._deleted)
+        objs = [st.obj for st in self._deleted]
+        for mark in self._marks.values():
+            objs.extend(mark.deleted.values())
+        return frozenset(objs)
 
     def __contains__(self, obj: object) -> bool:
         st = getattr(obj, STATE_ATTR, None)
@@ -1071,7 +1106,7 @@ class AsyncSession:
 
     def stats(self) -> SessionStats:
         """Statements by kind, rows read and written, flushes, time in the database, and sizes."""
-        return self._stats.snapshot(len(self._identity), len(self._new), len(self.dirty), len(self._deleted))
+        return self._stats.snapshot(len(self._identity), len(self._new), len(self.dirty), len(self.deleted))
 
     def __repr__(self) -> str:
         return f"<AsyncSession {self._state.value} objects={len(self)}>"
@@ -1084,14 +1119,14 @@ def _describe(st: InstanceState) -> str:
     return f"{mapper.name}({keys})"
 
 
-def _forget_generated_key(st: InstanceState) -> None:
-    """A row that no longer exists: clear the values the database gave it (key, version)."""
-    d = st.obj.__dict__
-    gen = st.mapper.generated_pk
+def _forget_generated_key(mapper: Mapper, obj: Any) -> None:
+    """A row that no longer exists: clear the values the database gave its object (key, version)."""
+    d = obj.__dict__
+    gen = mapper.generated_pk
     if gen is not None:
         d[gen.name] = None
-    if st.mapper.version is not None:
-        d[st.mapper.version.name] = None
+    if mapper.version is not None:
+        d[mapper.version.name] = None
 
 
 def _commit_lost() -> CommitOutcomeUnknownError:

@@ -88,18 +88,24 @@ class Loaded:
     """The shared stand-in state of every object one session loaded for one entity and did not
     delete, expunge or inspect since.
 
-    Loading then costs no per-object bookkeeping, and neither does changing such an object: the
-    originals of its assigned fields are kept here in ``changes``, by identity key, until a flush
-    takes them. The first time anything needs the object's own state (an inspection, a lifecycle
-    change, an assignment to its key), ``materialize`` makes it, taking the object's recorded
-    changes along. Closing the session detaches every object still held here at once by clearing
-    ``owner``.
+    Loading then costs no per-object bookkeeping, and neither does changing or deleting such an
+    object: the originals of its assigned fields are kept here in ``changes``, by identity key,
+    until a flush takes them, and an unchanged object marked for deletion is kept in ``deleted``
+    until its DELETE is flushed. The first time anything needs the object's own state (a lifecycle
+    change other than a delete, an assignment to its key or after its delete), ``materialize``
+    makes it, taking the object's recorded changes or deletion along. Closing the session
+    detaches every object still held here at once by clearing ``owner``.
     """
 
-    __slots__ = ("changes", "listener", "mapper", "owner", "pk", "table")
+    __slots__ = ("changes", "deleted", "deleting", "listener", "mapper", "owner", "pk", "removed", "table")
 
     def __init__(
-        self, mapper: Mapper, owner: object, listener: Callable[[InstanceState], None], table: dict[Any, Any]
+        self,
+        mapper: Mapper,
+        owner: object,
+        listener: Callable[[InstanceState], None],
+        table: dict[Any, Any],
+        deleting: dict[InstanceState, None],
     ) -> None:
         self.mapper = mapper
         self.owner: object | None = owner
@@ -108,8 +114,14 @@ class Loaded:
         self.table = table
         #: Identity key -> the original of each field assigned since the last load or flush.
         self.changes: dict[Any, dict[str, Any]] = {}
+        #: Identity key -> object, for objects marked for deletion and not flushed yet ...
+        self.deleted: dict[Any, Any] = {}
+        #: ... and for those whose DELETE a flush of the open transaction ran.
+        self.removed: dict[Any, Any] = {}
+        #: The session's states marked for deletion: where a materialized deleted object goes.
+        self.deleting = deleting
         #: The key field of a single-column key; None (composite keys) sends every assignment
-        #: through ``materialize``.
+        #: and delete through ``materialize``.
         self.pk: str | None = mapper.pk_name
 
     def materialize(self, obj: Any, status: ObjectState = _PERSISTENT) -> InstanceState:
@@ -118,8 +130,19 @@ class Loaded:
         mapper = self.mapper
         pk = self.pk  # a single-column key: read it directly
         key = obj.__dict__[pk] if pk is not None else mapper.key_of_values(obj.__dict__)
+        pending_delete = False
+        if self.deleted or self.removed:
+            if self.deleted.get(key) is obj:
+                del self.deleted[key]
+                status = ObjectState.DELETED
+                pending_delete = True
+            elif self.removed.get(key) is obj:
+                del self.removed[key]
+                status = ObjectState.DELETED
         st = make_state(obj, mapper, status if owner is not None else ObjectState.DETACHED, key, owner, self.listener)
         _set_attr(obj, STATE_ATTR, st)
+        if pending_delete and owner is not None:
+            self.deleting[st] = None
         if self.changes:
             changed = self.changes.pop(key, None)
             if changed is not None:
@@ -131,12 +154,14 @@ class Loaded:
     def change(self, obj: Any, name: str, original: Any) -> InstanceState | None:
         """Record an assignment to field ``name`` of ``obj`` (which held ``original``), before it
         is made. Returns the object's new state when the change is for that state to record
-        instead: with a composite key, in a closed session, or for a change of the key or the
-        version (which a flush refuses, naming the field)."""
+        instead: with a composite key, in a closed session, for a change of the key or the
+        version (which a flush refuses, naming the field), or after the object was deleted."""
         pk = self.pk
         if pk is None or self.owner is None or name in self.mapper.immutable:
             return self.materialize(obj)
         key = obj.__dict__[pk]
+        if (self.deleted or self.removed) and (key in self.deleted or key in self.removed):
+            return self.materialize(obj)  # a deleted object keeps its changes in its own state
         changed = self.changes.get(key)
         if changed is None:
             self.changes[key] = {name: original}
@@ -150,10 +175,33 @@ class Loaded:
             return {}
         return self.changes.get(obj.__dict__[self.pk], {})
 
+    def is_deleted(self, obj: Any, *, flushed: bool = True) -> bool:
+        """Whether ``obj`` is marked for deletion here (or, with ``flushed``, deleted by a flush)."""
+        if self.pk is None or not (self.deleted or (flushed and self.removed)):
+            return False
+        key = obj.__dict__[self.pk]
+        return self.deleted.get(key) is obj or (flushed and self.removed.get(key) is obj)
+
+    def delete(self, obj: Any) -> bool:
+        """Mark ``obj`` for deletion here (nothing to do if it is already); False when it needs its
+        own state for that instead (a composite key, or recorded changes, which a rollback must
+        put back)."""
+        pk = self.pk
+        if pk is None:
+            return False
+        key = obj.__dict__[pk]
+        if self.changes and key in self.changes:
+            return False
+        if self.removed.get(key) is not obj:
+            self.deleted[key] = obj
+        return True
+
     def detach(self) -> None:
         self.owner = None
         self.listener = None
         self.changes = {}
+        self.deleted = {}
+        self.removed = {}
 
 
 def state_of(obj: Any) -> InstanceState | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._state import InstanceState
@@ -37,12 +38,12 @@ class TransactionLog:
     of the row knows what it held before.
     """
 
-    __slots__ = ("_inserted_rows", "_rows_of", "_updates", "deleted", "deleted_new_rows", "inserted")
+    __slots__ = ("_deletes", "_inserted_rows", "_rows_of", "_updates", "inserted")
 
     def __init__(self) -> None:
         self.inserted: list[InstanceState] = []
-        self.deleted: list[InstanceState] = []
-        self.deleted_new_rows: set[InstanceState] = set()  # of ``deleted``: rows this transaction inserted
+        # (inserts logged before, the mapper, the deleted rows' keys, their objects)
+        self._deletes: list[tuple[int, Mapper, list[Any], list[Any]]] = []
         # (inserts logged before, the mapper, the updated rows' keys, what each held before)
         self._updates: list[tuple[int, Mapper, list[Any], list[dict[str, Any]]]] = []
         self._inserted_rows: set[tuple[Mapper, Any]] = set()
@@ -77,19 +78,21 @@ class TransactionLog:
                         snap.setdefault(name, value)  # the first update of the row knows the original
         return out
 
-    def record_deletes(self, states: list[InstanceState]) -> None:
-        """Rows a flush deleted; those this transaction had inserted are noted (a rollback leaves
-        their objects transient, where the others get their rows back)."""
-        self.deleted.extend(states)
-        if self.inserted:
-            for st in states:
-                if self._inserted_among((st.mapper, st.key), len(self.inserted)):
-                    self.deleted_new_rows.add(st)
+    def record_deletes(self, mapper: Mapper, keys: list[Any], objs: list[Any]) -> None:
+        """Note rows a flush deleted (by identity key) and the objects that stood for them."""
+        self._deletes.append((len(self.inserted), mapper, keys, objs))
+
+    def deleted(self, *, new_rows: bool = True) -> Iterator[tuple[Mapper, Any, Any, bool]]:
+        """Each row deleted: its mapper, key and object, and (with ``new_rows``, else False)
+        whether this transaction had inserted it (a rollback leaves such an object transient,
+        where the others get their rows back)."""
+        for inserted, mapper, keys, objs in self._deletes:
+            for key, obj in zip(keys, objs, strict=True):
+                yield mapper, key, obj, new_rows and bool(inserted) and self._inserted_among((mapper, key), inserted)
 
     def clear(self) -> None:
         self.inserted = []
-        self.deleted = []
-        self.deleted_new_rows = set()
+        self._deletes = []
         self._updates = []
         self._inserted_rows = set()
         self._rows_of = 0

@@ -55,7 +55,8 @@ class DeleteStep:
 
     mapper: Mapper
     keys: list[tuple[Any, ...]]
-    states: list[InstanceState]
+    ids: list[Any]  # each object's identity key
+    objs: list[Any]
     version: Column[Any] | None
 
 
@@ -99,7 +100,8 @@ def plan_flush(
     """Plan a flush of pending inserts, changed objects and deletes.
 
     Changed objects are the ``candidates`` with their own state and the objects whose changes
-    the ``marked`` stand-ins hold; either may hold objects whose fields were set back.
+    the ``marked`` stand-ins hold; either may hold objects whose fields were set back. Deleted
+    objects are those of ``deleted`` and those the stand-ins hold as deleted.
     """
     plan = FlushPlan()
     inserts = _group_inserts(new)
@@ -107,6 +109,11 @@ def plan_flush(
     for mark in marked:
         _group_marked(mark, updates)
     deletes = _group_deletes(deleted)
+    for mark in marked:
+        if mark.deleted:
+            ids, objs = deletes.setdefault(mark.mapper, ([], []))
+            ids.extend(mark.deleted)
+            objs.extend(mark.deleted.values())
 
     order = table_order({*inserts, *(m for m, _ in updates), *deletes})
     rank = {m: i for i, m in enumerate(order)}
@@ -212,16 +219,18 @@ def _group(updates: _Updates, key: tuple[Mapper, tuple[str, ...]]) -> _Changed:
     return group
 
 
-def _group_deletes(deleted: Iterable[InstanceState]) -> dict[Mapper, list[InstanceState]]:
-    deletes: dict[Mapper, list[InstanceState]] = {}
+def _group_deletes(deleted: Iterable[InstanceState]) -> dict[Mapper, tuple[list[Any], list[Any]]]:
+    """Per mapper: the identity keys of the deleted objects, and the objects."""
+    deletes: dict[Mapper, tuple[list[Any], list[Any]]] = {}
     last: Mapper | None = None  # the mapper of the previous object
-    group: list[InstanceState] = []
+    ids: list[Any] = []
+    objs: list[Any] = []
     for st in deleted:
         if st.mapper is not last:
             last = st.mapper
-            found = deletes.get(last)
-            group = deletes[last] = [] if found is None else found
-        group.append(st)
+            ids, objs = deletes.setdefault(last, ([], []))
+        ids.append(st.key)
+        objs.append(st.obj)
     return deletes
 
 
@@ -254,17 +263,19 @@ def _update_step(mapper: Mapper, names: tuple[str, ...], group: _Changed) -> Upd
     return UpdateStep(mapper, columns, rows, group.objs, group.keys, group.originals, mapper.version)
 
 
-def _delete_step(mapper: Mapper, states: list[InstanceState]) -> DeleteStep:
+def _delete_step(mapper: Mapper, deleted: tuple[list[Any], list[Any]]) -> DeleteStep:
     """Delete by identity key (the key the row had when loaded, whatever the fields say now)."""
     version = mapper.version
-    single = len(mapper.pk) == 1
+    ids, objs = deleted
     keys: list[tuple[Any, ...]]
-    if version is None:
-        keys = [(st.key,) for st in states] if single else [st.key for st in states]
+    if len(mapper.pk) > 1:
+        keys = ids
     else:
+        keys = [(key,) for key in ids]
+    if version is not None:
         name = version.name
-        keys = [((st.key,) if single else st.key) + (st.obj.__dict__[name],) for st in states]
-    return DeleteStep(mapper, keys, states, version)
+        keys = [(*key, obj.__dict__[name]) for key, obj in zip(keys, objs, strict=True)]
+    return DeleteStep(mapper, keys, ids, objs, version)
 
 
 RowBuilder = Callable[[list[Any]], list[tuple[Any, ...]]]

@@ -826,6 +826,46 @@ def _loaded_changed_expunged_deleted(mc: SessionMachine) -> Iterator[None]:
     mc.do_rollback()
 
 
+def _loaded_deleted_rolled_back(mc: SessionMachine) -> Iterator[None]:
+    """delete loaded objects (get finds none), flush one delete, delete again, change one, rollback:
+    the rows and their objects are back."""
+    first, second, _ = _loaded(mc)
+    yield
+    mc.do_delete(first)
+    mc.check_get(Tag, first.key)
+    yield
+    mc.do_flush()
+    yield
+    mc.do_delete(first)  # already deleted by the flush: nothing to do
+    mc.do_delete(second)
+    yield
+    mc.assign(second, "label", "a")
+    yield
+    mc.do_rollback()
+
+
+def _loaded_deleted_committed(mc: SessionMachine) -> Iterator[None]:
+    """delete loaded objects, a flush fails (still deleted), commit: transient, and added again: new rows."""
+    first, second, user = _loaded(mc)
+    yield
+    mc.do_delete(first)
+    mc.do_delete(user)
+    yield
+    mc.do_failed_flush(user.values["email"], via_commit=False)
+    yield
+    mc.do_rollback()
+    yield
+    mc.do_delete(first)
+    mc.do_delete(second)
+    mc.do_commit()
+    yield
+    assert mc.insertable(first)
+    mc.s.add(first.obj)
+    first.state = PENDING
+    yield
+    mc.do_commit()
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize(
     "sequence",
@@ -840,6 +880,8 @@ def _loaded_changed_expunged_deleted(mc: SessionMachine) -> Iterator[None]:
         _loaded_changed_flushed_changed_again,
         _loaded_changed_failed_flush,
         _loaded_changed_expunged_deleted,
+        _loaded_deleted_rolled_back,
+        _loaded_deleted_committed,
     ],
 )
 def test_rollback_sequences(dialect: str, sequence: Callable[[SessionMachine], Iterator[None]], tmp_path: Path) -> None:
