@@ -85,8 +85,8 @@ def make_state(
 
 
 class Loaded:
-    """The shared stand-in state of every object one session loaded for one entity and did not
-    delete, expunge or inspect since.
+    """The shared stand-in state of every object one session loaded for one entity, until
+    something gives the object a state of its own.
 
     Loading then costs no per-object bookkeeping, and neither does changing or deleting such an
     object: the originals of its assigned fields are kept here in ``changes``, by identity key,
