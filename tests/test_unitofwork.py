@@ -13,7 +13,7 @@ from aiouow._mapping import mapper_of, new_state
 from aiouow._state import InstanceState, ObjectState
 from aiouow._unitofwork import DeleteStep, InsertStep, UpdateStep, plan_flush, table_order
 
-from .models import Order, OrderLine, Tag, User
+from .models import Color, Order, OrderLine, Tag, User
 
 
 def pending(obj: object) -> InstanceState:
@@ -225,6 +225,34 @@ class TestKeyOnlyEntity:
                 assert len(await s.all(KeyOnly)) == 6
         finally:
             await pool.drop_all(KeyOnly)
+
+
+class Paint(Entity, table="paints"):
+    """An entity keyed by an enum (stored by its value: the key needs converting for the driver)."""
+
+    color: Color = field(primary_key=True)
+    label: str
+
+
+class TestLoadedDeletes:
+    async def test_many_deletes_by_converted_keys(self, pool: aiouow.Pool) -> None:
+        """Deleting several loaded objects whose keys the driver gets converted removes exactly their rows."""
+        await pool.create_all(Paint)
+        try:
+            async with AsyncSession(pool) as s:
+                s.add_all([Paint(color=Color.RED, label="r"), Paint(color=Color.GREEN, label="g")])
+                await s.commit()
+            async with AsyncSession(pool) as s:
+                red, green = sorted(await s.all(Paint), key=lambda p: p.label, reverse=True)
+                s.delete(red)
+                s.delete(green)
+                assert s.state(red) is aiouow.ObjectState.DELETED and await s.get(Paint, Color.RED) is None
+                await s.commit()
+                assert s.state(red) is aiouow.ObjectState.TRANSIENT
+            async with AsyncSession(pool) as s:
+                assert await s.all(Paint) == []
+        finally:
+            await pool.drop_all(Paint)
 
 
 class TestStatsOnFailure:

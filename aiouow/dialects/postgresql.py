@@ -425,8 +425,15 @@ class PostgresConnection(Connection):
     async def delete(self, step: DeleteStep) -> int:
         mapper = step.mapper
         sql = self.dialect.flush_sql("delete", mapper, (), step.version, len(step.keys) == 1)
-        keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
-        return await self._matched("delete", sql, self._params(keyed, step.keys), f"{mapper.name} from {mapper.table}")
+        params: list[Any]
+        if step.version is None and len(mapper.pk) == 1 and len(step.ids) > 1:
+            # The array of keys is the identity keys as they are (no rows to take apart).
+            dump = self.dialect.dumper(mapper.pk[0])
+            params = [step.ids if dump is None else [dump(key) for key in step.ids]]
+        else:
+            keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
+            params = self._params(keyed, step.keys)
+        return await self._matched("delete", sql, params, f"{mapper.name} from {mapper.table}")
 
     async def _matched(self, kind: str, sql: str, params: list[Any], what: str) -> int:
         """Run an UPDATE or DELETE step's statement; the rows it matched, from the command status."""
