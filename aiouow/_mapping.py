@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overloa
 
 from . import _types
 from ._expressions import Column
-from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, make_state, set_raw_state, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, make_state, state_of
 from ._types import ColumnType, Kind
 from .errors import MappingError, QueryError
 
@@ -461,5 +461,5 @@ def new_state(obj: Any) -> InstanceState:
     st = state_of(obj)
     if st is None:
         st = make_state(obj, mapper_of(obj), ObjectState.TRANSIENT)
-        set_raw_state(obj, st)
+        set_state_slot(obj, st)
     return st

@@ -667,12 +667,8 @@ class AsyncSession:
     def _after_commit(self) -> None:
         for _, _, obj, _ in self._txlog.deleted(new_rows=False):
             holder = obj._aiouow_state
-            if holder is None or holder.owner is not self:
-                continue
-            if type(holder) is Loaded:
-                set_state_slot(obj, None)  # transient: as if no session had seen it
-            else:
-                _make_transient(holder)
+            if holder is not None and holder.owner is self:
+                _make_object_transient(obj, holder)
         for mark in self._marks.values():
             mark.removed = {}
         self._txlog.clear()
@@ -701,12 +697,13 @@ class AsyncSession:
         for st in self._candidates():
             st.obj.__dict__.update(_tracking.originals(st))
             touched.append(st)
-        for mark in self._marks.values():  # changes of objects without their own state
-            if mark.changes:
-                table = mark.table
-                for key, changed in mark.changes.items():
-                    table[key].__dict__.update(changed)
-                mark.changes = {}
+        for mark in self._marks.values():  # what the stand-ins hold for objects without their own state
+            table = mark.table
+            for key, changed in mark.changes.items():
+                table[key].__dict__.update(changed)
+            mark.changes = {}
+            mark.deleted = {}  # deletes not flushed are forgotten; flushed ones are undone below
+            mark.removed = {}
         for st in self._deleted:
             st.obj.__dict__.update(_tracking.originals(st))
             touched.append(st)
@@ -716,18 +713,12 @@ class AsyncSession:
                 continue
             if new_row:  # the row no longer exists
                 _forget_generated_key(mapper, obj)
-                if type(holder) is Loaded:
-                    set_state_slot(obj, None)
-                else:
-                    _make_transient(holder)
+                _make_object_transient(obj, holder)
             else:  # the row is back: so is its object (one held by its stand-in has no changes)
                 self._identity.add(mapper, key, obj)
                 if type(holder) is InstanceState:
                     obj.__dict__.update(_tracking.originals(holder))
                     touched.append(holder)
-        for mark in self._marks.values():  # deletes not flushed are forgotten, flushed ones undone
-            mark.deleted = {}
-            mark.removed = {}
         for (mapper, key), before in updated.items():
             # The row's object in this session now (maybe not the one that was updated: that one
             # may have been expunged and the row loaded again).
@@ -1143,6 +1134,16 @@ def _make_transient(st: InstanceState) -> None:
     st.status = ObjectState.TRANSIENT
     st.changed = {}
     st.json_snap = None
+
+
+def _make_object_transient(obj: Any, holder: InstanceState | Loaded) -> None:
+    """The object leaves its session, backed by no row: its own state says so, or (for an object
+    held by its session's stand-in) it gets no state at all, as if no session had seen it."""
+    if type(holder) is Loaded:
+        set_state_slot(obj, None)
+    else:
+        assert type(holder) is InstanceState
+        _make_transient(holder)
 
 
 def _before_update(

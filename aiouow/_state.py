@@ -17,10 +17,6 @@ _set_attr = object.__setattr__
 _new = object.__new__
 
 
-def set_raw_state(obj: Any, st: InstanceState | Loaded | None) -> None:
-    _set_attr(obj, STATE_ATTR, st)
-
-
 class ObjectState(enum.Enum):
     """Where an object stands relative to a session.
 
