@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overloa
 
 from . import _types
 from ._expressions import Column
-from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, make_state, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, Pending, make_state, state_of
 from ._types import ColumnType, Kind
 from .errors import MappingError, QueryError
 
@@ -246,7 +246,7 @@ class Entity:
     __aiouow_mapper__: ClassVar[Mapper]
     __aiouow_fields__: ClassVar[dict[str, FieldSpec]]
     __slots__ = ("_aiouow_state",)  # the object's state (see aiouow._state); subclasses keep a __dict__
-    _aiouow_state: InstanceState | Loaded | None
+    _aiouow_state: InstanceState | Loaded | Pending | None
 
     def __init_subclass__(cls, *, table: str | None = None, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -271,6 +271,10 @@ class Entity:
             d = self.__dict__
             if type(st) is Loaded:  # the session's shared stand-in for loaded objects
                 st = st.change(self, name, d.get(name, MISSING))
+            elif type(st) is Pending:  # the one for added objects: records only while they are inserted
+                if st.inflight is not None:
+                    st.change(self, name, d.get(name, MISSING))
+                st = None
             if st is not None:
                 assert type(st) is InstanceState
                 changed = st.changed
@@ -293,7 +297,7 @@ class Entity:
 
 
 #: Stores an entity object's state in its slot (the slot's own setter: cheaper than object.__setattr__).
-set_state_slot: Callable[[Entity, InstanceState | Loaded | None], None] = Entity.__dict__[STATE_ATTR].__set__
+set_state_slot: Callable[[Entity, InstanceState | Loaded | Pending | None], None] = Entity.__dict__[STATE_ATTR].__set__
 
 
 def _snake(name: str) -> str:

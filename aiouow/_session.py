@@ -18,7 +18,7 @@ from ._identity import IdentityMap
 from ._mapping import Mapper, mapper_of, new_state, set_state_slot
 from ._pool import Pool
 from ._query import Select, select
-from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, make_state, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, Pending, state_of
 from ._stats import SessionStats, StatsRecorder
 from ._transaction import SessionState, TransactionLog
 from ._types import check
@@ -43,7 +43,6 @@ T = TypeVar("T")
 
 _IDLE, _ACTIVE = SessionState.IDLE, SessionState.ACTIVE
 _DELETED = ObjectState.DELETED
-_PENDING = ObjectState.PENDING
 
 
 class AsyncSession:
@@ -77,13 +76,18 @@ class AsyncSession:
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._identity = IdentityMap()
-        self._new: dict[InstanceState, None] = {}
+        #: Pending objects by ``id``: held by their entity's `Pending` stand-in, or by their own state.
+        self._new: dict[int, Any] = {}
+        #: Counts the changes to ``_new`` other than a flush's: none while a flush was in flight
+        #: means that it inserted every pending object.
+        self._new_edits = 0
         self._deleted: dict[InstanceState, None] = {}
         self._modified: set[InstanceState] = set()
         #: What states call on their first recorded change (cleared in place, never replaced).
         self._on_modified: Callable[[InstanceState], None] = self._modified.add
         self._json_mappers: set[Mapper] = set()
         self._marks: dict[Mapper, Loaded] = {}
+        self._pendings: dict[Mapper, Pending] = {}
         self._txlog = TransactionLog()
         self._tx_generation = 0
         self._in_begin = False
@@ -363,20 +367,34 @@ class AsyncSession:
         """
         self._check("add")
         new = self._new
-        listener = self._on_modified
+        self._new_edits += 1
         kind: type | None = None
-        mapper: Mapper | None = None
+        mark: Pending | None = None
         for obj in objs:
             if type(obj) is not kind:  # objects come in runs of one class
                 kind = type(obj)
-                mapper = kind.__dict__.get("__aiouow_mapper__")
-            if mapper is not None and getattr(obj, STATE_ATTR, None) is None:
-                # Fast path: an entity object no session has seen becomes pending.
-                st = make_state(obj, mapper, _PENDING, None, self, listener)
-                set_state_slot(obj, st)
-                new[st] = None
-                continue
-            self._add_one(obj)
+                mapper: Mapper | None = kind.__dict__.get("__aiouow_mapper__")
+                mark = None if mapper is None else self._pending_mark(mapper)
+            held = getattr(obj, STATE_ATTR, None)
+            if held is None and mark is not None:
+                # Fast path: an entity object no session has seen becomes pending, held by the stand-in.
+                set_state_slot(obj, mark)
+                new[id(obj)] = obj
+            elif held is not mark or mark is None:
+                self._add_one(obj)
+
+    def _pending_mark(self, mapper: Mapper) -> Pending:
+        mark = self._pendings.get(mapper)
+        if mark is None:
+            mark = self._pendings[mapper] = Pending(mapper, self, self._on_modified)
+        return mark
+
+    def _loaded_mark(self, mapper: Mapper) -> Loaded:
+        mark = self._marks.get(mapper)
+        if mark is None:
+            table = self._identity.table(mapper)
+            mark = self._marks[mapper] = Loaded(mapper, self, self._on_modified, table, self._deleted)
+        return mark
 
     def add_all(self, objs: Iterable[Any]) -> None:
         """Add every object of an iterable."""
@@ -396,7 +414,8 @@ class AsyncSession:
             st.status = ObjectState.PENDING
             st.owner = self
             st.listener = self._on_modified
-            self._new[st] = None
+            st.changed = {}  # what it recorded while transient: its INSERT takes its values as they are
+            self._new[id(st.obj)] = st.obj
             return
         self._attach(st)
 
@@ -436,7 +455,8 @@ class AsyncSession:
             )
         if st.owner is self:
             if st.status is ObjectState.PENDING:
-                del self._new[st]
+                del self._new[id(obj)]
+                self._new_edits += 1
                 st.status = ObjectState.TRANSIENT
                 st.owner = None
                 return
@@ -458,6 +478,7 @@ class AsyncSession:
             await self._flush()
 
     def _candidates(self) -> list[InstanceState]:
+        # (Pending objects with their own state are here too while they record assignments.)
         out = [st for st in self._modified if st.status is ObjectState.PERSISTENT]
         if self._json_mappers:
             seen = set(out)
@@ -476,25 +497,30 @@ class AsyncSession:
         if not (self._new or self._modified or self._deleted or self._json_mappers or marked):
             return None
         candidates = self._candidates()
-        plan = plan_flush(list(self._new), candidates, list(self._deleted), marked)  # may raise DataError
+        plan = plan_flush(  # may raise DataError
+            list(self._new.values()), candidates, list(self._deleted), marked, self._dialect
+        )
         # From here on, assignments made while the statements are in flight are tracked
-        # against the values being written, so that none is lost.
-        # (Pending objects record assignments too: whatever is set during their INSERT is an
-        # UPDATE for the next flush.)
+        # against the values being written, so that none is lost: whatever is set on a pending
+        # object during its INSERT is an UPDATE for the next flush. What pending objects with
+        # their own state recorded before (they are among the modified) is dropped: the INSERT
+        # takes their values as they are.
         taken: dict[InstanceState, dict[str, Any]] = {}
         for st in candidates:
             taken[st] = st.changed
             st.changed = {}
+        for st in self._modified:
+            if st.status is ObjectState.PENDING:
+                st.changed = {}
         self._modified.clear()
         for mark in marked:  # the plan's update steps hold what was taken
             mark.changes = {}
-        inserting = list(self._new)
-        for st in inserting:
-            if st.changed:
-                st.changed = {}
         if plan.empty:  # assignments that set fields back: their records were just dropped
             return None
-        return _Taken(plan, taken, inserting)
+        inserting = [self._pending_mark(step.mapper) for step in plan.steps if isinstance(step, InsertStep)]
+        for pending in inserting:
+            pending.inflight = {}
+        return _Taken(plan, taken, inserting, self._new_edits)
 
     def _untake(self, pending: _Taken) -> None:
         """The flush did not happen: its changes are recorded again (with any made meanwhile)."""
@@ -514,10 +540,11 @@ class AsyncSession:
                         holder.changed = {**holder.changed, **original}
                         if holder.owner is self:
                             self._modified.add(holder)
-        for st in pending.inserting:
-            if st.changed:
-                st.changed = {}
-                self._modified.discard(st)
+        for mark in pending.inserting:
+            mark.inflight = None
+        for st in [st for st in self._modified if st.status is ObjectState.PENDING]:
+            st.changed = {}  # still pending: the next INSERT takes its values as they are
+            self._modified.discard(st)
 
     async def _flush(self) -> None:
         pending = self._take()
@@ -534,7 +561,7 @@ class AsyncSession:
             self._untake(pending)
             await self._fail(exc)
             raise
-        self._apply(plan, keys, pending.taken)
+        self._apply(pending, keys)
         self._stats.flushes += 1
 
     async def _flush_and_commit(self, pending: _Taken) -> None:
@@ -569,7 +596,7 @@ class AsyncSession:
         except BaseException as exc:
             await self._interrupted_commit(conn, pending, exc)
             raise
-        self._apply(plan, keys, pending.taken)
+        self._apply(pending, keys)
         self._stats.flushes += 1
         await self._release(rollback=False)
         self._after_commit()
@@ -581,7 +608,7 @@ class AsyncSession:
         await self._fail(exc)
         committed, results = conn.fused_outcome(pending.plan.steps)
         if committed:
-            self._apply(pending.plan, _step_results(pending.plan, results or []), pending.taken)
+            self._apply(pending, _step_results(pending.plan, results or []))
             self._stats.flushes += 1
             self._after_commit()
             self._state = SessionState.IDLE
@@ -592,43 +619,16 @@ class AsyncSession:
             self._commit_unknown = True
         return False
 
-    def _apply(self, plan: FlushPlan, keys: list[list[Any] | None], taken: dict[InstanceState, dict[str, Any]]) -> None:
+    def _apply(self, pending: _Taken, keys: list[list[Any] | None]) -> None:
         """The flush succeeded: record what the database now holds."""
         log = self._txlog
         inserts = iter(keys)
-        for step in plan.steps:
+        # The flush inserted every pending object unless some were added or removed meanwhile.
+        every_new = pending.new_edits == self._new_edits
+        for step in pending.plan.steps:
             mapper = step.mapper
             if isinstance(step, InsertStep):
-                generated = next(inserts)
-                gen = step.returning
-                version = mapper.version
-                table = self._identity.table(mapper)
-                new = self._new
-                persistent = ObjectState.PERSISTENT
-                if generated is not None and gen is not None and version is None:
-                    name = gen.name
-                    for st, key in zip(step.states, generated, strict=True):
-                        st.obj.__dict__[name] = key
-                        st.key = key
-                        st.status = persistent
-                        table[key] = st.obj
-                        new.pop(st, None)
-                else:
-                    for i, st in enumerate(step.states):
-                        d = st.obj.__dict__
-                        if generated is not None and gen is not None:
-                            d[gen.name] = generated[i]
-                        if version is not None:
-                            d[version.name] = 1
-                        st.key = mapper.key_of_values(d)
-                        st.status = persistent
-                        table[st.key] = st.obj
-                        new.pop(st, None)
-                if mapper.json_columns:
-                    for st in step.states:
-                        _tracking.take_json_snapshot(st)
-                    self._json_mappers.add(mapper)
-                log.inserted.extend(step.states)
+                self._apply_insert(step, next(inserts), every_new)
             elif isinstance(step, UpdateStep):
                 version = mapper.version
                 if version is None and not mapper.json_columns:
@@ -660,9 +660,80 @@ class AsyncSession:
                     else:
                         deleted.pop(holder, None)
                 log.record_deletes(mapper, step.ids, step.objs)
-        for st in taken:
+        if every_new:
+            self._new = {}
+        for st in pending.taken:
             if st.changed:
                 self._modified.add(st)
+        for mark in self._pendings.values():
+            mark.inflight = None
+
+    def _apply_insert(self, step: InsertStep, generated: list[Any] | None, every_new: bool) -> None:
+        """The rows of an insert step exist: their objects are persistent, held by the entity's
+        `Loaded` stand-in (or by their own state, if they have one). They leave the pending
+        objects here, unless ``every_new`` (the caller then empties them at once)."""
+        mapper = step.mapper
+        gen = step.returning
+        version = mapper.version
+        table = self._identity.table(mapper)
+        new = self._new
+        pending = self._pendings.get(mapper)
+        loaded = self._loaded_mark(mapper)
+        objs = step.objs
+        persistent = ObjectState.PERSISTENT
+        keys: list[Any]
+        if generated is not None and gen is not None and version is None:
+            name = gen.name
+            keys = generated
+            for obj, key in zip(objs, keys, strict=True):
+                obj.__dict__[name] = key
+                holder = obj._aiouow_state
+                if holder is pending:
+                    set_state_slot(obj, loaded)
+                else:
+                    assert type(holder) is InstanceState
+                    holder.key = key
+                    holder.status = persistent
+                table[key] = obj
+        else:
+            keys = []
+            for i, obj in enumerate(objs):
+                d = obj.__dict__
+                if generated is not None and gen is not None:
+                    d[gen.name] = generated[i]
+                if version is not None:
+                    d[version.name] = 1
+                key = mapper.key_of_values(d)
+                holder = obj._aiouow_state
+                if holder is pending:
+                    set_state_slot(obj, loaded)
+                else:
+                    assert type(holder) is InstanceState
+                    holder.key = key
+                    holder.status = persistent
+                table[key] = obj
+                keys.append(key)
+        if not every_new:
+            for obj in objs:
+                new.pop(id(obj), None)
+        if pending is not None and pending.inflight:
+            # Assignments made while the INSERT was in flight: changes for the next flush, kept
+            # by the object's own state.
+            for obj, key in zip(objs, keys, strict=True):
+                changed = pending.inflight.pop(id(obj), None)
+                if changed is not None:
+                    st = state_of(obj)
+                    assert st is not None
+                    st.key = key
+                    st.changed = changed
+                    self._modified.add(st)
+        if mapper.json_columns:
+            for obj in objs:
+                st = state_of(obj)
+                assert st is not None
+                _tracking.take_json_snapshot(st)
+            self._json_mappers.add(mapper)
+        self._txlog.record_inserts(mapper, keys, objs)
 
     def _after_commit(self) -> None:
         for _, _, obj, _ in self._txlog.deleted(new_rows=False):
@@ -680,19 +751,33 @@ class AsyncSession:
         expunged and its row loaded again in the same transaction, for the object loaded since.
         """
         log = self._txlog
-        updated = log.updated()  # first: it reads the keys of inserted objects, cleared below
+        updated = log.updated()
         # Rows inserted in this transaction no longer exist: every object standing for one
         # becomes transient, its generated key cleared (also one loaded again and deleted since).
-        for st in log.inserted:
-            for target in self._objects_for(st):
-                self._identity.discard(target.mapper, target.key)
-                _forget_generated_key(target.mapper, target.obj)
-                _make_transient(target)
-                self._modified.discard(target)
-                self._deleted.pop(target, None)
-        for st in self._new:
-            _make_transient(st)
+        for mapper, key, obj in log.inserted():
+            for target in self._objects_for(mapper, key, obj):
+                self._identity.discard(mapper, key)
+                _forget_generated_key(mapper, target)
+                holder = target._aiouow_state
+                if type(holder) is Loaded:  # whatever its stand-in holds for the row goes too
+                    holder.changes.pop(key, None)
+                    holder.deleted.pop(key, None)
+                    holder.removed.pop(key, None)
+                    set_state_slot(target, None)
+                else:
+                    assert type(holder) is InstanceState
+                    _make_transient(holder)
+                    self._modified.discard(holder)
+                    self._deleted.pop(holder, None)
+        for obj in self._new.values():
+            holder = obj._aiouow_state
+            if type(holder) is Pending:
+                set_state_slot(obj, None)
+            elif type(holder) is InstanceState:
+                _make_transient(holder)
         self._new = {}
+        for pending in self._pendings.values():
+            pending.inflight = None
         touched: list[InstanceState] = []
         for st in self._candidates():
             st.obj.__dict__.update(_tracking.originals(st))
@@ -740,16 +825,19 @@ class AsyncSession:
         self._modified.clear()
         log.clear()
 
-    def _objects_for(self, st: InstanceState) -> list[InstanceState]:
-        """The states in this session that stand for ``st``'s row: ``st`` itself, and the object
-        loaded for the same row after ``st`` was expunged."""
-        out = [st] if st.owner is self and st.key is not None else []
-        if st.key is not None:
-            now = self._identity.get(st.mapper, st.key)
-            if now is not None and now is not st.obj:
-                other = state_of(now)
-                if other is not None and other.owner is self:
-                    out.append(other)
+    def _objects_for(self, mapper: Mapper, key: Any, obj: Any) -> list[Any]:
+        """The objects in this session that stand for the row ``key`` that ``obj`` was inserted
+        as: ``obj`` itself, and the object loaded for the same row after ``obj`` was expunged."""
+        out = []
+        holder = obj._aiouow_state
+        keyed = type(holder) is not InstanceState or holder.key is not None  # (an own state may be transient)
+        if holder is not None and holder.owner is self and keyed:
+            out.append(obj)
+        now = self._identity.get(mapper, key)
+        if now is not None and now is not obj:
+            other = now._aiouow_state
+            if other is not None and other.owner is self:
+                out.append(now)
         return out
 
     def _detach_all(self) -> None:
@@ -762,6 +850,9 @@ class AsyncSession:
         for mark in self._marks.values():
             mark.detach()
         self._marks.clear()
+        for pending in self._pendings.values():
+            pending.detach()
+        self._pendings.clear()
         self._identity.clear()
         self._json_mappers.clear()
 
@@ -958,12 +1049,13 @@ class AsyncSession:
     def expunge_all(self) -> None:
         """Remove every object from the session."""
         self._check("expunge")
-        for st in [*self._new, *(state_of(o) for o in self._identity.objects()), *self._deleted]:
+        for st in [*map(state_of, self._new.values()), *map(state_of, self._identity.objects()), *self._deleted]:
             assert st is not None
             self._forget(st)
 
     def _forget(self, st: InstanceState) -> None:
-        self._new.pop(st, None)
+        if self._new.pop(id(st.obj), None) is not None:
+            self._new_edits += 1
         self._deleted.pop(st, None)
         self._modified.discard(st)
         if st.key is not None and self._identity.get(st.mapper, st.key) is st.obj:
@@ -1004,10 +1096,8 @@ class AsyncSession:
 
     def _load(self, mapper: Mapper, rows: Sequence[Row], *, refresh: bool) -> list[Any]:
         """Rows to objects through the identity map (one object per row)."""
-        table = self._identity.table(mapper)
-        mark = self._marks.get(mapper)
-        if mark is None:
-            mark = self._marks[mapper] = Loaded(mapper, self, self._on_modified, table, self._deleted)
+        mark = self._loaded_mark(mapper)
+        table = mark.table
         on_new = None
         if mapper.json_columns:
             on_new = _snapshot_json
@@ -1030,6 +1120,8 @@ class AsyncSession:
             if held.owner is not self:
                 return ObjectState.DETACHED
             return ObjectState.DELETED if held.is_deleted(obj) else ObjectState.PERSISTENT
+        if type(held) is Pending:
+            return ObjectState.PENDING if held.owner is self else ObjectState.TRANSIENT
         st = state_of(obj)
         if st is None:
             return ObjectState.TRANSIENT
@@ -1047,6 +1139,8 @@ class AsyncSession:
         held = getattr(obj, STATE_ATTR, None)
         if type(held) is Loaded:
             return list(_tracking.changed_fields(mapper, obj.__dict__, held.recorded(obj)))
+        if type(held) is Pending:
+            return []
         st = state_of(obj)
         if st is None or st.key is None or st.status is ObjectState.PENDING:
             return []
@@ -1059,6 +1153,8 @@ class AsyncSession:
         held = getattr(obj, STATE_ATTR, None)
         if type(held) is Loaded:
             return held.recorded(obj).get(name, obj.__dict__[name])
+        if type(held) is Pending:
+            return obj.__dict__[name]
         st = state_of(obj)
         if st is None or st.key is None:
             return obj.__dict__[name]
@@ -1067,7 +1163,7 @@ class AsyncSession:
     @property
     def new(self) -> frozenset[Any]:
         """Objects added and not yet flushed."""
-        return frozenset(st.obj for st in self._new)
+        return frozenset(self._new.values())
 
     @property
     def dirty(self) -> frozenset[Any]:
@@ -1212,7 +1308,8 @@ class _Taken(NamedTuple):
 
     plan: FlushPlan
     taken: dict[InstanceState, dict[str, Any]]
-    inserting: list[InstanceState]
+    inserting: list[Pending]  # the stand-ins of the objects the plan inserts (recording meanwhile)
+    new_edits: int  # the session's count of changes to its pending objects when the flush took them
 
 
 def _step_results(plan: FlushPlan, results: Sequence[Any]) -> list[list[Any] | None]:

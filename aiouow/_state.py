@@ -200,10 +200,62 @@ class Loaded:
         self.removed = {}
 
 
+class Pending:
+    """The shared stand-in state of every object added to one session for one entity and not
+    flushed yet, until something gives the object a state of its own.
+
+    Adding then costs no per-object state: the session keeps the objects themselves, and their
+    INSERT takes their values as they are at the flush. Only an assignment made while that
+    INSERT is in flight is recorded (in ``inflight``, by ``id`` of the object), so that the next
+    flush sends it as an UPDATE. After the INSERT the object is held by the session's `Loaded`
+    stand-in, like a loaded one.
+    """
+
+    __slots__ = ("inflight", "listener", "mapper", "owner")
+
+    def __init__(self, mapper: Mapper, owner: object, listener: Callable[[InstanceState], None]) -> None:
+        self.mapper = mapper
+        self.owner: object | None = owner
+        self.listener: Callable[[InstanceState], None] | None = listener
+        #: While a flush inserting these objects is in flight: ``id(obj)`` -> the original of each
+        #: field assigned since the flush took the values (None when no flush is in flight).
+        self.inflight: dict[int, dict[str, Any]] | None = None
+
+    def materialize(self, obj: Any) -> InstanceState:
+        """The object's own state (pending while the session owns it), replacing this stand-in."""
+        owner = self.owner
+        status = ObjectState.PENDING if owner is not None else ObjectState.TRANSIENT
+        st = make_state(obj, self.mapper, status, None, owner, self.listener if owner is not None else None)
+        _set_attr(obj, STATE_ATTR, st)
+        if self.inflight:
+            changed = self.inflight.pop(id(obj), None)
+            if changed is not None:
+                st.changed = changed
+                if st.listener is not None:
+                    st.listener(st)
+        return st
+
+    def change(self, obj: Any, name: str, original: Any) -> None:
+        """Record an assignment to field ``name`` of ``obj`` (which held ``original``) if a flush
+        inserting it is in flight; before that, the INSERT will take the new value anyway."""
+        inflight = self.inflight
+        if inflight is not None:
+            changed = inflight.get(id(obj))
+            if changed is None:
+                inflight[id(obj)] = {name: original}
+            elif name not in changed:
+                changed[name] = original
+
+    def detach(self) -> None:
+        self.owner = None
+        self.listener = None
+        self.inflight = None
+
+
 def state_of(obj: Any) -> InstanceState | None:
     """The object's state, or None for an object no session has seen."""
-    st: InstanceState | Loaded | None = getattr(obj, STATE_ATTR, None)
+    st: InstanceState | Loaded | Pending | None = getattr(obj, STATE_ATTR, None)
     if st is None or type(st) is InstanceState:
         return st
-    assert isinstance(st, Loaded)
+    assert isinstance(st, Loaded | Pending)
     return st.materialize(obj)

@@ -6,8 +6,6 @@ import enum
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._state import InstanceState
-
 if TYPE_CHECKING:
     from ._mapping import Mapper
 
@@ -38,28 +36,40 @@ class TransactionLog:
     of the row knows what it held before.
     """
 
-    __slots__ = ("_deletes", "_inserted_rows", "_rows_of", "_updates", "inserted")
+    __slots__ = ("_deletes", "_inserted_rows", "_inserts", "_rows_of", "_updates")
 
     def __init__(self) -> None:
-        self.inserted: list[InstanceState] = []
-        # (inserts logged before, the mapper, the deleted rows' keys, their objects)
+        # (the mapper, the inserted rows' keys, their objects), per insert step
+        self._inserts: list[tuple[Mapper, list[Any], list[Any]]] = []
+        # (insert steps logged before, the mapper, the deleted rows' keys, their objects)
         self._deletes: list[tuple[int, Mapper, list[Any], list[Any]]] = []
-        # (inserts logged before, the mapper, the updated rows' keys, what each held before)
+        # (insert steps logged before, the mapper, the updated rows' keys, what each held before)
         self._updates: list[tuple[int, Mapper, list[Any], list[dict[str, Any]]]] = []
         self._inserted_rows: set[tuple[Mapper, Any]] = set()
-        self._rows_of = 0  # how many of ``inserted`` are in _inserted_rows
+        self._rows_of = 0  # how many of the insert steps are in _inserted_rows
 
     def _inserted_among(self, row: tuple[Mapper, Any], first: int) -> bool:
-        """Whether the row is one of the first ``first`` rows this transaction inserted."""
+        """Whether the row is one of those the first ``first`` insert steps inserted."""
         if self._rows_of < first:  # built when asked, from the inserts since
-            self._inserted_rows.update((st.mapper, st.key) for st in self.inserted[self._rows_of : first])
+            for mapper, keys, _ in self._inserts[self._rows_of : first]:
+                self._inserted_rows.update((mapper, key) for key in keys)
             self._rows_of = first
         return row in self._inserted_rows
+
+    def record_inserts(self, mapper: Mapper, keys: list[Any], objs: list[Any]) -> None:
+        """Note rows a flush inserted: their identity keys and the objects that stand for them."""
+        self._inserts.append((mapper, keys, objs))
+
+    def inserted(self) -> Iterator[tuple[Mapper, Any, Any]]:
+        """Each row inserted: its mapper, key and object."""
+        for mapper, keys, objs in self._inserts:
+            for key, obj in zip(keys, objs, strict=True):
+                yield mapper, key, obj
 
     def record_updates(self, mapper: Mapper, keys: list[Any], before: list[dict[str, Any]]) -> None:
         """Note rows a flush updated: ``before[i]`` holds what the written fields of the row of
         ``keys[i]`` held (the log keeps both lists: pass lists nobody changes)."""
-        self._updates.append((len(self.inserted), mapper, keys, before))
+        self._updates.append((len(self._inserts), mapper, keys, before))
 
     def updated(self) -> dict[tuple[Mapper, Any], dict[str, Any]]:
         """For each row updated and not inserted by this transaction (by mapper and identity key),
@@ -80,7 +90,7 @@ class TransactionLog:
 
     def record_deletes(self, mapper: Mapper, keys: list[Any], objs: list[Any]) -> None:
         """Note rows a flush deleted (by identity key) and the objects that stood for them."""
-        self._deletes.append((len(self.inserted), mapper, keys, objs))
+        self._deletes.append((len(self._inserts), mapper, keys, objs))
 
     def deleted(self, *, new_rows: bool = True) -> Iterator[tuple[Mapper, Any, Any, bool]]:
         """Each row deleted: its mapper, key and object, and (with ``new_rows``, else False)
@@ -91,7 +101,7 @@ class TransactionLog:
                 yield mapper, key, obj, new_rows and bool(inserted) and self._inserted_among((mapper, key), inserted)
 
     def clear(self) -> None:
-        self.inserted = []
+        self._inserts = []
         self._deletes = []
         self._updates = []
         self._inserted_rows = set()

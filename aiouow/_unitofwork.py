@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _types
 from ._expressions import Column
@@ -20,15 +20,22 @@ from ._state import InstanceState, Loaded
 from ._tracking import changed_fields, dirty_fields
 from .errors import DataError
 
+if TYPE_CHECKING:
+    from .dialects._base import Dialect
+
 
 @dataclass(slots=True)
 class InsertStep:
-    """INSERT rows of one table; ``returning`` is the generated key to read back, if any."""
+    """INSERT rows of one table; ``returning`` is the generated key to read back, if any.
+
+    Planned for a dialect, rows hold driver parameters (each value converted by the dialect's
+    dumper): the driver only lays them out.
+    """
 
     mapper: Mapper
     columns: tuple[Column[Any], ...]
     rows: list[tuple[Any, ...]]
-    states: list[InstanceState]
+    objs: list[Any]
     returning: Column[Any] | None
 
 
@@ -37,7 +44,8 @@ class UpdateStep:
     """UPDATE rows of one table that changed the same columns.
 
     Each row holds the new values of ``columns``, then the primary key, then (with a
-    version column) the version the row is expected to have.
+    version column) the version the row is expected to have; as driver parameters when
+    planned for a dialect.
     """
 
     mapper: Mapper
@@ -92,16 +100,18 @@ def expected_rows(steps: Iterable[Step]) -> list[int | None]:
 
 
 def plan_flush(
-    new: Sequence[InstanceState],
+    new: Sequence[Any],
     candidates: Iterable[InstanceState],
     deleted: Sequence[InstanceState],
     marked: Iterable[Loaded] = (),
+    dialect: Dialect | None = None,
 ) -> FlushPlan:
-    """Plan a flush of pending inserts, changed objects and deletes.
+    """Plan a flush of pending inserts (the objects), changed objects and deletes.
 
     Changed objects are the ``candidates`` with their own state and the objects whose changes
     the ``marked`` stand-ins hold; either may hold objects whose fields were set back. Deleted
-    objects are those of ``deleted`` and those the stand-ins hold as deleted.
+    objects are those of ``deleted`` and those the stand-ins hold as deleted. With a
+    ``dialect``, the rows of insert and update steps are its driver parameters.
     """
     plan = FlushPlan()
     inserts = _group_inserts(new)
@@ -121,36 +131,36 @@ def plan_flush(
     for mapper in sorted(inserts, key=rank.__getitem__):
         generated, explicit = inserts[mapper]
         if generated:
-            plan.steps.append(_insert_step(mapper, generated, with_key=False))
+            plan.steps.append(_insert_step(mapper, generated, dialect, with_key=False))
         if explicit:
-            plan.steps.append(_insert_step(mapper, explicit, with_key=True))
+            plan.steps.append(_insert_step(mapper, explicit, dialect, with_key=True))
     for (mapper, names), group in sorted(updates.items(), key=lambda kv: rank[kv[0][0]]):
-        plan.steps.append(_update_step(mapper, names, group))
+        plan.steps.append(_update_step(mapper, names, group, dialect))
     for mapper in sorted(deletes, key=rank.__getitem__, reverse=True):
         plan.steps.append(_delete_step(mapper, deletes[mapper]))
     return plan
 
 
-def _group_inserts(new: Iterable[InstanceState]) -> dict[Mapper, tuple[list[InstanceState], list[InstanceState]]]:
+def _group_inserts(new: Iterable[Any]) -> dict[Mapper, tuple[list[Any], list[Any]]]:
     """Per mapper: the objects whose key the database generates, and those that carry their key."""
-    inserts: dict[Mapper, tuple[list[InstanceState], list[InstanceState]]] = {}
-    last: Mapper | None = None  # the mapper of the previous object (objects come in runs)
-    generated: list[InstanceState] = []
-    explicit: list[InstanceState] = []
+    inserts: dict[Mapper, tuple[list[Any], list[Any]]] = {}
+    last: type | None = None  # the class of the previous object (objects come in runs)
+    generated: list[Any] = []
+    explicit: list[Any] = []
     gen_name: str | None = None
-    for st in new:
-        mapper = st.mapper
-        if mapper is not last:
-            last = mapper
+    for obj in new:
+        if type(obj) is not last:
+            last = type(obj)
+            mapper: Mapper = last.__dict__["__aiouow_mapper__"]
             pair = inserts.get(mapper)
             if pair is None:
                 pair = inserts[mapper] = ([], [])
             generated, explicit = pair
             gen_name = mapper.generated_pk.name if mapper.generated_pk is not None else None
-        if gen_name is not None and st.obj.__dict__[gen_name] is None:
-            generated.append(st)
+        if gen_name is not None and obj.__dict__[gen_name] is None:
+            generated.append(obj)
         else:
-            explicit.append(st)
+            explicit.append(obj)
     return inserts
 
 
@@ -250,16 +260,16 @@ def _refuse_immutable(st: InstanceState, names: tuple[str, ...]) -> None:
             )
 
 
-def _insert_step(mapper: Mapper, states: list[InstanceState], *, with_key: bool) -> InsertStep:
+def _insert_step(mapper: Mapper, objs: list[Any], dialect: Dialect | None, *, with_key: bool) -> InsertStep:
     gen = mapper.generated_pk
     columns = mapper.columns if with_key or gen is None else tuple(c for c in mapper.columns if c is not gen)
-    rows = _builder(mapper, "insert", columns)(states)
-    return InsertStep(mapper, columns, rows, states, None if with_key else gen)
+    rows = _builder(mapper, "insert", columns, dialect)(objs)
+    return InsertStep(mapper, columns, rows, objs, None if with_key else gen)
 
 
-def _update_step(mapper: Mapper, names: tuple[str, ...], group: _Changed) -> UpdateStep:
+def _update_step(mapper: Mapper, names: tuple[str, ...], group: _Changed, dialect: Dialect | None) -> UpdateStep:
     columns = tuple(mapper.column_names[n] for n in names)
-    rows = _builder(mapper, "update", columns)(group.objs)
+    rows = _builder(mapper, "update", columns, dialect)(group.objs)
     return UpdateStep(mapper, columns, rows, group.objs, group.keys, group.originals, mapper.version)
 
 
@@ -281,15 +291,16 @@ def _delete_step(mapper: Mapper, deleted: tuple[list[Any], list[Any]]) -> Delete
 RowBuilder = Callable[[list[Any]], list[tuple[Any, ...]]]
 
 
-def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...]) -> RowBuilder:
-    """The compiled row builder of a step: checks each value and lays out the statement's row.
+def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...], dialect: Dialect | None) -> RowBuilder:
+    """The compiled row builder of a step: checks each value and lays out the statement's row,
+    each value converted by the ``dialect``'s dumper of its column (if any).
 
-    Insert rows hold ``columns`` (the version as 1), built from states; update rows hold
-    ``columns``, then the primary key, then the current version, built from objects. Generated
-    once per entity and column set, because a generic loop over columns costs several times
+    Insert rows hold ``columns`` (the version as 1); update rows hold ``columns``, then the
+    primary key, then the current version. Both are built from objects. Generated once per
+    entity, column set and dialect, because a generic loop over columns costs several times
     more per object.
     """
-    key = (kind, columns)
+    key = (kind, columns, None if dialect is None else dialect.name)
     fn: RowBuilder | None = mapper.compiled.get(key)
     if fn is not None:
         return fn
@@ -298,6 +309,15 @@ def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...]) -> Row
         _check(mapper, columns[i], value)
 
     env: dict[str, Any] = {"_slow": slow}
+
+    def dumped(column: Column[Any], expr: str) -> str:
+        conv = None if dialect is None else dialect.dumper(column)
+        if conv is None:
+            return expr
+        name = f"_c{len(env)}"
+        env[name] = conv
+        return f"(None if {expr} is None else {name}({expr}))" if column.ctype.nullable else f"{name}({expr})"
+
     body: list[str] = []
     out: list[str] = []
     for i, c in enumerate(columns):
@@ -308,18 +328,18 @@ def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...]) -> Row
         body.append(f"{var} = d[{c.name!r}]")
         fast = _types.fast_check(c.ctype, var, env, f"_t{i}")
         body.append(f"if not {fast}: _slow({i}, {var})" if fast else f"_slow({i}, {var})")
-        out.append(var)
+        out.append(dumped(c, var))
     if kind == "update":
-        out.extend(f"d[{c.name!r}]" for c in mapper.pk)
+        out.extend(dumped(c, f"d[{c.name!r}]") for c in mapper.pk)
         if mapper.version is not None:
-            out.append(f"d[{mapper.version.name!r}]")
+            out.append(dumped(mapper.version, f"d[{mapper.version.name!r}]"))
     src = "\n".join(
         [
-            "def build(states):",
+            "def build(objs):",
             "    rows = []",
             "    append = rows.append",
-            "    for st in states:",
-            "        d = st.obj.__dict__" if kind == "insert" else "        d = st.__dict__",
+            "    for obj in objs:",
+            "        d = obj.__dict__",
             *(f"        {line}" for line in body),
             f"        append(({', '.join(out)},))" if out else "        append(())",
             "    return rows",

@@ -47,7 +47,7 @@ from hypothesis.stateful import (
 
 import aiouow
 from aiouow import AsyncSession, ObjectState, SessionState
-from aiouow._state import Loaded
+from aiouow._state import Loaded, state_of
 from aiouow.errors import (
     DetachedInstanceError,
     NotFoundError,
@@ -866,6 +866,30 @@ def _loaded_deleted_committed(mc: SessionMachine) -> Iterator[None]:
     mc.do_commit()
 
 
+def _own_state_readded_after_changes(mc: SessionMachine) -> Iterator[None]:
+    """An object with its own state, deleted and committed (transient), added again, changed while
+    pending, expunged (transient), added again and flushed: no change left over from before."""
+    mc.committed_rows(tags=1, users=0, reload=False)
+    (tag,) = mc.objects
+    state_of(tag.obj)  # its own state, as a lifecycle change makes it
+    yield
+    mc.do_delete(tag)
+    mc.do_commit()
+    yield
+    mc.s.add(tag.obj)
+    tag.state = PENDING
+    mc.assign(tag, "label", "a")
+    yield
+    mc.do_expunge(tag, reload=False)
+    yield
+    mc.s.add(tag.obj)
+    tag.state = PENDING
+    yield
+    mc.do_flush()
+    yield
+    mc.do_commit()
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize(
     "sequence",
@@ -882,6 +906,7 @@ def _loaded_deleted_committed(mc: SessionMachine) -> Iterator[None]:
         _loaded_changed_expunged_deleted,
         _loaded_deleted_rolled_back,
         _loaded_deleted_committed,
+        _own_state_readded_after_changes,
     ],
 )
 def test_rollback_sequences(dialect: str, sequence: Callable[[SessionMachine], Iterator[None]], tmp_path: Path) -> None:

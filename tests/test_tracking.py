@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
 import aiouow
-from aiouow import AsyncSession
+from aiouow import AsyncSession, ObjectState
 from aiouow._state import Loaded, state_of
 
+from .faults import Injector
 from .models import Tag, User
 
 
@@ -99,18 +105,23 @@ class TestTracking:
         assert session.stats().statements.get("update", 0) == 1
 
     async def test_states_made_on_the_fast_paths_are_complete(self, session: AsyncSession) -> None:
-        """add() builds states on its fast path, and a changed loaded object gets its own state
-        (taking its recorded change) when inspected: every slot is set, with the values the
-        object's lifecycle calls for."""
-        from aiouow._state import InstanceState, ObjectState
+        """An added object and a changed loaded object are held by their session's stand-ins, and
+        get their own state when a lifecycle change needs one: every slot is set, with the values
+        the object's lifecycle calls for."""
+        from aiouow._state import InstanceState, ObjectState, Pending
 
         tag = Tag(code="a", label="x")
-        session.add(tag)
+        other = Tag(code="b", label="x")
+        session.add(tag, other)
+        assert type(tag._aiouow_state) is Pending and other._aiouow_state is tag._aiouow_state
+        assert session.state(tag) is ObjectState.PENDING and type(tag._aiouow_state) is Pending  # inspection makes none
+        state_of(tag)
         pending = tag._aiouow_state
         assert isinstance(pending, InstanceState)
         assert all(hasattr(pending, name) for name in InstanceState.__slots__)
         assert (pending.status, pending.key, pending.owner, pending.changed) == (ObjectState.PENDING, None, session, {})
         await session.commit()
+        assert type(other._aiouow_state) is Loaded and session.state(other) is ObjectState.PERSISTENT
         session.expunge_all()
         loaded = await session.get_one(Tag, "a")
         loaded.label = "y"
@@ -126,3 +137,76 @@ class TestTracking:
             {"label": "x"},
             None,
         )
+
+
+class TestAssignmentsDuringFlush:
+    """An assignment made while the flush that inserts its object is in flight (another task of
+    the program runs meanwhile) is never lost: the INSERT writes the values it took, the
+    assignment is a change for the next flush."""
+
+    @pytest.fixture(autouse=True)
+    async def _close_sessions(self, pool: aiouow.Pool) -> AsyncIterator[None]:
+        """Closes the tests' sessions, also after a failure (before the pool checks for leaks)."""
+        self.sessions: list[AsyncSession] = []
+        yield
+        for s in self.sessions:
+            await s.close()
+
+    async def test_assignment_during_insert_is_the_next_flush_update(self, pool: aiouow.Pool) -> None:
+        injector = Injector(pool)
+        injector.delays["before run_steps"] = 0.3  # the flush has taken the values, its statements wait
+        injector.install()
+        s = AsyncSession(pool)
+        self.sessions.append(s)
+        try:
+            tags = [Tag(code=f"f{i}", label="before") for i in range(3)]
+            user = User(name="before", email="f@x", profile={"n": 1})  # JSON: an entity with its own states
+            s.add_all([*tags, user])
+            flush = asyncio.ensure_future(s.flush())
+            await asyncio.sleep(0.1)
+            tags[1].label = "during"
+            user.name = "during"
+            await flush
+        finally:
+            injector.uninstall()
+        for obj in (tags[1], user):
+            assert s.state(obj) is ObjectState.PERSISTENT
+            assert s.dirty_fields(obj) == [{Tag: "label", User: "name"}[type(obj)]]
+            assert s.original_value(obj, "label" if obj is tags[1] else "name") == "before"
+        assert s.dirty == {tags[1], user}
+        with s.no_autoflush():
+            assert await s.execute("SELECT label FROM tags WHERE code = 'f1'") == [{"label": "before"}]
+        await s.commit()
+        assert not s.dirty
+        async with AsyncSession(pool) as check:
+            assert {t.code: t.label for t in await check.all(Tag)} == {"f0": "before", "f1": "during", "f2": "before"}
+            assert (await check.get_one(User, user.id)).name == "during"
+
+    async def test_assignment_during_a_failed_insert_is_kept_as_a_value(self, pool: aiouow.Pool) -> None:
+        async with AsyncSession(pool) as s:
+            s.add(Tag(code="taken", label="x"))
+            await s.commit()
+        injector = Injector(pool)
+        injector.delays["before run_steps"] = 0.3
+        injector.install()
+        s = AsyncSession(pool)
+        self.sessions.append(s)
+        try:
+            tag = Tag(code="new", label="before")
+            s.add_all([tag, Tag(code="taken", label="again")])  # a duplicate key: the INSERT fails
+            flush = asyncio.ensure_future(s.flush())
+            await asyncio.sleep(0.1)
+            tag.label = "during"
+            with pytest.raises(aiouow.UniqueViolationError):
+                await flush
+        finally:
+            injector.uninstall()
+        assert s.state(tag) is ObjectState.PENDING  # nothing was inserted: still pending, no change recorded
+        assert s.dirty_fields(tag) == [] and s.original_value(tag, "label") == "during"
+        await s.rollback()
+        assert s.state(tag) is ObjectState.TRANSIENT
+        s.add(tag)
+        await s.commit()
+        assert s.state(tag) is ObjectState.PERSISTENT and not s.dirty
+        async with AsyncSession(pool) as check:
+            assert (await check.get_one(Tag, "new")).label == "during"

@@ -16,12 +16,6 @@ from aiouow._unitofwork import DeleteStep, InsertStep, UpdateStep, plan_flush, t
 from .models import Color, Order, OrderLine, Tag, User
 
 
-def pending(obj: object) -> InstanceState:
-    st = new_state(obj)
-    st.status = ObjectState.PENDING
-    return st
-
-
 def persistent(obj: object) -> InstanceState:
     st = new_state(obj)
     st.status = ObjectState.PERSISTENT
@@ -43,7 +37,7 @@ class TestPlan:
         old_user = User(name="o", email="o")
         old_user.__dict__["id"] = 9
         plan = plan_flush(
-            [pending(line), pending(order), pending(user)],
+            [line, order, user],
             [upd],
             [persistent(old_user), persistent(old_order)],
         )
@@ -65,7 +59,7 @@ class TestPlan:
         tags[0].label = "y"
         tags[1].label = "y"
         tags[2].code = tags[2].code  # assigned but unchanged: not an update
-        plan = plan_flush([pending(u) for u in users], states, [])
+        plan = plan_flush(users, states, [])
         inserts = [s for s in plan.steps if isinstance(s, InsertStep)]
         updates = [s for s in plan.steps if isinstance(s, UpdateStep)]
         assert len(inserts) == 1 and len(inserts[0].rows) == 100
@@ -79,7 +73,7 @@ class TestPlan:
         a = User(name="a", email="a")
         b = User(name="b", email="b")
         b.id = 77
-        plan = plan_flush([pending(a), pending(b)], [], [])
+        plan = plan_flush([a, b], [], [])
         steps = [s for s in plan.steps if isinstance(s, InsertStep)]
         assert [s.returning for s in steps] == [User.id, None]
         assert steps[1].rows[0][0] == 77
@@ -87,7 +81,7 @@ class TestPlan:
     def test_value_check_happens_before_any_step(self) -> None:
         """A bad value anywhere fails planning, so nothing is sent."""
         with pytest.raises(aiouow.DataError, match="field 'email'"):
-            plan_flush([pending(User(name="a", email="a")), pending(User(name="b", email=None))], [], [])  # type: ignore[arg-type]
+            plan_flush([User(name="a", email="a"), User(name="b", email=None)], [], [])  # type: ignore[arg-type]
 
     def test_delete_keys_include_version(self) -> None:
         """Versioned deletes carry the expected version."""

@@ -373,6 +373,16 @@ class PostgresConnection(Connection):
             if len(rows) < batch_size:
                 return
 
+    @staticmethod
+    def _arrays(columns: Sequence[Column[Any]], rows: list[tuple[Any, ...]]) -> list[Any]:
+        """Driver parameters of a step whose rows hold driver values already: the row's values
+        for a single row, else one array per column."""
+        if not columns:
+            return [len(rows)]  # rows of defaults only: their count
+        if len(rows) == 1:
+            return list(rows[0])
+        return [list(values) for values in zip(*rows, strict=True)]
+
     def _params(self, columns: Sequence[Column[Any]], rows: list[tuple[Any, ...]]) -> list[Any]:
         """Driver parameters of a step: one value per column for a single row, else one array per column."""
         if not columns:
@@ -405,7 +415,7 @@ class PostgresConnection(Connection):
         mapper = step.mapper
         single = len(step.rows) == 1
         sql = self.dialect.flush_sql("insert", mapper, step.columns, step.returning, single and bool(step.columns))
-        params = self._params(step.columns, step.rows)
+        params = self._arrays(step.columns, step.rows)
         action = f"insert {mapper.name} into {mapper.table}"
         started = time.perf_counter()
         call = self.raw.fetch if step.returning is not None else self.raw.execute
@@ -420,7 +430,7 @@ class PostgresConnection(Connection):
         mapper = step.mapper
         sql = self.dialect.flush_sql("update", mapper, step.columns, step.version, len(step.rows) == 1)
         keyed = [*step.columns, *mapper.pk] + ([step.version] if step.version is not None else [])
-        return await self._matched("update", sql, self._params(keyed, step.rows), f"{mapper.name} in {mapper.table}")
+        return await self._matched("update", sql, self._arrays(keyed, step.rows), f"{mapper.name} in {mapper.table}")
 
     async def delete(self, step: DeleteStep) -> int:
         mapper = step.mapper

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from decimal import Decimal
+from itertools import chain
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -117,7 +118,7 @@ class SQLiteDialect(Dialect):
 
     def __init__(self) -> None:
         super().__init__()
-        self._layouts: dict[tuple[tuple[Column[Any], ...], bool], Callable[[Sequence[Sequence[Any]]], Any]] = {}
+        self._layouts: dict[tuple[Column[Any], ...], Callable[[Sequence[Sequence[Any]]], Any]] = {}
 
     def to_db(self, ctype: ColumnType) -> Converter | None:
         if ctype.kind is Kind.ENUM:
@@ -154,10 +155,10 @@ class SQLiteDialect(Dialect):
     def generated_pk_sql(self, column: Column[Any]) -> str:
         return f"{self.quote(column.column_name)} INTEGER PRIMARY KEY AUTOINCREMENT"
 
-    def layout(self, columns: tuple[Column[Any], ...], *, flat: bool) -> Callable[[Sequence[Sequence[Any]]], Any]:
-        """A compiled function converting rows of ``columns`` to driver parameters in one pass:
-        rows of parameters (``executemany``), or ``flat``, one list (a multi-row ``VALUES``)."""
-        fn = self._layouts.get((columns, flat))
+    def layout(self, columns: tuple[Column[Any], ...]) -> Callable[[Sequence[Sequence[Any]]], Any]:
+        """A compiled function converting rows of ``columns`` to rows of driver parameters in one
+        pass (the keys of a delete: flush planning converts the rows of inserts and updates)."""
+        fn = self._layouts.get(columns)
         if fn is None:
             env: dict[str, Any] = {}
             names = [f"v{i}" for i in range(len(columns))]
@@ -169,14 +170,14 @@ class SQLiteDialect(Dialect):
                 else:
                     env[f"c{i}"] = conv
                     out.append(f"None if v{i} is None else c{i}(v{i})")
-            if not flat and out == names:
+            if out == names:
                 fn = _as_they_are  # nothing to convert
             else:
                 src = "\n".join(
                     [
                         "def layout(rows):",
                         "    out = []",
-                        f"    put = out.{'extend' if flat else 'append'}",
+                        "    put = out.append",
                         f"    for {', '.join(names)}, in rows:",
                         f"        put(({', '.join(out)},))",
                         "    return out",
@@ -184,7 +185,7 @@ class SQLiteDialect(Dialect):
                 )
                 exec(src, env)  # noqa: S102 - generated from column positions only
                 fn = env["layout"]
-            self._layouts[columns, flat] = fn
+            self._layouts[columns] = fn
         return fn
 
 
@@ -626,17 +627,14 @@ class SQLiteConnection(Connection):
         mapper = step.mapper
         action = f"insert {mapper.name} into {mapper.table}"
         cols = ", ".join(q(c.column_name) for c in step.columns)
-        rows = step.rows
+        rows = step.rows  # driver parameters already (planned for this dialect)
         if step.returning is None:
             sql = f"INSERT INTO {q(mapper.table)} ({cols}) VALUES ({', '.join('?' * len(step.columns))})"
-            return [
-                _Statement(sql, self.dialect.layout(step.columns, flat=False)(rows), MANY, action, written=len(rows))
-            ]
+            return [_Statement(sql, rows, MANY, action, written=len(rows))]
         ret = q(step.returning.column_name)
         if not step.columns:
             sql = f"INSERT INTO {q(mapper.table)} DEFAULT VALUES RETURNING {ret}"
             return [_Statement(sql, (), FETCH, action, written=1) for _ in rows]
-        flatten = self.dialect.layout(step.columns, flat=True)
         ncols = len(step.columns)
         per = max(1, min(MAX_ROWS_PER_STATEMENT, VARIABLE_LIMIT // ncols))
         group = "(" + ", ".join("?" * ncols) + ")"
@@ -647,7 +645,7 @@ class SQLiteConnection(Connection):
         for start in range(0, len(rows), per):
             chunk = rows[start : start + per]
             sql = full if len(chunk) == per else head + ", ".join([group] * len(chunk)) + tail
-            out.append(_Statement(sql, flatten(chunk), FETCH, action, written=len(chunk)))
+            out.append(_Statement(sql, list(chain.from_iterable(chunk)), FETCH, action, written=len(chunk)))
         return out
 
     def _update_statement(self, step: UpdateStep) -> _Statement:
@@ -662,12 +660,7 @@ class SQLiteConnection(Connection):
             where.append(f"{v} = ?")
             param_cols.append(step.version)
         sql = f"UPDATE {q(mapper.table)} SET {', '.join(sets)} WHERE {' AND '.join(where)}"
-        return _Statement(
-            sql,
-            self.dialect.layout(tuple(param_cols), flat=False)(step.rows),
-            MANY,
-            f"update {mapper.name} in {mapper.table}",
-        )
+        return _Statement(sql, step.rows, MANY, f"update {mapper.name} in {mapper.table}")
 
     def _delete_statements(self, step: DeleteStep) -> list[_Statement]:
         q = self.dialect.quote
@@ -676,7 +669,7 @@ class SQLiteConnection(Connection):
         param_cols: list[Column[Any]] = list(mapper.pk)
         if step.version is not None:
             param_cols.append(step.version)
-        keys = self.dialect.layout(tuple(param_cols), flat=False)(step.keys)
+        keys = self.dialect.layout(tuple(param_cols))(step.keys)
         if len(param_cols) > 1:
             where = " AND ".join(f"{q(c.column_name)} = ?" for c in param_cols)
             return [_Statement(f"DELETE FROM {q(mapper.table)} WHERE {where}", keys, MANY, action)]
