@@ -157,6 +157,7 @@ class Mapper:
         "pk",
         "pk_name",
         "pk_positions",
+        "plain",
         "single_names",
         "table",
         "version",
@@ -181,6 +182,9 @@ class Mapper:
         self.pk_name: str | None = self.pk[0].name if len(self.pk) == 1 else None
         #: Fields a flush refuses to see changed: the primary key and the version.
         self.immutable = frozenset(c.name for c in columns if c.primary_key or c.version)
+        #: The other fields, with a single-column key: those whose assignments to a loaded object
+        #: its session's stand-in records inline (none with a composite key).
+        self.plain: frozenset[str] = frozenset() if self.pk_name is None else frozenset(self.names) - self.immutable
         fks: list[tuple[Column[Any], str, str]] = []
         for c in columns:
             if c.foreign_key:
@@ -267,6 +271,18 @@ class Entity:
             st = self._aiouow_state
         except AttributeError:  # made without __init__ (object.__new__, copy): no session has seen it
             st = None
+        if type(st) is Loaded and name in st.plain and not (st.deleted or st.removed):
+            # The common case, inline: a field of a loaded object, recorded by its session's
+            # stand-in (what `Loaded.change` does, without the call).
+            d = self.__dict__
+            key = d[st.key_field]
+            changed = st.changes.get(key)
+            if changed is None:
+                st.changes[key] = {name: d.get(name, MISSING)}
+            elif name not in changed:
+                changed[name] = d.get(name, MISSING)
+            d[name] = value
+            return
         if st is not None and name in st.mapper.column_names:
             d = self.__dict__
             if type(st) is Loaded:  # the session's shared stand-in for loaded objects

@@ -440,7 +440,10 @@ class AsyncSession:
 
     def delete(self, obj: Any) -> None:
         """Mark an object for deletion at the next flush; a pending object is just un-added."""
-        mark = getattr(obj, STATE_ATTR, None)
+        try:
+            mark = obj._aiouow_state
+        except AttributeError:
+            mark = None
         if type(mark) is Loaded and mark.owner is self and (self._state is _IDLE or self._state is _ACTIVE):
             # The fast path: a loaded object of this usable session, held by its stand-in.
             if not mark.delete(obj):
@@ -651,22 +654,25 @@ class AsyncSession:
             elif isinstance(step, DeleteStep):
                 table = self._identity.table(mapper)
                 deleted = self._deleted
+                mark = self._marks.get(mapper)
+                held: dict[Any, Any] = mark.deleted if mark is not None else {}
+                removed: dict[Any, Any] = mark.removed if mark is not None else {}
                 for key, obj in zip(step.ids, step.objs, strict=True):
                     table.pop(key, None)
-                    holder = obj._aiouow_state
-                    if type(holder) is Loaded:  # held by its stand-in: deleted by a flush now
-                        if holder.deleted.pop(key, None) is not None:
-                            holder.removed[key] = obj
-                    else:
-                        deleted.pop(holder, None)
+                    if held.pop(key, None) is obj:  # held by the stand-in: deleted by a flush now
+                        removed[key] = obj
+                    else:  # one with its own state (maybe given since the flush took it)
+                        holder = obj._aiouow_state
+                        if type(holder) is InstanceState:
+                            deleted.pop(holder, None)
                 log.record_deletes(mapper, step.ids, step.objs)
         if every_new:
             self._new = {}
         for st in pending.taken:
             if st.changed:
                 self._modified.add(st)
-        for mark in self._pendings.values():
-            mark.inflight = None
+        for stand_in in self._pendings.values():
+            stand_in.inflight = None
 
     def _apply_insert(self, step: InsertStep, generated: list[Any] | None, every_new: bool) -> None:
         """The rows of an insert step exist: their objects are persistent, held by the entity's
@@ -736,10 +742,14 @@ class AsyncSession:
         self._txlog.record_inserts(mapper, keys, objs)
 
     def _after_commit(self) -> None:
-        for _, _, obj, _ in self._txlog.deleted(new_rows=False):
-            holder = obj._aiouow_state
-            if holder is not None and holder.owner is self:
-                _make_object_transient(obj, holder)
+        for mapper, objs in self._txlog.deleted_objects():
+            mark = self._marks.get(mapper)
+            for obj in objs:
+                holder = obj._aiouow_state
+                if holder is mark:  # held by the stand-in: it leaves the session without a state
+                    set_state_slot(obj, None)
+                elif holder is not None and holder.owner is self:
+                    _make_object_transient(obj, holder)
         for mark in self._marks.values():
             mark.removed = {}
         self._txlog.clear()
@@ -751,6 +761,10 @@ class AsyncSession:
         expunged and its row loaded again in the same transaction, for the object loaded since.
         """
         log = self._txlog
+        if not (log or self._new or self._modified or self._deleted or self._json_mappers) and not any(
+            mark.changes or mark.deleted or mark.removed for mark in self._marks.values()
+        ):
+            return  # nothing written, nothing changed (a close after a commit)
         updated = log.updated()
         # Rows inserted in this transaction no longer exist: every object standing for one
         # becomes transient, its generated key cleared (also one loaded again and deleted since).

@@ -93,7 +93,19 @@ class Loaded:
     detaches every object still held here at once by clearing ``owner``.
     """
 
-    __slots__ = ("changes", "deleted", "deleting", "listener", "mapper", "owner", "pk", "removed", "table")
+    __slots__ = (
+        "changes",
+        "deleted",
+        "deleting",
+        "key_field",
+        "listener",
+        "mapper",
+        "owner",
+        "pk",
+        "plain",
+        "removed",
+        "table",
+    )
 
     def __init__(
         self,
@@ -119,6 +131,11 @@ class Loaded:
         #: The key field of a single-column key; None (composite keys) sends every assignment
         #: and delete through ``materialize``.
         self.pk: str | None = mapper.pk_name
+        #: The fields whose assignment ``Entity.__setattr__`` records here inline (while nothing
+        #: is deleted): every field but the key and version fields, none with a composite key or
+        #: once the session is closed.
+        self.plain: frozenset[str] = mapper.plain
+        self.key_field: str = self.pk or ""
 
     def materialize(self, obj: Any, status: ObjectState = _PERSISTENT) -> InstanceState:
         """The object's own state, replacing this stand-in (``status`` while the session owns it)."""
@@ -188,13 +205,14 @@ class Loaded:
         key = obj.__dict__[pk]
         if self.changes and key in self.changes:
             return False
-        if self.removed.get(key) is not obj:
+        if not self.removed or self.removed.get(key) is not obj:
             self.deleted[key] = obj
         return True
 
     def detach(self) -> None:
         self.owner = None
         self.listener = None
+        self.plain = frozenset()
         self.changes = {}
         self.deleted = {}
         self.removed = {}

@@ -48,6 +48,10 @@ class TransactionLog:
         self._inserted_rows: set[tuple[Mapper, Any]] = set()
         self._rows_of = 0  # how many of the insert steps are in _inserted_rows
 
+    def __bool__(self) -> bool:
+        """Whether any flush of the open transaction wrote rows."""
+        return bool(self._inserts or self._deletes or self._updates)
+
     def _inserted_among(self, row: tuple[Mapper, Any], first: int) -> bool:
         """Whether the row is one of those the first ``first`` insert steps inserted."""
         if self._rows_of < first:  # built when asked, from the inserts since
@@ -92,13 +96,18 @@ class TransactionLog:
         """Note rows a flush deleted (by identity key) and the objects that stood for them."""
         self._deletes.append((len(self._inserts), mapper, keys, objs))
 
-    def deleted(self, *, new_rows: bool = True) -> Iterator[tuple[Mapper, Any, Any, bool]]:
-        """Each row deleted: its mapper, key and object, and (with ``new_rows``, else False)
-        whether this transaction had inserted it (a rollback leaves such an object transient,
-        where the others get their rows back)."""
+    def deleted_objects(self) -> Iterator[tuple[Mapper, list[Any]]]:
+        """The objects of the deleted rows, per flush step, with their mapper."""
+        for _, mapper, _, objs in self._deletes:
+            yield mapper, objs
+
+    def deleted(self) -> Iterator[tuple[Mapper, Any, Any, bool]]:
+        """Each row deleted: its mapper, key and object, and whether this transaction had
+        inserted it (a rollback leaves such an object transient, where the others get their
+        rows back)."""
         for inserted, mapper, keys, objs in self._deletes:
             for key, obj in zip(keys, objs, strict=True):
-                yield mapper, key, obj, new_rows and bool(inserted) and self._inserted_among((mapper, key), inserted)
+                yield mapper, key, obj, bool(inserted) and self._inserted_among((mapper, key), inserted)
 
     def clear(self) -> None:
         self._inserts = []

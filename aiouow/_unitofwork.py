@@ -59,13 +59,23 @@ class UpdateStep:
 
 @dataclass(slots=True)
 class DeleteStep:
-    """DELETE rows of one table; each key is the primary key (then the expected version)."""
+    """DELETE rows of one table, by identity key (then, with a version column, the version each
+    row is expected to have)."""
 
     mapper: Mapper
-    keys: list[tuple[Any, ...]]
     ids: list[Any]  # each object's identity key
     objs: list[Any]
     version: Column[Any] | None
+    versions: list[Any] | None = None  # with a version column: each object's version
+
+    @property
+    def keys(self) -> list[tuple[Any, ...]]:
+        """Each row's primary key values, then its expected version (made when asked: a delete by
+        a single-column key sends ``ids`` as they are)."""
+        keys: list[tuple[Any, ...]] = self.ids if len(self.mapper.pk) > 1 else [(key,) for key in self.ids]
+        if self.versions is not None:
+            keys = [(*key, version) for key, version in zip(keys, self.versions, strict=True)]
+        return keys
 
 
 Step = InsertStep | UpdateStep | DeleteStep
@@ -93,7 +103,7 @@ def expected_rows(steps: Iterable[Step]) -> list[int | None]:
         if isinstance(step, UpdateStep):
             out.append(len(step.rows))
         elif isinstance(step, DeleteStep) and step.version is not None:
-            out.append(len(step.keys))
+            out.append(len(step.ids))
         else:
             out.append(None)
     return out
@@ -277,15 +287,8 @@ def _delete_step(mapper: Mapper, deleted: tuple[list[Any], list[Any]]) -> Delete
     """Delete by identity key (the key the row had when loaded, whatever the fields say now)."""
     version = mapper.version
     ids, objs = deleted
-    keys: list[tuple[Any, ...]]
-    if len(mapper.pk) > 1:
-        keys = ids
-    else:
-        keys = [(key,) for key in ids]
-    if version is not None:
-        name = version.name
-        keys = [(*key, obj.__dict__[name]) for key, obj in zip(keys, objs, strict=True)]
-    return DeleteStep(mapper, keys, ids, objs, version)
+    versions = None if version is None else [obj.__dict__[version.name] for obj in objs]
+    return DeleteStep(mapper, ids, objs, version, versions)
 
 
 RowBuilder = Callable[[list[Any]], list[tuple[Any, ...]]]

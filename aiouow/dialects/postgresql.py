@@ -312,10 +312,11 @@ class PostgresConnection(Connection):
         self._tx = False
         self.echo = pool.echo
 
-    async def _status(self, sql: str, action: str) -> str:
+    async def _status(self, sql: str, action: str, kind: str = "other") -> str:
+        """Run a statement without parameters (``kind``: how the statistics count it)."""
         started = time.perf_counter()
         status: str = await self._driver(sql, (), action, self.raw.execute, sql)
-        self._observe(statement_kind(sql), started)
+        self._observe(kind, started)
         return status
 
     async def begin(self) -> None:
@@ -434,7 +435,7 @@ class PostgresConnection(Connection):
 
     async def delete(self, step: DeleteStep) -> int:
         mapper = step.mapper
-        sql = self.dialect.flush_sql("delete", mapper, (), step.version, len(step.keys) == 1)
+        sql = self.dialect.flush_sql("delete", mapper, (), step.version, len(step.ids) == 1)
         params: list[Any]
         if step.version is None and len(mapper.pk) == 1 and len(step.ids) > 1:
             # The array of keys is the identity keys as they are (no rows to take apart).
@@ -456,7 +457,7 @@ class PostgresConnection(Connection):
         await self.begin()
         try:
             for sql in statements:
-                await self._status(sql, "run DDL")
+                await self._status(sql, "run DDL", statement_kind(sql))
             await self.commit()
         except BaseException:
             if self._tx:

@@ -669,14 +669,17 @@ class SQLiteConnection(Connection):
         param_cols: list[Column[Any]] = list(mapper.pk)
         if step.version is not None:
             param_cols.append(step.version)
-        keys = self.dialect.layout(tuple(param_cols))(step.keys)
         if len(param_cols) > 1:
             where = " AND ".join(f"{q(c.column_name)} = ?" for c in param_cols)
+            keys = self.dialect.layout(tuple(param_cols))(step.keys)
             return [_Statement(f"DELETE FROM {q(mapper.table)} WHERE {where}", keys, MANY, action)]
+        # A single-column key: the identity keys, as driver values, in chunks of ``IN (...)``.
+        dump = self.dialect.dumper(mapper.pk[0])
+        ids = step.ids if dump is None else [dump(key) for key in step.ids]
         pk = q(mapper.pk[0].column_name)
         out = []
-        for start in range(0, len(keys), VARIABLE_LIMIT):
-            chunk = [k[0] for k in keys[start : start + VARIABLE_LIMIT]]
+        for start in range(0, len(ids), VARIABLE_LIMIT):
+            chunk = ids[start : start + VARIABLE_LIMIT]
             sql = f"DELETE FROM {q(mapper.table)} WHERE {pk} IN ({', '.join('?' * len(chunk))})"
             out.append(_Statement(sql, chunk, ONE, action))
         return out
