@@ -687,21 +687,13 @@ class AsyncSession:
         loaded = self._loaded_mark(mapper)
         objs = step.objs
         persistent = ObjectState.PERSISTENT
+        # The usual case: the generated key is the identity key (set in the loop below).
+        name = gen.name if generated is not None and gen is not None and version is None else None
         keys: list[Any]
-        if generated is not None and gen is not None and version is None:
-            name = gen.name
+        if name is not None:
+            assert generated is not None
             keys = generated
-            for obj, key in zip(objs, keys, strict=True):
-                obj.__dict__[name] = key
-                holder = obj._aiouow_state
-                if holder is pending:
-                    set_state_slot(obj, loaded)
-                else:
-                    assert type(holder) is InstanceState
-                    holder.key = key
-                    holder.status = persistent
-                table[key] = obj
-        else:
+        else:  # the values the database gave (generated key, first version), then the keys
             keys = []
             for i, obj in enumerate(objs):
                 d = obj.__dict__
@@ -709,16 +701,18 @@ class AsyncSession:
                     d[gen.name] = generated[i]
                 if version is not None:
                     d[version.name] = 1
-                key = mapper.key_of_values(d)
-                holder = obj._aiouow_state
-                if holder is pending:
-                    set_state_slot(obj, loaded)
-                else:
-                    assert type(holder) is InstanceState
-                    holder.key = key
-                    holder.status = persistent
-                table[key] = obj
-                keys.append(key)
+                keys.append(mapper.key_of_values(d))
+        for obj, key in zip(objs, keys, strict=True):
+            if name is not None:
+                obj.__dict__[name] = key
+            holder = obj._aiouow_state
+            if holder is pending:
+                set_state_slot(obj, loaded)
+            else:
+                assert type(holder) is InstanceState
+                holder.key = key
+                holder.status = persistent
+            table[key] = obj
         if not every_new:
             for obj in objs:
                 new.pop(id(obj), None)
