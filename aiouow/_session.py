@@ -520,10 +520,10 @@ class AsyncSession:
             mark.changes = {}
         if plan.empty:  # assignments that set fields back: their records were just dropped
             return None
-        inserting = [self._pending_mark(step.mapper) for step in plan.steps if isinstance(step, InsertStep)]
-        for pending in inserting:
-            pending.inflight = {}
-        return _Taken(plan, taken, inserting, self._new_edits)
+        for step in plan.steps:  # the stand-ins of the objects inserted record assignments meanwhile
+            if isinstance(step, InsertStep):
+                self._pending_mark(step.mapper).inflight = {}
+        return _Taken(plan, taken, self._new_edits)
 
     def _untake(self, pending: _Taken) -> None:
         """The flush did not happen: its changes are recorded again (with any made meanwhile)."""
@@ -543,8 +543,7 @@ class AsyncSession:
                         holder.changed = {**holder.changed, **original}
                         if holder.owner is self:
                             self._modified.add(holder)
-        for mark in pending.inserting:
-            mark.inflight = None
+        self._end_inflight()
         for st in [st for st in self._modified if st.status is ObjectState.PENDING]:
             st.changed = {}  # still pending: the next INSERT takes its values as they are
             self._modified.discard(st)
@@ -671,8 +670,12 @@ class AsyncSession:
         for st in pending.taken:
             if st.changed:
                 self._modified.add(st)
-        for stand_in in self._pendings.values():
-            stand_in.inflight = None
+        self._end_inflight()
+
+    def _end_inflight(self) -> None:
+        """No flush is inserting: the stand-ins of pending objects stop recording assignments."""
+        for pending in self._pendings.values():
+            pending.inflight = None
 
     def _apply_insert(self, step: InsertStep, generated: list[Any] | None, every_new: bool) -> None:
         """The rows of an insert step exist: their objects are persistent, held by the entity's
@@ -767,25 +770,21 @@ class AsyncSession:
                 self._identity.discard(mapper, key)
                 _forget_generated_key(mapper, target)
                 holder = target._aiouow_state
+                assert holder is not None
                 if type(holder) is Loaded:  # whatever its stand-in holds for the row goes too
                     holder.changes.pop(key, None)
                     holder.deleted.pop(key, None)
                     holder.removed.pop(key, None)
-                    set_state_slot(target, None)
                 else:
-                    assert type(holder) is InstanceState
-                    _make_transient(holder)
                     self._modified.discard(holder)
                     self._deleted.pop(holder, None)
+                _make_object_transient(target, holder)
         for obj in self._new.values():
             holder = obj._aiouow_state
-            if type(holder) is Pending:
-                set_state_slot(obj, None)
-            elif type(holder) is InstanceState:
-                _make_transient(holder)
+            if holder is not None:
+                _make_object_transient(obj, holder)
         self._new = {}
-        for pending in self._pendings.values():
-            pending.inflight = None
+        self._end_inflight()
         touched: list[InstanceState] = []
         for st in self._candidates():
             st.obj.__dict__.update(_tracking.originals(st))
@@ -1240,14 +1239,13 @@ def _make_transient(st: InstanceState) -> None:
     st.json_snap = None
 
 
-def _make_object_transient(obj: Any, holder: InstanceState | Loaded) -> None:
+def _make_object_transient(obj: Any, holder: InstanceState | Loaded | Pending) -> None:
     """The object leaves its session, backed by no row: its own state says so, or (for an object
-    held by its session's stand-in) it gets no state at all, as if no session had seen it."""
-    if type(holder) is Loaded:
-        set_state_slot(obj, None)
-    else:
-        assert type(holder) is InstanceState
+    held by one of its session's stand-ins) it gets no state at all, as if no session had seen it."""
+    if type(holder) is InstanceState:
         _make_transient(holder)
+    else:
+        set_state_slot(obj, None)
 
 
 def _before_update(
@@ -1316,7 +1314,6 @@ class _Taken(NamedTuple):
 
     plan: FlushPlan
     taken: dict[InstanceState, dict[str, Any]]
-    inserting: list[Pending]  # the stand-ins of the objects the plan inserts (recording meanwhile)
     new_edits: int  # the session's count of changes to its pending objects when the flush took them
 
 
