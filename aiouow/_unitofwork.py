@@ -59,23 +59,22 @@ class UpdateStep:
 
 @dataclass(slots=True)
 class DeleteStep:
-    """DELETE rows of one table, by identity key (then, with a version column, the version each
-    row is expected to have)."""
+    """DELETE rows of one table, by identity key.
+
+    ``keys`` holds what the statement matches, per row: the key itself for a single-column key
+    without a version column (``single``), else a tuple of the key's values then the version
+    the row is expected to have. As driver parameters when planned for a dialect.
+    """
 
     mapper: Mapper
+    keys: list[Any]
     ids: list[Any]  # each object's identity key
     objs: list[Any]
     version: Column[Any] | None
-    versions: list[Any] | None = None  # with a version column: each object's version
 
     @property
-    def keys(self) -> list[tuple[Any, ...]]:
-        """Each row's primary key values, then its expected version (made when asked: a delete by
-        a single-column key sends ``ids`` as they are)."""
-        keys: list[tuple[Any, ...]] = self.ids if len(self.mapper.pk) > 1 else [(key,) for key in self.ids]
-        if self.versions is not None:
-            keys = [(*key, version) for key, version in zip(keys, self.versions, strict=True)]
-        return keys
+    def single(self) -> bool:
+        return self.version is None and len(self.mapper.pk) == 1
 
 
 Step = InsertStep | UpdateStep | DeleteStep
@@ -147,7 +146,7 @@ def plan_flush(
     for (mapper, names), group in sorted(updates.items(), key=lambda kv: rank[kv[0][0]]):
         plan.steps.append(_update_step(mapper, names, group, dialect))
     for mapper in sorted(deletes, key=rank.__getitem__, reverse=True):
-        plan.steps.append(_delete_step(mapper, deletes[mapper]))
+        plan.steps.append(_delete_step(mapper, deletes[mapper], dialect))
     return plan
 
 
@@ -283,12 +282,28 @@ def _update_step(mapper: Mapper, names: tuple[str, ...], group: _Changed, dialec
     return UpdateStep(mapper, columns, rows, group.objs, group.keys, group.originals, mapper.version)
 
 
-def _delete_step(mapper: Mapper, deleted: tuple[list[Any], list[Any]]) -> DeleteStep:
-    """Delete by identity key (the key the row had when loaded, whatever the fields say now)."""
+def _delete_step(mapper: Mapper, deleted: tuple[list[Any], list[Any]], dialect: Dialect | None) -> DeleteStep:
+    """Delete by identity key (the key the row had when loaded, whatever the fields say now),
+    each value converted by the ``dialect``'s dumper of its column (if any)."""
     version = mapper.version
     ids, objs = deleted
-    versions = None if version is None else [obj.__dict__[version.name] for obj in objs]
-    return DeleteStep(mapper, ids, objs, version, versions)
+    columns = [*mapper.pk] if version is None else [*mapper.pk, version]
+    convs = [None if dialect is None else dialect.dumper(c) for c in columns]
+    keys: list[Any]
+    if len(columns) == 1:  # a single-column key: the keys themselves
+        conv = convs[0]
+        keys = ids if conv is None else [conv(key) for key in ids]
+    else:  # a tuple per row: the key's values, then the expected version
+        rows: list[tuple[Any, ...]] = ids if len(mapper.pk) > 1 else [(key,) for key in ids]
+        if version is not None:
+            rows = [(*key, obj.__dict__[version.name]) for key, obj in zip(rows, objs, strict=True)]
+        if any(conv is not None for conv in convs):
+            rows = [
+                tuple(v if conv is None or v is None else conv(v) for v, conv in zip(row, convs, strict=True))
+                for row in rows
+            ]
+        keys = rows
+    return DeleteStep(mapper, keys, ids, objs, version)
 
 
 RowBuilder = Callable[[list[Any]], list[tuple[Any, ...]]]

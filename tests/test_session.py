@@ -107,6 +107,31 @@ class TestFlushAndCommit:
         async with AsyncSession(pool) as s:
             assert (await s.get_one(Doc, d.id)).title == "from a"
 
+    async def test_versioned_deletes_match_the_version(self, pool: aiouow.Pool) -> None:
+        """Deletes of versioned objects match each row at its version: several at once go through,
+        and one whose row was changed elsewhere since raises StaleDataError, deleting nothing."""
+        async with AsyncSession(pool) as s:
+            docs = [Doc(title=f"d{i}") for i in range(3)]
+            s.add_all(docs)
+            await s.commit()
+        async with AsyncSession(pool) as s:
+            first, second, _ = sorted(await s.all(Doc), key=lambda d: d.title)
+            s.delete(first)
+            s.delete(second)
+            await s.commit()
+            assert [d.title for d in await s.all(Doc)] == ["d2"]
+        async with AsyncSession(pool) as a, AsyncSession(pool) as b:
+            da = await a.get_one(Doc, docs[2].id)
+            db = await b.get_one(Doc, docs[2].id)
+            da.title = "changed"
+            await a.commit()
+            b.delete(db)
+            with pytest.raises(aiouow.StaleDataError, match="cannot delete Doc: expected to match 1 row"):
+                await b.commit()
+            await b.rollback()
+        async with AsyncSession(pool) as s:
+            assert [d.title for d in await s.all(Doc)] == ["changed"]
+
     async def test_update_of_vanished_row_raises_stale(self, pool: aiouow.Pool) -> None:
         """An UPDATE that matches no row (deleted elsewhere) raises StaleDataError."""
         async with AsyncSession(pool) as s:

@@ -384,21 +384,6 @@ class PostgresConnection(Connection):
             return list(rows[0])
         return [list(values) for values in zip(*rows, strict=True)]
 
-    def _params(self, columns: Sequence[Column[Any]], rows: list[tuple[Any, ...]]) -> list[Any]:
-        """Driver parameters of a step: one value per column for a single row, else one array per column."""
-        if not columns:
-            return [len(rows)]  # rows of defaults only: their count
-        dumpers = [self.dialect.dumper(c) for c in columns]
-        if len(rows) == 1:
-            return [v if conv is None or v is None else conv(v) for v, conv in zip(rows[0], dumpers, strict=True)]
-        out: list[Any] = []
-        for i, conv in enumerate(dumpers):
-            if conv is None:
-                out.append([r[i] for r in rows])
-            else:
-                out.append([None if r[i] is None else conv(r[i]) for r in rows])
-        return out
-
     async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
         # One prepared statement, so one round trip, per step (the pool does not fuse commits).
         assert not commit
@@ -437,13 +422,11 @@ class PostgresConnection(Connection):
         mapper = step.mapper
         sql = self.dialect.flush_sql("delete", mapper, (), step.version, len(step.ids) == 1)
         params: list[Any]
-        if step.version is None and len(mapper.pk) == 1 and len(step.ids) > 1:
-            # The array of keys is the identity keys as they are (no rows to take apart).
-            dump = self.dialect.dumper(mapper.pk[0])
-            params = [step.ids if dump is None else [dump(key) for key in step.ids]]
+        if step.single:  # the keys as one array (or the one key)
+            params = [step.keys] if len(step.keys) > 1 else step.keys
         else:
             keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
-            params = self._params(keyed, step.keys)
+            params = self._arrays(keyed, step.keys)
         return await self._matched("delete", sql, params, f"{mapper.name} from {mapper.table}")
 
     async def _matched(self, kind: str, sql: str, params: list[Any], what: str) -> int:

@@ -116,10 +116,6 @@ class SQLiteDialect(Dialect):
 
     name = "sqlite"
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._layouts: dict[tuple[Column[Any], ...], Callable[[Sequence[Sequence[Any]]], Any]] = {}
-
     def to_db(self, ctype: ColumnType) -> Converter | None:
         if ctype.kind is Kind.ENUM:
             return _enum_value
@@ -155,39 +151,6 @@ class SQLiteDialect(Dialect):
     def generated_pk_sql(self, column: Column[Any]) -> str:
         return f"{self.quote(column.column_name)} INTEGER PRIMARY KEY AUTOINCREMENT"
 
-    def layout(self, columns: tuple[Column[Any], ...]) -> Callable[[Sequence[Sequence[Any]]], Any]:
-        """A compiled function converting rows of ``columns`` to rows of driver parameters in one
-        pass (the keys of a delete: flush planning converts the rows of inserts and updates)."""
-        fn = self._layouts.get(columns)
-        if fn is None:
-            env: dict[str, Any] = {}
-            names = [f"v{i}" for i in range(len(columns))]
-            out = []
-            for i, c in enumerate(columns):
-                conv = self.dumper(c)
-                if conv is None:
-                    out.append(names[i])
-                else:
-                    env[f"c{i}"] = conv
-                    out.append(f"None if v{i} is None else c{i}(v{i})")
-            if out == names:
-                fn = _as_they_are  # nothing to convert
-            else:
-                src = "\n".join(
-                    [
-                        "def layout(rows):",
-                        "    out = []",
-                        "    put = out.append",
-                        f"    for {', '.join(names)}, in rows:",
-                        f"        put(({', '.join(out)},))",
-                        "    return out",
-                    ]
-                )
-                exec(src, env)  # noqa: S102 - generated from column positions only
-                fn = env["layout"]
-            self._layouts[columns] = fn
-        return fn
-
 
 def _connect_daemon(path: str) -> aiosqlite.Connection:
     """``aiosqlite.connect()``, its worker thread made a daemon before it starts.
@@ -202,10 +165,6 @@ def _connect_daemon(path: str) -> aiosqlite.Connection:
     if isinstance(thread, threading.Thread):
         thread.daemon = True
     return db
-
-
-def _as_they_are(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
-    return rows
 
 
 def _enum_value(v: Any) -> Any:
@@ -666,16 +625,14 @@ class SQLiteConnection(Connection):
         q = self.dialect.quote
         mapper = step.mapper
         action = f"delete {mapper.name} from {mapper.table}"
-        param_cols: list[Column[Any]] = list(mapper.pk)
-        if step.version is not None:
-            param_cols.append(step.version)
-        if len(param_cols) > 1:
+        if not step.single:
+            param_cols: list[Column[Any]] = list(mapper.pk)
+            if step.version is not None:
+                param_cols.append(step.version)
             where = " AND ".join(f"{q(c.column_name)} = ?" for c in param_cols)
-            keys = self.dialect.layout(tuple(param_cols))(step.keys)
-            return [_Statement(f"DELETE FROM {q(mapper.table)} WHERE {where}", keys, MANY, action)]
-        # A single-column key: the identity keys, as driver values, in chunks of ``IN (...)``.
-        dump = self.dialect.dumper(mapper.pk[0])
-        ids = step.ids if dump is None else [dump(key) for key in step.ids]
+            return [_Statement(f"DELETE FROM {q(mapper.table)} WHERE {where}", step.keys, MANY, action)]
+        # A single-column key: the keys (driver values already) in chunks of ``IN (...)``.
+        ids = step.keys
         pk = q(mapper.pk[0].column_name)
         out = []
         for start in range(0, len(ids), VARIABLE_LIMIT):
