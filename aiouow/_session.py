@@ -182,6 +182,16 @@ class AsyncSession:
         self._tx_generation += 1
         if conn is None:
             return
+        if not rollback and not conn.broken:
+            # After a COMMIT: nothing to roll back, and the driver's release of a healthy
+            # connection finishes even if this task is cancelled meanwhile (see
+            # `DriverPool.release`), so no cancel scope of our own is needed around it.
+            try:
+                await self._driver.release(conn)
+            except BaseException:
+                self._driver.discard(conn)
+                raise
+            return
         timeout = self._driver.cleanup_timeout
         try:
             with anyio.CancelScope(shield=True):
@@ -887,23 +897,29 @@ class AsyncSession:
                     return found
         mapper = mapper_of(entity)
         key = _key_arg(mapper, pk)
+        self._enter("get")
         if not for_update:
-            self._enter("get")
             obj = self._identity.get(mapper, key)
             if obj is not None:
                 if self._marked_deleted(obj):
                     return None
                 known: E = obj
                 return known
-        self._enter("get")
         async with self._lock:
             self._check("get")
-            await self._autoflush()
+            if self._autoflush_due():
+                await self._flush()
             sql = self._dialect.select_by_pk_sql(mapper, for_update=for_update)
-            params = [self._dialect.param(c, v) for c, v in zip(mapper.pk, _key_tuple(mapper, key), strict=True)]
-            rows = await self._fetch(sql, params, write=for_update)
+            rows = await self._fetch(sql, self._key_params(mapper, key), write=for_update)
             objs = self._load(mapper, rows, refresh=for_update)
         return objs[0] if objs else None
+
+    def _key_params(self, mapper: Mapper, key: Any) -> list[Any]:
+        """An identity key as the driver parameters of a SELECT by primary key."""
+        pk = mapper.pk
+        if len(pk) == 1:
+            return [self._dialect.param(pk[0], key)]
+        return [self._dialect.param(c, v) for c, v in zip(pk, key, strict=True)]
 
     def _marked_deleted(self, obj: Any) -> bool:
         """Whether an object of the identity map is marked for deletion (not flushed yet)."""
@@ -938,7 +954,8 @@ class AsyncSession:
         self._enter("query")
         async with self._lock:
             self._check("query")
-            await self._autoflush()
+            if self._autoflush_due():
+                await self._flush()
             rows = await self._fetch(sql, params, write=stmt.locking)
             return self._load(stmt.mapper, rows, refresh=stmt.locking)
 
@@ -971,7 +988,8 @@ class AsyncSession:
         self._enter("stream")
         async with self._lock:
             self._check("stream")
-            await self._autoflush()
+            if self._autoflush_due():
+                await self._flush()
             conn = await self._connection()
             if stmt.locking:
                 await self._guarded(conn.prepare_write(fresh_reads=True))
@@ -1002,7 +1020,8 @@ class AsyncSession:
         self._enter("execute")
         async with self._lock:
             self._check("execute")
-            await self._autoflush()
+            if self._autoflush_due():
+                await self._flush()
             conn = await self._connection()
             return await self._guarded(conn.execute_raw(sql, params))
 
@@ -1014,8 +1033,7 @@ class AsyncSession:
             self._check("refresh")
             mapper = st.mapper
             sql = self._dialect.select_by_pk_sql(mapper, for_update=False)
-            params = [self._dialect.param(c, v) for c, v in zip(mapper.pk, _key_tuple(mapper, st.key), strict=True)]
-            rows = await self._fetch(sql, params, write=False)
+            rows = await self._fetch(sql, self._key_params(mapper, st.key), write=False)
             if not rows:
                 raise NotFoundError(f"cannot refresh {_describe(st)}: its row no longer exists")
             st.changed = {}
@@ -1081,15 +1099,24 @@ class AsyncSession:
             raise DetachedInstanceError(f"cannot {op} {_describe(st)}: the object is pending (flush it first)")
         return st
 
-    async def _autoflush(self) -> None:
-        if self.autoflush and not self._autoflush_off:
-            await self._flush()
+    def _autoflush_due(self) -> bool:
+        """Whether a query flushes first: autoflush is on and the session may hold changes (the
+        flush finds out which; a session that loaded nothing and added nothing holds none)."""
+        return (
+            self.autoflush
+            and not self._autoflush_off
+            and bool(self._new or self._modified or self._deleted or self._json_mappers or self._marks)
+        )
 
     async def _fetch(self, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]:
-        conn = await self._connection()
-        if write:
-            await self._guarded(conn.prepare_write(fresh_reads=True))
-        return await self._guarded(conn.fetch(sql, params))
+        conn = self._conn or await self._connection()
+        try:
+            if write:
+                await conn.prepare_write(fresh_reads=True)
+            return await conn.fetch(sql, params)
+        except BaseException as exc:  # as `_guarded`, without a coroutine of its own
+            await self._fail(exc)
+            raise
 
     async def _guarded(self, awaitable: Awaitable[T]) -> T:
         """Await a statement; any failure or interruption fails the session (see `_fail`)."""

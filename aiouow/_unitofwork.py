@@ -110,7 +110,7 @@ def expected_rows(steps: Iterable[Step]) -> list[int | None]:
 
 def plan_flush(
     new: Sequence[Any],
-    candidates: Iterable[InstanceState],
+    candidates: Sequence[InstanceState],
     deleted: Sequence[InstanceState],
     marked: Iterable[Loaded] = (),
     dialect: Dialect | None = None,
@@ -122,31 +122,37 @@ def plan_flush(
     objects are those of ``deleted`` and those the stand-ins hold as deleted. With a
     ``dialect``, the rows of insert and update steps are its driver parameters.
     """
-    plan = FlushPlan()
-    inserts = _group_inserts(new)
-    updates = _group_updates(candidates)
+    inserts = _group_inserts(new) if new else {}
+    updates = _group_updates(candidates) if candidates else {}
+    deletes = _group_deletes(deleted) if deleted else {}
     for mark in marked:
-        _group_marked(mark, updates)
-    deletes = _group_deletes(deleted)
-    for mark in marked:
+        if mark.changes:
+            _group_marked(mark, updates)
         if mark.deleted:
             ids, objs = deletes.setdefault(mark.mapper, ([], []))
             ids.extend(mark.deleted)
             objs.extend(mark.deleted.values())
 
-    order = table_order({*inserts, *(m for m, _ in updates), *deletes})
-    rank = {m: i for i, m in enumerate(order)}
-
-    for mapper in sorted(inserts, key=rank.__getitem__):
-        generated, explicit = inserts[mapper]
+    plan = FlushPlan()
+    steps = plan.steps
+    mappers = {*inserts, *(m for m, _ in updates), *deletes}
+    order = table_order(mappers) if len(mappers) > 1 else list(mappers)  # (one table: nothing to order)
+    for mapper in order if inserts else ():
+        pair = inserts.get(mapper)
+        if pair is None:
+            continue
+        generated, explicit = pair
         if generated:
-            plan.steps.append(_insert_step(mapper, generated, dialect, with_key=False))
+            steps.append(_insert_step(mapper, generated, dialect, with_key=False))
         if explicit:
-            plan.steps.append(_insert_step(mapper, explicit, dialect, with_key=True))
-    for (mapper, names), group in sorted(updates.items(), key=lambda kv: rank[kv[0][0]]):
-        plan.steps.append(_update_step(mapper, names, group, dialect))
-    for mapper in sorted(deletes, key=rank.__getitem__, reverse=True):
-        plan.steps.append(_delete_step(mapper, deletes[mapper], dialect))
+            steps.append(_insert_step(mapper, explicit, dialect, with_key=True))
+    groups = updates.items() if len(order) < 2 else sorted(updates.items(), key=lambda kv: order.index(kv[0][0]))
+    for (mapper, names), group in groups:
+        steps.append(_update_step(mapper, names, group, dialect))
+    for mapper in reversed(order) if deletes else ():
+        pair = deletes.get(mapper)
+        if pair is not None:
+            steps.append(_delete_step(mapper, pair, dialect))
     return plan
 
 
@@ -277,9 +283,14 @@ def _insert_step(mapper: Mapper, objs: list[Any], dialect: Dialect | None, *, wi
 
 
 def _update_step(mapper: Mapper, names: tuple[str, ...], group: _Changed, dialect: Dialect | None) -> UpdateStep:
-    columns = tuple(mapper.column_names[n] for n in names)
-    rows = _builder(mapper, "update", columns, dialect)(group.objs)
-    return UpdateStep(mapper, columns, rows, group.objs, group.keys, group.originals, mapper.version)
+    # The columns and the row builder of a set of changed fields, found by the field names.
+    key = ("update-fields", names, None if dialect is None else dialect.name)
+    found: tuple[tuple[Column[Any], ...], RowBuilder] | None = mapper.compiled.get(key)
+    if found is None:
+        columns = tuple(mapper.column_names[n] for n in names)
+        found = mapper.compiled[key] = (columns, _builder(mapper, "update", columns, dialect))
+    columns, build = found
+    return UpdateStep(mapper, columns, build(group.objs), group.objs, group.keys, group.originals, mapper.version)
 
 
 def _delete_step(mapper: Mapper, deleted: tuple[list[Any], list[Any]], dialect: Dialect | None) -> DeleteStep:

@@ -399,7 +399,12 @@ class DriverPool(abc.ABC):
 
     @abc.abstractmethod
     async def release(self, conn: Connection) -> None:
-        """Take a connection back (closing it when broken)."""
+        """Take a connection back (closing it when broken).
+
+        The release of a healthy connection must finish even when the awaiting task is
+        cancelled: sessions await it without a cancel scope of their own after a COMMIT.
+        (SQLite pools it without suspending; asyncpg shields its own reset.)
+        """
 
     @abc.abstractmethod
     def discard(self, conn: Connection) -> None:

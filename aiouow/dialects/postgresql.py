@@ -49,6 +49,7 @@ from ._base import (
     PoolStats,
     Row,
     checked_param,
+    log_statement,
     statement_kind,
 )
 
@@ -312,12 +313,25 @@ class PostgresConnection(Connection):
         self._tx = False
         self.echo = pool.echo
 
+    # The statements of every transaction (BEGIN, the queries, the flush, COMMIT) await asyncpg
+    # directly rather than through `_driver`: a coroutine less per statement is measurable in a
+    # request. Each logs, counts and translates as `_driver` does.
     async def _status(self, sql: str, action: str, kind: str = "other") -> str:
         """Run a statement without parameters (``kind``: how the statistics count it)."""
+        if self.echo:
+            log_statement(sql, ())
         started = time.perf_counter()
-        status: str = await self._driver(sql, (), action, self.raw.execute, sql)
+        try:
+            status: str = await self.raw.execute(sql)
+        except _DRIVER_ERRORS as exc:
+            raise self._failed(kind, started, exc, action) from exc
         self._observe(kind, started)
         return status
+
+    def _failed(self, kind: str, started: float, exc: BaseException, action: str) -> AiouowError:
+        """A driver call failed: count the statement, and the error to raise instead."""
+        self._observe(kind, started)
+        return translate(exc, action)
 
     async def begin(self) -> None:
         await self._status("BEGIN", "begin a transaction")
@@ -337,8 +351,13 @@ class PostgresConnection(Connection):
         await self._status("ROLLBACK", "roll back")
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        if self.echo:
+            log_statement(sql, params)
         started = time.perf_counter()
-        rows: list[Row] = await self._driver(sql, params, "run query", self.raw.fetch, sql, *params)
+        try:
+            rows: list[Row] = await self.raw.fetch(sql, *params)
+        except _DRIVER_ERRORS as exc:
+            raise self._failed("select", started, exc, "run query") from exc
         self._observe("select", started, rows_read=len(rows))
         return rows
 
@@ -402,21 +421,29 @@ class PostgresConnection(Connection):
         single = len(step.rows) == 1
         sql = self.dialect.flush_sql("insert", mapper, step.columns, step.returning, single and bool(step.columns))
         params = self._arrays(step.columns, step.rows)
-        action = f"insert {mapper.name} into {mapper.table}"
+        if self.echo:
+            log_statement(sql, params)
         started = time.perf_counter()
-        call = self.raw.fetch if step.returning is not None else self.raw.execute
-        result = await self._driver(sql, params, action, call, sql, *params)
+        try:
+            records = await (self.raw.fetch if step.returning is not None else self.raw.execute)(sql, *params)
+        except _DRIVER_ERRORS as exc:
+            raise self._failed("insert", started, exc, f"insert {mapper.name} into {mapper.table}") from exc
         self._observe("insert", started, rows_written=len(step.rows))
         if step.returning is None:
             return None
         # Identity values are drawn in insertion order: sorted keys match the input order.
-        return sorted(r[0] for r in result)
+        return sorted(r[0] for r in records)
 
     async def update(self, step: UpdateStep) -> int:
         mapper = step.mapper
-        sql = self.dialect.flush_sql("update", mapper, step.columns, step.version, len(step.rows) == 1)
-        keyed = [*step.columns, *mapper.pk] + ([step.version] if step.version is not None else [])
-        return await self._matched("update", sql, self._arrays(keyed, step.rows), f"{mapper.name} in {mapper.table}")
+        rows = step.rows
+        sql = self.dialect.flush_sql("update", mapper, step.columns, step.version, len(rows) == 1)
+        if len(rows) == 1:  # the row's values (columns, key, version) are the parameters
+            params = list(rows[0])
+        else:
+            keyed = [*step.columns, *mapper.pk] + ([step.version] if step.version is not None else [])
+            params = self._arrays(keyed, rows)
+        return await self._matched("update", sql, params, mapper)
 
     async def delete(self, step: DeleteStep) -> int:
         mapper = step.mapper
@@ -427,12 +454,19 @@ class PostgresConnection(Connection):
         else:
             keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
             params = self._arrays(keyed, step.keys)
-        return await self._matched("delete", sql, params, f"{mapper.name} from {mapper.table}")
+        return await self._matched("delete", sql, params, mapper)
 
-    async def _matched(self, kind: str, sql: str, params: list[Any], what: str) -> int:
+    async def _matched(self, kind: str, sql: str, params: list[Any], mapper: Mapper) -> int:
         """Run an UPDATE or DELETE step's statement; the rows it matched, from the command status."""
+        if self.echo:
+            log_statement(sql, params)
         started = time.perf_counter()
-        matched = _status_count(await self._driver(sql, params, f"{kind} {what}", self.raw.execute, sql, *params))
+        try:
+            status = await self.raw.execute(sql, *params)
+        except _DRIVER_ERRORS as exc:
+            where = f"{'in' if kind == 'update' else 'from'} {mapper.table}"
+            raise self._failed(kind, started, exc, f"{kind} {mapper.name} {where}") from exc
+        matched = _status_count(status)
         self._observe(kind, started, rows_written=matched)
         return matched
 
@@ -478,16 +512,24 @@ class PostgresPool(DriverPool):
         self.cleanup_timeout = options.cleanup_timeout
         self.max_size = raw.get_max_size()
         self._owned = owned
+        #: asyncpg's queue of free slots (private to asyncpg: without it, every acquire sets a timer).
+        self._free: asyncio.Queue[Any] | None = getattr(raw, "_queue", None)
         self._in_use = 0
         self._waiting = 0
 
     async def acquire(self) -> PostgresConnection:
         self._waiting += 1
         try:
-            # asyncio.timeout rather than acquire(timeout=): asyncpg implements that with
-            # wait_for, which costs a task (and loop iterations) per acquire.
-            async with asyncio.timeout(self.acquire_timeout):
+            if self._free is not None and not self._free.empty():
+                # A free slot: asyncpg hands it over without waiting for another session (opening
+                # its connection, if it has none, is bounded by asyncpg's connect timeout), so
+                # there is nothing for acquire_timeout to bound, and no timer to set.
                 raw = await self.raw.acquire()
+            else:
+                # asyncio.timeout rather than acquire(timeout=): asyncpg implements that with
+                # wait_for, which costs a task (and loop iterations) per acquire.
+                async with asyncio.timeout(self.acquire_timeout):
+                    raw = await self.raw.acquire()
         except TimeoutError:
             raise PoolTimeoutError(
                 f"cannot acquire a connection: all {self.max_size} connections of the pool stayed in use "
