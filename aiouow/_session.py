@@ -132,7 +132,9 @@ class AsyncSession:
                     f"cannot {op}: the session belongs to another event loop (sessions are not thread-safe)"
                 )
             self._loop = loop
-        self._check(op)
+        state = self._state
+        if state is not _IDLE and state is not _ACTIVE:
+            self._check(op)
 
     async def _connection(self) -> Connection:
         conn = self._conn
@@ -234,7 +236,8 @@ class AsyncSession:
         """
         self._enter("commit")
         async with self._lock:
-            self._check("commit")
+            if self._state is not _IDLE and self._state is not _ACTIVE:
+                self._check("commit")
             pending = self._take()
             if pending is not None and self._driver.fuses_commit:
                 await self._flush_and_commit(pending)
@@ -566,8 +569,9 @@ class AsyncSession:
     async def _flush_taken(self, pending: _Taken) -> None:
         plan = pending.plan
         try:
-            conn = await self._connection()
-            await conn.prepare_write()
+            conn = self._conn or await self._connection()
+            if conn.prepares_writes:
+                await conn.prepare_write()
             keys = _step_results(plan, await conn.run_steps(plan.steps))
         except BaseException as exc:
             self._untake(pending)
@@ -749,7 +753,10 @@ class AsyncSession:
         self._txlog.record_inserts(mapper, keys, objs)
 
     def _after_commit(self) -> None:
-        for mapper, objs in self._txlog.deleted_objects():
+        log = self._txlog
+        if not log:
+            return
+        for mapper, objs in log.deleted_objects():
             mark = self._marks.get(mapper)
             for obj in objs:
                 holder = obj._aiouow_state
@@ -758,8 +765,9 @@ class AsyncSession:
                 elif holder is not None and holder.owner is self:
                     _make_object_transient(obj, holder)
         for mark in self._marks.values():
-            mark.removed = {}
-        self._txlog.clear()
+            if mark.removed:
+                mark.removed = {}
+        log.clear()
 
     def _restore(self) -> None:
         """After a rollback: put every object back to what the database holds.
@@ -906,7 +914,8 @@ class AsyncSession:
                 known: E = obj
                 return known
         async with self._lock:
-            self._check("get")
+            if self._state is not _IDLE and self._state is not _ACTIVE:
+                self._check("get")
             if self._autoflush_due():
                 await self._flush()
             sql = self._dialect.select_by_pk_sql(mapper, for_update=for_update)

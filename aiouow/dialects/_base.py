@@ -278,6 +278,8 @@ class Connection(abc.ABC):
     echo: bool = False
     #: The driver's exception classes that `translate` turns into aiouow errors.
     driver_errors: tuple[type[BaseException], ...] = ()
+    #: Whether a flush must call `prepare_write` first (False where it does nothing).
+    prepares_writes: bool = True
 
     @staticmethod
     @abc.abstractmethod

@@ -305,6 +305,7 @@ class PostgresConnection(Connection):
     dialect: PostgresDialect
     driver_errors = _DRIVER_ERRORS
     translate = staticmethod(translate)
+    prepares_writes = False
 
     def __init__(self, pool: PostgresPool, raw: PoolConnectionProxy[Any]) -> None:
         self.pool = pool
@@ -408,12 +409,7 @@ class PostgresConnection(Connection):
         assert not commit
         out: list[Any] = []
         for step in steps:
-            if isinstance(step, InsertStep):
-                out.append(await self.insert(step))
-            elif isinstance(step, UpdateStep):
-                out.append(await self.update(step))
-            else:
-                out.append(await self.delete(step))
+            out.append(await (self.insert(step) if isinstance(step, InsertStep) else self._matched(step)))
         return out
 
     async def insert(self, step: InsertStep) -> list[Any] | None:
@@ -434,38 +430,36 @@ class PostgresConnection(Connection):
         # Identity values are drawn in insertion order: sorted keys match the input order.
         return sorted(r[0] for r in records)
 
-    async def update(self, step: UpdateStep) -> int:
+    def _update_statement(self, step: UpdateStep) -> tuple[str, list[Any]]:
         mapper = step.mapper
         rows = step.rows
         sql = self.dialect.flush_sql("update", mapper, step.columns, step.version, len(rows) == 1)
         if len(rows) == 1:  # the row's values (columns, key, version) are the parameters
-            params = list(rows[0])
-        else:
-            keyed = [*step.columns, *mapper.pk] + ([step.version] if step.version is not None else [])
-            params = self._arrays(keyed, rows)
-        return await self._matched("update", sql, params, mapper)
+            return sql, list(rows[0])
+        keyed = [*step.columns, *mapper.pk] + ([step.version] if step.version is not None else [])
+        return sql, self._arrays(keyed, rows)
 
-    async def delete(self, step: DeleteStep) -> int:
+    def _delete_statement(self, step: DeleteStep) -> tuple[str, list[Any]]:
         mapper = step.mapper
         sql = self.dialect.flush_sql("delete", mapper, (), step.version, len(step.ids) == 1)
-        params: list[Any]
         if step.single:  # the keys as one array (or the one key)
-            params = [step.keys] if len(step.keys) > 1 else step.keys
-        else:
-            keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
-            params = self._arrays(keyed, step.keys)
-        return await self._matched("delete", sql, params, mapper)
+            return sql, [step.keys] if len(step.keys) > 1 else step.keys
+        keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
+        return sql, self._arrays(keyed, step.keys)
 
-    async def _matched(self, kind: str, sql: str, params: list[Any], mapper: Mapper) -> int:
+    async def _matched(self, step: UpdateStep | DeleteStep) -> int:
         """Run an UPDATE or DELETE step's statement; the rows it matched, from the command status."""
+        update = isinstance(step, UpdateStep)
+        kind = "update" if update else "delete"
+        sql, params = self._update_statement(step) if isinstance(step, UpdateStep) else self._delete_statement(step)
         if self.echo:
             log_statement(sql, params)
         started = time.perf_counter()
         try:
             status = await self.raw.execute(sql, *params)
         except _DRIVER_ERRORS as exc:
-            where = f"{'in' if kind == 'update' else 'from'} {mapper.table}"
-            raise self._failed(kind, started, exc, f"{kind} {mapper.name} {where}") from exc
+            what = f"{kind} {step.mapper.name} {'in' if update else 'from'} {step.mapper.table}"
+            raise self._failed(kind, started, exc, what) from exc
         matched = _status_count(status)
         self._observe(kind, started, rows_written=matched)
         return matched
