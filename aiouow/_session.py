@@ -22,7 +22,7 @@ from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, Pending, sta
 from ._stats import SessionStats, StatsRecorder
 from ._transaction import SessionState, TransactionLog
 from ._types import check
-from ._unitofwork import DeleteStep, FlushPlan, InsertStep, UpdateStep, plan_flush
+from ._unitofwork import DeleteStep, FlushPlan, InsertStep, UpdateStep, expected_count, plan_flush
 from .dialects._base import Connection, Row
 from .errors import (
     CommitOutcomeUnknownError,
@@ -111,7 +111,8 @@ class AsyncSession:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.close()
+        if not self._close_at_once():
+            await self.close()
 
     def _check(self, op: str) -> None:
         state = self._state
@@ -299,7 +300,7 @@ class AsyncSession:
         is allowed. Closing is shielded from cancellation; should a native ``Task.cancel()``
         interrupt it even so, the connection is closed at once rather than leaked.
         """
-        if self._state is SessionState.CLOSED:
+        if self._close_at_once():
             return
         self._enter_any("close")
         if self._conn is None and not self._lock.locked():  # nothing to give back: nothing to await
@@ -320,6 +321,19 @@ class AsyncSession:
                 self._driver.discard(conn)
             self._finish_close()
             raise
+
+    def _close_at_once(self) -> bool:
+        """Close without awaiting anything if there is nothing to wait for (True), as after a
+        commit: an idle session, on its own event loop, holding no connection, not locked."""
+        state = self._state
+        if state is SessionState.CLOSED:
+            return True
+        if state is not _IDLE or self._conn is not None or self._loop is not asyncio.get_running_loop():
+            return False
+        if self._lock.locked():
+            return False
+        self._finish_close()
+        return True
 
     def _finish_close(self) -> None:
         if self._state is not SessionState.CLOSED:
@@ -512,9 +526,13 @@ class AsyncSession:
         marked = [mark for mark in self._marks.values() if mark.changes or mark.deleted]
         if not (self._new or self._modified or self._deleted or self._json_mappers or marked):
             return None
-        candidates = self._candidates()
+        candidates = self._candidates() if self._modified or self._json_mappers else []
         plan = plan_flush(  # may raise DataError
-            list(self._new.values()), candidates, list(self._deleted), marked, self._dialect
+            list(self._new.values()) if self._new else [],
+            candidates,
+            list(self._deleted) if self._deleted else [],
+            marked,
+            self._dialect,
         )
         # From here on, assignments made while the statements are in flight are tracked
         # against the values being written, so that none is lost: whatever is set on a pending
@@ -688,8 +706,9 @@ class AsyncSession:
 
     def _end_inflight(self) -> None:
         """No flush is inserting: the stand-ins of pending objects stop recording assignments."""
-        for pending in self._pendings.values():
-            pending.inflight = None
+        if self._pendings:
+            for pending in self._pendings.values():
+                pending.inflight = None
 
     def _apply_insert(self, step: InsertStep, generated: list[Any] | None, every_new: bool) -> None:
         """The rows of an insert step exist: their objects are persistent, held by the entity's
@@ -776,10 +795,12 @@ class AsyncSession:
         expunged and its row loaded again in the same transaction, for the object loaded since.
         """
         log = self._txlog
-        if not (log or self._new or self._modified or self._deleted or self._json_mappers) and not any(
-            mark.changes or mark.deleted or mark.removed for mark in self._marks.values()
-        ):
-            return  # nothing written, nothing changed (a close after a commit)
+        if not (log or self._new or self._modified or self._deleted or self._json_mappers):
+            for mark in self._marks.values():
+                if mark.changes or mark.deleted or mark.removed:
+                    break
+            else:
+                return  # nothing written, nothing changed (a close after a commit)
         updated = log.updated()
         # Rows inserted in this transaction no longer exist: every object standing for one
         # becomes transient, its generated key cleared (also one loaded again and deleted since).
@@ -1356,10 +1377,12 @@ class _Taken(NamedTuple):
 def _step_results(plan: FlushPlan, results: Sequence[Any]) -> list[list[Any] | None]:
     """The generated keys of each insert step; row counts checked against what was expected."""
     keys: list[list[Any] | None] = []
-    for step, result, expected in zip(plan.steps, results, plan.expected_rows(), strict=True):
+    for step, result in zip(plan.steps, results, strict=True):
         if isinstance(step, InsertStep):
             keys.append(result)
-        elif expected is not None and result != expected:
+            continue
+        expected = expected_count(step)
+        if expected is not None and result != expected:
             versioned = step.version is not None
             what = "update" if isinstance(step, UpdateStep) else "delete"
             why = "a row was changed or deleted by another transaction" if versioned else "a row no longer exists"

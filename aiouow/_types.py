@@ -172,8 +172,9 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-#: Types whose equality is exactly "the database stores the same value".
-_PLAIN = frozenset({str, int, bytes})
+#: Types whose equality is exactly "the database stores the same value" (`same_value` needs
+#: nothing more than ``==`` for them).
+PLAIN_TYPES = frozenset({str, int, bytes})
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -183,7 +184,7 @@ def same_value(a: Any, b: Any) -> bool:
     kind = type(a)
     if kind is not type(b):
         return False
-    if kind in _PLAIN:
+    if kind in PLAIN_TYPES:
         return bool(a == b)
     if isinstance(a, (dt.datetime, dt.time)) and a.utcoffset() != b.utcoffset():
         return False

@@ -97,15 +97,16 @@ class FlushPlan:
 def expected_rows(steps: Iterable[Step]) -> list[int | None]:
     """For each step, the rows it must match, or None: every update must find its rows, and a
     versioned delete its rows at the expected version (else `StaleDataError`)."""
-    out: list[int | None] = []
-    for step in steps:
-        if isinstance(step, UpdateStep):
-            out.append(len(step.rows))
-        elif isinstance(step, DeleteStep) and step.version is not None:
-            out.append(len(step.ids))
-        else:
-            out.append(None)
-    return out
+    return [expected_count(step) for step in steps]
+
+
+def expected_count(step: Step) -> int | None:
+    """The rows one step must match, or None (see `expected_rows`)."""
+    if isinstance(step, UpdateStep):
+        return len(step.rows)
+    if isinstance(step, DeleteStep) and step.version is not None:
+        return len(step.ids)
+    return None
 
 
 def plan_flush(
@@ -219,15 +220,27 @@ def _group_marked(mark: Loaded, updates: _Updates) -> None:
     are among them: assigning those gives the object its own state)."""
     mapper = mark.mapper
     table = mark.table
+    single = mapper.single_names
+    plain = _types.PLAIN_TYPES
+    same_value = _types.same_value
     last: tuple[str, ...] | None = None  # the changed fields of the previous changed object
     objs: list[Any] = []
     keys: list[Any] = []
     originals: list[dict[str, Any]] = []
+    names: tuple[str, ...]
     for key, changed in mark.changes.items():
         obj = table[key]
-        names = changed_fields(mapper, obj.__dict__, changed)
-        if not names:
-            continue
+        if len(changed) == 1:  # one field assigned: `changed_fields`, inline (the common case)
+            ((name, old),) = changed.items()
+            new = obj.__dict__[name]
+            kind = type(old)
+            if kind is type(new) and (old == new if kind in plain else same_value(old, new)):
+                continue  # set back to its original
+            names = single[name]
+        else:
+            names = changed_fields(mapper, obj.__dict__, changed)
+            if not names:
+                continue
         if names is not last:
             last = names
             group = _group(updates, (mapper, names))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 
@@ -12,7 +13,7 @@ from aiouow import AsyncSession, ObjectState
 from aiouow._state import Loaded, state_of
 
 from .faults import Injector
-from .models import Tag, User
+from .models import Order, Tag, User
 
 
 async def loaded_user(s: AsyncSession) -> User:
@@ -41,6 +42,38 @@ class TestTracking:
         assert not session.is_dirty(u)
         await session.commit()
         assert session.stats().statements.get("update", 0) == 0
+
+    @pytest.mark.parametrize(
+        ("name", "assigned", "is_change"),
+        [
+            ("total", Decimal("9.99"), False),  # an equal Decimal object: the same value
+            ("total", Decimal("9.990"), True),  # equal, but stored with another exponent
+            ("total", Decimal("10"), True),
+            ("note", "n", False),
+            ("note", "m", True),
+            ("note", None, True),
+        ],
+    )
+    async def test_loaded_object_given_one_value(
+        self, session: AsyncSession, name: str, assigned: object, is_change: bool
+    ) -> None:
+        """One field of an object held by the session's stand-in (no JSON fields), assigned: it
+        is a change exactly when the database would store another value."""
+        user = await loaded_user(session)
+        session.add(Order(user_id=user.id, total=Decimal("9.99"), note="n"))
+        await session.commit()
+        session.expunge_all()
+        (order,) = await session.all(Order)
+        assert type(order._aiouow_state) is Loaded  # the path under test
+        setattr(order, name, assigned)
+        before = session.stats().statements.get("update", 0)
+        await session.commit()
+        assert session.stats().statements.get("update", 0) - before == (1 if is_change else 0)
+        session.expunge_all()
+        (again,) = await session.all(Order)
+        now = {"total": again.total.as_tuple(), "note": again.note}
+        written = assigned.as_tuple() if isinstance(assigned, Decimal) else assigned
+        assert now == {"total": Decimal("9.99").as_tuple(), "note": "n", **({name: written} if is_change else {})}
 
     async def test_in_place_json_change_is_detected(self, session: AsyncSession) -> None:
         """Changing a JSON value in place is a change."""
