@@ -7,7 +7,9 @@ import inspect
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import anyio
 import asyncpg
 import asyncpg.exceptions as pgerr
 import pytest
@@ -207,6 +209,66 @@ class TestWrapping:
         """Wrapping something else raises ConfigurationError."""
         with pytest.raises(aiouow.ConfigurationError, match=r"expected an asyncpg\.Pool"):
             aiouow.Pool.from_asyncpg(object())
+
+
+class TestAcquire:
+    async def test_a_free_slot_is_lent_without_a_timer(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With a free slot, acquire sets no acquire_timeout timer (it cannot wait for another
+        session); with every slot lent, it waits under the timer and times out. The free slots
+        are read from asyncpg's private queue: this fails if asyncpg stops having one."""
+        url = await url_for("postgresql", tmp_path)
+        timers: list[float | None] = []
+        real_timeout = asyncio.timeout
+
+        def spy(delay: float | None) -> asyncio.Timeout:
+            timers.append(delay)
+            return real_timeout(delay)
+
+        async with aiouow.create_pool(url, max_size=2, acquire_timeout=0.2) as pool:
+            driver = pool.driver
+            assert isinstance(driver, pg.PostgresPool)
+            assert isinstance(driver._free, asyncio.Queue)
+            monkeypatch.setattr(asyncio, "timeout", spy)
+            first = await driver.acquire()
+            second = await driver.acquire()  # (asyncpg opens the second connection)
+            assert timers == []
+            with pytest.raises(aiouow.PoolTimeoutError):
+                await driver.acquire()
+            assert timers == [0.2]
+            await driver.release(first)
+            third = await driver.acquire()
+            assert timers == [0.2]
+            for conn in (second, third):
+                await driver.release(conn)
+            assert pool.stats().in_use == 0
+
+    async def test_cancelled_during_the_release_after_commit(
+        self, pgpool: aiouow.Pool, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A commit cancelled while asyncpg resets the connection for the pool (no cancel scope
+        of aiouow's around it): the commit stands, and asyncpg finishes the release."""
+        driver = pgpool.driver
+        assert isinstance(driver, pg.PostgresPool)
+        real_reset = asyncpg.Connection.reset
+
+        async def slow_reset(self: asyncpg.Connection, **kwargs: Any) -> None:
+            await asyncio.sleep(0.3)
+            await real_reset(self, **kwargs)
+
+        s = AsyncSession(pgpool)
+        s.add(Tag(code="kept", label="x"))
+        await s.flush()
+        monkeypatch.setattr(asyncpg.Connection, "reset", slow_reset)
+        with anyio.move_on_after(0.1) as scope:
+            await s.commit()
+        assert scope.cancelled_caught
+        assert pgpool.stats().in_use == 0
+        await asyncio.sleep(0.4)
+        monkeypatch.undo()
+        assert driver.raw.get_idle_size() == driver.raw.get_size()  # back in the pool, not closed
+        await s.close()
+        async with AsyncSession(pgpool) as check:
+            assert [t.code for t in await check.all(Tag)] == ["kept"]
 
 
 class TestSmallFixes:
