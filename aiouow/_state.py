@@ -80,6 +80,10 @@ def make_state(
     return st
 
 
+#: The fields a detached stand-in records inline: none.
+_NO_FIELDS: frozenset[str] = frozenset()
+
+
 class Loaded:
     """The shared stand-in state of every object one session loaded for one entity, until
     something gives the object a state of its own.
@@ -212,10 +216,11 @@ class Loaded:
     def detach(self) -> None:
         self.owner = None
         self.listener = None
-        self.plain = frozenset()
-        self.changes = {}
-        self.deleted = {}
-        self.removed = {}
+        self.plain = _NO_FIELDS
+        if self.changes or self.deleted or self.removed:  # (empty after a commit)
+            self.changes = {}
+            self.deleted = {}
+            self.removed = {}
 
 
 class Pending:

@@ -136,7 +136,9 @@ def plan_flush(
 
     plan = FlushPlan()
     steps = plan.steps
-    mappers = {*inserts, *(m for m, _ in updates), *deletes}
+    mappers = {*inserts, *deletes}
+    for mapper, _ in updates:
+        mappers.add(mapper)
     order = table_order(mappers) if len(mappers) > 1 else list(mappers)  # (one table: nothing to order)
     for mapper in order if inserts else ():
         pair = inserts.get(mapper)
@@ -243,7 +245,9 @@ def _group_marked(mark: Loaded, updates: _Updates) -> None:
                 continue
         if names is not last:
             last = names
-            group = _group(updates, (mapper, names))
+            group = updates.get((mapper, names))
+            if group is None:
+                group = updates[mapper, names] = _Changed()
             objs, keys, originals = group.objs, group.keys, group.originals
         objs.append(obj)
         keys.append(key)

@@ -49,6 +49,20 @@ class Observer(Protocol):
     def statement(self, kind: str, elapsed: float, rows_read: int, rows_written: int) -> None: ...
 
 
+class _Unobserved:
+    """The observer of a connection that no session holds: its statements are not counted."""
+
+    __slots__ = ()
+
+    def statement(self, kind: str, elapsed: float, rows_read: int, rows_written: int) -> None:
+        return None
+
+
+#: A connection's observer while no session holds it (never None, so that counting a
+#: statement is one call).
+UNOBSERVED: Observer = _Unobserved()
+
+
 class Dialect(abc.ABC):
     """SQL generation and value conversion for one database."""
 
@@ -269,7 +283,7 @@ class Connection(abc.ABC):
     """One driver connection, lent by a `DriverPool` to one session at a time."""
 
     dialect: Dialect
-    observer: Observer | None = None
+    observer: Observer = UNOBSERVED
     #: True once the connection must not go back to the pool (lost, interrupted, unknown state).
     broken: bool = False
     #: True once the pool has counted the connection back (released or discarded).
@@ -367,9 +381,7 @@ class Connection(abc.ABC):
             raise self.translate(exc, action) from exc
 
     def _observe(self, kind: str, started: float, rows_read: int = 0, rows_written: int = 0) -> None:
-        obs = self.observer
-        if obs is not None:
-            obs.statement(kind, time.perf_counter() - started, rows_read, rows_written)
+        self.observer.statement(kind, time.perf_counter() - started, rows_read, rows_written)
 
 
 def log_statement(sql: str, params: object) -> None:

@@ -42,6 +42,7 @@ from ..errors import (
     UniqueViolationError,
 )
 from ._base import (
+    UNOBSERVED,
     Connection,
     Converter,
     Dialect,
@@ -326,7 +327,7 @@ class PostgresConnection(Connection):
             status: str = await self.raw.execute(sql)
         except _DRIVER_ERRORS as exc:
             raise self._failed(kind, started, exc, action) from exc
-        self._observe(kind, started)
+        self.observer.statement(kind, time.perf_counter() - started, 0, 0)
         return status
 
     def _failed(self, kind: str, started: float, exc: BaseException, action: str) -> AiouowError:
@@ -359,7 +360,7 @@ class PostgresConnection(Connection):
             rows: list[Row] = await self.raw.fetch(sql, *params)
         except _DRIVER_ERRORS as exc:
             raise self._failed("select", started, exc, "run query") from exc
-        self._observe("select", started, rows_read=len(rows))
+        self.observer.statement("select", time.perf_counter() - started, len(rows), 0)
         return rows
 
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
@@ -424,7 +425,7 @@ class PostgresConnection(Connection):
             records = await (self.raw.fetch if step.returning is not None else self.raw.execute)(sql, *params)
         except _DRIVER_ERRORS as exc:
             raise self._failed("insert", started, exc, f"insert {mapper.name} into {mapper.table}") from exc
-        self._observe("insert", started, rows_written=len(step.rows))
+        self.observer.statement("insert", time.perf_counter() - started, 0, len(step.rows))
         if step.returning is None:
             return None
         # Identity values are drawn in insertion order: sorted keys match the input order.
@@ -461,7 +462,7 @@ class PostgresConnection(Connection):
             what = f"{kind} {step.mapper.name} {'in' if update else 'from'} {step.mapper.table}"
             raise self._failed(kind, started, exc, what) from exc
         matched = _status_count(status)
-        self._observe(kind, started, rows_written=matched)
+        self.observer.statement(kind, time.perf_counter() - started, 0, matched)
         return matched
 
     async def execute_script(self, statements: Sequence[str]) -> None:
@@ -544,7 +545,7 @@ class PostgresPool(DriverPool):
             return
         conn.returned = True
         self._in_use -= 1
-        conn.observer = None
+        conn.observer = UNOBSERVED
         if conn.broken:
             conn.close_now()
         # asyncpg shields the release, resets the connection (terminating it when the reset

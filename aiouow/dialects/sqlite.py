@@ -45,7 +45,17 @@ from ..errors import (
     SerializationError,
     UniqueViolationError,
 )
-from ._base import Connection, Converter, Dialect, DriverPool, PoolStats, Row, log_statement, statement_kind
+from ._base import (
+    UNOBSERVED,
+    Connection,
+    Converter,
+    Dialect,
+    DriverPool,
+    PoolStats,
+    Row,
+    log_statement,
+    statement_kind,
+)
 
 
 def _variable_limit() -> int:
@@ -383,8 +393,6 @@ class SQLiteConnection(Connection):
 
     def _observe_batch(self, statements: Sequence[_Statement], failed: _Statement | None) -> None:
         obs = self.observer
-        if obs is None:
-            return
         for st in statements:
             if st.done:
                 if st.mode == COMMIT_IF:
@@ -759,7 +767,7 @@ class SQLitePool(DriverPool):
             raise
         self._in_use += 1
         self._lent.add(conn)
-        conn.observer = None
+        conn.observer = UNOBSERVED
         conn.returned = False
         conn.forget_calls()
         return conn
@@ -793,7 +801,7 @@ class SQLitePool(DriverPool):
             if lent.broken or self._closed:
                 await lent.close()
             else:
-                lent.observer = None
+                lent.observer = UNOBSERVED
                 self._idle.append(lent)
         except BaseException:
             lent.close_now()
