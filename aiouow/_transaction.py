@@ -110,8 +110,13 @@ class TransactionLog:
                 yield mapper, key, obj, bool(inserted) and self._inserted_among((mapper, key), inserted)
 
     def clear(self) -> None:
-        self._inserts = []
-        self._deletes = []
-        self._updates = []
-        self._inserted_rows = set()
-        self._rows_of = 0
+        # (Only what holds something is replaced: a commit clears the log of every transaction.)
+        if self._inserts:
+            self._inserts = []
+        if self._deletes:
+            self._deletes = []
+        if self._updates:
+            self._updates = []
+        if self._rows_of:
+            self._inserted_rows = set()
+            self._rows_of = 0
