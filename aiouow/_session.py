@@ -706,8 +706,7 @@ class AsyncSession:
         for st in pending.taken:
             if st.changed:
                 self._modified.add(st)
-        if self._pendings:
-            self._end_inflight()
+        self._end_inflight()
 
     def _end_inflight(self) -> None:
         """No flush is inserting: the stand-ins of pending objects stop recording assignments."""

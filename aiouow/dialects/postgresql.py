@@ -450,16 +450,17 @@ class PostgresConnection(Connection):
 
     async def _matched(self, step: UpdateStep | DeleteStep) -> int:
         """Run an UPDATE or DELETE step's statement; the rows it matched, from the command status."""
-        update = isinstance(step, UpdateStep)
-        kind = "update" if update else "delete"
-        sql, params = self._update_statement(step) if isinstance(step, UpdateStep) else self._delete_statement(step)
+        if isinstance(step, UpdateStep):
+            kind, (sql, params) = "update", self._update_statement(step)
+        else:
+            kind, (sql, params) = "delete", self._delete_statement(step)
         if self.echo:
             log_statement(sql, params)
         started = time.perf_counter()
         try:
             status = await self.raw.execute(sql, *params)
         except _DRIVER_ERRORS as exc:
-            what = f"{kind} {step.mapper.name} {'in' if update else 'from'} {step.mapper.table}"
+            what = f"{kind} {step.mapper.name} {'in' if kind == 'update' else 'from'} {step.mapper.table}"
             raise self._failed(kind, started, exc, what) from exc
         matched = _status_count(status)
         self.observer.statement(kind, time.perf_counter() - started, 0, matched)
