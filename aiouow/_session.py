@@ -553,7 +553,7 @@ class AsyncSession:
         self._modified.clear()
         for mark in marked:  # the plan's update steps hold what was taken
             mark.changes = {}
-        if not plan.steps:  # assignments that set fields back: their records were just dropped
+        if plan.empty:  # assignments that set fields back: their records were just dropped
             return None
         for step in plan.steps:  # the stand-ins of the objects inserted record assignments meanwhile
             if isinstance(step, InsertStep):
@@ -955,10 +955,8 @@ class AsyncSession:
     def _key_params(self, mapper: Mapper, key: Any) -> list[Any]:
         """An identity key as the driver parameters of a SELECT by primary key."""
         pk = mapper.pk
-        if len(pk) == 1:  # (a key is never None)
-            conv = self._dialect.dumper(pk[0])
-            return [key if conv is None else conv(key)]
-        return [self._dialect.param(c, v) for c, v in zip(pk, key, strict=True)]
+        values = (key,) if len(pk) == 1 else key
+        return [self._dialect.param(c, v) for c, v in zip(pk, values, strict=True)]
 
     def _marked_deleted(self, obj: Any) -> bool:
         """Whether an object of the identity map is marked for deletion (not flushed yet)."""

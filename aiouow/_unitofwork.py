@@ -90,9 +90,6 @@ class FlushPlan:
     def empty(self) -> bool:
         return not self.steps
 
-    def expected_rows(self) -> list[int | None]:
-        return expected_rows(self.steps)
-
 
 def expected_rows(steps: Iterable[Step]) -> list[int | None]:
     """For each step, the rows it must match, or None: every update must find its rows, and a
@@ -245,9 +242,7 @@ def _group_marked(mark: Loaded, updates: _Updates) -> None:
                 continue
         if names is not last:
             last = names
-            group = updates.get((mapper, names))
-            if group is None:
-                group = updates[mapper, names] = _Changed()
+            group = _group(updates, (mapper, names))
             objs, keys, originals = group.objs, group.keys, group.originals
         objs.append(obj)
         keys.append(key)

@@ -337,7 +337,7 @@ class Connection(abc.ABC):
         One result per step: an insert's generated keys in row order (None when it asks for
         none), an update's or a delete's count of matched rows. ``commit=True`` (only where the
         pool `fuses_commit`): COMMIT in the same call, unless a step matched other than its
-        expected rows (`FlushPlan.expected_rows`), which leaves the transaction open.
+        expected rows (`expected_rows`), which leaves the transaction open.
         """
 
     def fused_outcome(self, steps: Sequence[Step]) -> tuple[bool | None, list[Any] | None]:
@@ -377,8 +377,12 @@ class Connection(abc.ABC):
         try:
             return await call(*args)
         except self.driver_errors as exc:
-            self._observe(statement_kind(sql) if sql else "fetch", started)
-            raise self.translate(exc, action) from exc
+            raise self._failed(statement_kind(sql) if sql else "fetch", started, exc, action) from exc
+
+    def _failed(self, kind: str, started: float, exc: BaseException, action: str) -> AiouowError:
+        """A driver call failed: count the statement, and the error to raise instead."""
+        self._observe(kind, started)
+        return self.translate(exc, action)
 
     def _observe(self, kind: str, started: float, rows_read: int = 0, rows_written: int = 0) -> None:
         self.observer.statement(kind, time.perf_counter() - started, rows_read, rows_written)

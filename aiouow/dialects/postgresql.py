@@ -330,11 +330,6 @@ class PostgresConnection(Connection):
         self.observer.statement(kind, time.perf_counter() - started, 0, 0)
         return status
 
-    def _failed(self, kind: str, started: float, exc: BaseException, action: str) -> AiouowError:
-        """A driver call failed: count the statement, and the error to raise instead."""
-        self._observe(kind, started)
-        return translate(exc, action)
-
     async def begin(self) -> None:
         await self._status("BEGIN", "begin a transaction")
         self._tx = True
