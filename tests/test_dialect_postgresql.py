@@ -249,16 +249,16 @@ class TestAcquire:
         of aiouow's around it): the commit stands, and asyncpg finishes the release."""
         driver = pgpool.driver
         assert isinstance(driver, pg.PostgresPool)
-        real_reset = asyncpg.Connection.reset
+        real_reset = pg._PooledConnection.aiouow_reset
 
-        async def slow_reset(self: asyncpg.Connection, **kwargs: Any) -> None:
+        async def slow_reset(self: pg._PooledConnection) -> None:
             await asyncio.sleep(0.3)
-            await real_reset(self, **kwargs)
+            await real_reset(self)
 
         s = AsyncSession(pgpool)
         s.add(Tag(code="kept", label="x"))
         await s.flush()
-        monkeypatch.setattr(asyncpg.Connection, "reset", slow_reset)
+        monkeypatch.setattr(pg._PooledConnection, "aiouow_reset", slow_reset)
         with anyio.move_on_after(0.1) as scope:
             await s.commit()
         assert scope.cancelled_caught
@@ -269,6 +269,108 @@ class TestAcquire:
         await s.close()
         async with AsyncSession(pgpool) as check:
             assert [t.code for t in await check.all(Tag)] == ["kept"]
+
+
+class _Logged:
+    """The statements a pool's one connection runs (asyncpg's query logger, which sees the reset
+    query of a release too)."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def __call__(self, record: Any) -> None:
+        self.queries.append(record.query)
+
+    async def install(self, pool: aiouow.Pool) -> None:
+        driver = pool.driver
+        assert isinstance(driver, pg.PostgresPool)
+        conn = await driver.acquire()
+        conn.raw.add_query_logger(self)
+        await driver.release(conn)
+        self.queries.clear()
+
+    def resets(self) -> int:
+        return sum("RESET ALL" in q for q in self.queries)
+
+
+class TestRelease:
+    """A connection that ran only aiouow's statements goes back to aiouow's pool without asyncpg's
+    reset query; one that ran raw SQL is reset, as asyncpg resets every connection."""
+
+    async def test_a_session_of_aiouow_statements_is_not_reset(self, tmp_path: Path) -> None:
+        url = await url_for("postgresql", tmp_path)
+        async with aiouow.create_pool(url, max_size=1) as pool:
+            await pool.drop_all(*ALL)
+            await pool.create_all(*ALL)
+            log = _Logged()
+            await log.install(pool)
+            async with AsyncSession(pool) as s:
+                s.add(Tag(code="a", label="x"))
+                await s.commit()
+            async with AsyncSession(pool) as s:
+                tag = await s.get(Tag, "a")
+                assert tag is not None
+                tag.label = "y"
+                await s.commit()
+            async with AsyncSession(pool) as s:  # rolled back, not committed
+                s.add(Tag(code="b", label="x"))
+                await s.flush()
+            async with AsyncSession(pool) as s:
+                assert [t.label async for t in s.stream(select(Tag))] == ["y"]
+            assert log.resets() == 0
+            assert any(q.startswith("UPDATE") for q in log.queries)
+            await pool.drop_all(*ALL)
+
+    async def test_raw_sql_gets_the_reset(self, tmp_path: Path) -> None:
+        """Settings and advisory locks a session's raw SQL took do not outlive its release."""
+        url = await url_for("postgresql", tmp_path)
+        async with aiouow.create_pool(url, max_size=1) as pool:
+            log = _Logged()
+            await log.install(pool)
+            async with AsyncSession(pool) as s:
+                default = (await s.execute("SHOW application_name"))[0]["application_name"]
+            assert log.resets() == 1  # SHOW is raw SQL too: aiouow cannot tell what it does
+            async with AsyncSession(pool) as s:
+                await s.execute("SET application_name = 'changed by a session'")
+                await s.execute("SELECT pg_advisory_lock(424242)")
+                await s.commit()
+            assert log.resets() == 2
+            async with AsyncSession(pool) as s:
+                rows = await s.execute("SHOW application_name")
+            assert rows == [{"application_name": default}]
+            other = await asyncpg.connect(url)
+            try:
+                assert await other.fetchval("SELECT pg_try_advisory_lock(424242)") is True
+            finally:
+                await other.close()
+
+    async def test_a_wrapped_pool_keeps_its_own_reset(self, tmp_path: Path) -> None:
+        """aiouow does not change the release of an asyncpg pool it did not make."""
+        url = await url_for("postgresql", tmp_path)
+        raw = await asyncpg.create_pool(url, min_size=1, max_size=1)
+        try:
+            pool = aiouow.Pool.from_asyncpg(raw)
+            await pool.create_all(Tag)
+            log = _Logged()
+            await log.install(pool)
+            async with AsyncSession(pool) as s:
+                s.add(Tag(code="w", label="x"))
+                await s.commit()
+            assert log.resets() == 1
+            await pool.drop_all(Tag)
+        finally:
+            await raw.close()
+
+    async def test_server_settings_in_the_url(self, tmp_path: Path) -> None:
+        """Query parameters asyncpg does not know are server settings of every connection; the
+        release keeps them (RESET ALL would too: they are the connection's defaults)."""
+        url = await url_for("postgresql", tmp_path)
+        sep = "&" if "?" in url else "?"
+        async with aiouow.create_pool(f"{url}{sep}application_name=aiouow-test", max_size=1) as pool:
+            for _ in range(2):
+                async with AsyncSession(pool) as s:
+                    rows = await s.execute("SHOW application_name")
+                assert rows == [{"application_name": "aiouow-test"}]
 
 
 class TestSmallFixes:

@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 import asyncpg.exceptions as pgerr
@@ -307,6 +307,9 @@ class PostgresConnection(Connection):
     driver_errors = _DRIVER_ERRORS
     translate = staticmethod(translate)
     prepares_writes = False
+    #: Raw SQL ran on the connection (it may have changed session state: settings, LISTEN,
+    #: advisory locks, cursors), so its release runs asyncpg's reset query.
+    ran_sql = False
 
     def __init__(self, pool: PostgresPool, raw: PoolConnectionProxy[Any]) -> None:
         self.pool = pool
@@ -359,6 +362,7 @@ class PostgresConnection(Connection):
         return rows
 
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        self.ran_sql = True
         kind = statement_kind(sql)
         dml = kind in ("insert", "update", "delete")
         started = time.perf_counter()
@@ -490,14 +494,53 @@ class PostgresConnection(Connection):
             self.raw.terminate()
 
 
+if TYPE_CHECKING:
+    _AsyncpgConnection = asyncpg.Connection[Any]
+else:
+    _AsyncpgConnection = asyncpg.Connection
+
+
+class _PooledConnection(_AsyncpgConnection):
+    """The connections of a pool aiouow opens itself: asyncpg's, with a mark that lets their
+    release skip asyncpg's reset query (a round trip) when a session left nothing to reset."""
+
+    _aiouow_clean = False
+
+    def aiouow_mark_clean(self) -> None:
+        """Called (through the pool's proxy) just before the release of a connection on which only
+        aiouow's own statements ran, in transactions that ended."""
+        self._aiouow_clean = True
+
+    async def aiouow_reset(self) -> None:
+        """The pool's reset: asyncpg's reset query, unless the connection was marked clean."""
+        if self._aiouow_clean:
+            self._aiouow_clean = False
+            return
+        query = self.get_reset_query()
+        if query:
+            await self.execute(query)
+
+
+async def _reset_pooled(con: _AsyncpgConnection) -> None:
+    """asyncpg's ``reset`` hook of the pools aiouow opens. asyncpg has already ended any open
+    transaction and dropped the connection's listeners before it calls this."""
+    assert isinstance(con, _PooledConnection)
+    await con.aiouow_reset()
+
+
 class PostgresPool(DriverPool):
     """An asyncpg pool, wrapped: aiouow never keeps a pool of its own making for PostgreSQL."""
 
     dialect: PostgresDialect
 
-    def __init__(self, raw: asyncpg.Pool[Any], options: PoolOptions, *, owned: bool) -> None:
+    def __init__(
+        self, raw: asyncpg.Pool[Any], options: PoolOptions, *, owned: bool, skips_clean_reset: bool = False
+    ) -> None:
         self.dialect = PostgresDialect()
         self.raw = raw
+        #: The pool's connections are `_PooledConnection`s (a pool aiouow opened): a connection
+        #: that ran only aiouow's statements goes back without asyncpg's reset query.
+        self.skips_clean_reset = skips_clean_reset
         self.echo = options.echo
         self.acquire_timeout = options.acquire_timeout
         self.cleanup_timeout = options.cleanup_timeout
@@ -544,6 +587,13 @@ class PostgresPool(DriverPool):
         conn.observer = UNOBSERVED
         if conn.broken:
             conn.close_now()
+        elif self.skips_clean_reset and not conn._tx and not conn.ran_sql:
+            # Only aiouow's statements ran (queries and flushes, in transactions that ended):
+            # they leave no settings, LISTENs, advisory locks or cursors for asyncpg's reset query
+            # (SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL) to undo, so the
+            # connection goes back without that round trip.
+            # (The proxy passes the call on to the connection it lends: a _PooledConnection.)
+            cast(_PooledConnection, conn.raw).aiouow_mark_clean()
         # asyncpg shields the release, resets the connection (terminating it when the reset
         # exceeds the timeout), and replaces a closed one; a connection lost while lent was
         # already taken back, and releasing it again does nothing.
@@ -575,10 +625,12 @@ async def open_pool(url: DatabaseURL, options: PoolOptions) -> PostgresPool:
             min_size=options.min_size,
             max_size=options.max_size,
             statement_cache_size=options.statement_cache_size,
+            connection_class=_PooledConnection,
+            reset=_reset_pooled,
         )
     except _DRIVER_ERRORS as exc:
         raise translate(exc, f"open a PostgreSQL pool on {_redact(url.raw)}") from exc
-    return PostgresPool(raw, options, owned=True)
+    return PostgresPool(raw, options, owned=True, skips_clean_reset=True)
 
 
 def wrap_pool(raw: asyncpg.Pool[Any], *, echo: bool, acquire_timeout: float, cleanup_timeout: float) -> PostgresPool:
