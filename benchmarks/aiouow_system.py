@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
-
 import aiouow
 from aiouow import AsyncSession, SessionStats, select
 
@@ -23,24 +19,14 @@ class AiouowSystem(System):
     title = "aiouow"
 
     pool: aiouow.Pool
-    raw: asyncpg.Pool[Any] | None = None
 
     async def open(self) -> None:
-        target = self.target
-        if target.dialect == "postgresql":
-            # The asyncpg pool aiouow's create_pool makes (same sizes, same statement cache),
-            # made here because wrapping one is how its connections get server settings.
-            self.raw = await asyncpg.create_pool(
-                target.location, min_size=1, max_size=10, server_settings=target.server_settings
-            )
-            self.pool = aiouow.Pool.from_asyncpg(self.raw)
-        else:
-            self.pool = await aiouow.create_pool(target.aiouow_url)
+        # aiouow's own pool (on PostgreSQL, an asyncpg pool with 1 to 10 connections and the same
+        # statement cache as the hand-written code's); the run's server settings go in the URL.
+        self.pool = await aiouow.create_pool(self.target.aiouow_url)
 
     async def close(self) -> None:
         await self.pool.close()
-        if self.raw is not None:
-            await self.raw.close()
 
     async def _loaded(self) -> tuple[AsyncSession, dict[int, Item]]:
         """A session holding every row (untimed preparation), and its objects by key."""

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import aiosqlite
 import asyncpg
@@ -53,7 +54,15 @@ class Target:
 
     @property
     def aiouow_url(self) -> str:
-        return self.location if self.dialect == "postgresql" else f"sqlite:///{self.location}"
+        """The URL for ``aiouow.create_pool``; on PostgreSQL with the run's server settings as
+        query parameters (asyncpg passes those it does not know on as server settings)."""
+        if self.dialect == "sqlite":
+            return f"sqlite:///{self.location}"
+        if not self.settings:
+            return self.location
+        parts = urlsplit(self.location)
+        query = "&".join(part for part in (parts.query, urlencode(self.settings)) if part)
+        return urlunsplit(parts._replace(query=query))
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -90,6 +90,18 @@ def environment_lines(env: Environment | None, command: str, extra: str = "") ->
     return lines
 
 
+#: Why the request loop can come out below 1.0x (benchmarks/README.md, rule 8).
+_ROUND_TRIPS = {
+    "sqlite": "Request loop: aiouow makes two calls into aiosqlite's thread per request (BEGIN with the "
+    "SELECT, the UPDATE with its COMMIT), the hand-written code four, one per statement, as code against "
+    "aiosqlite's public API does.",
+    "postgresql": "Request loop: four round trips per request for aiouow and SQLAlchemy (BEGIN, SELECT, "
+    "UPDATE, COMMIT), five for the hand-written code, whose asyncpg pool resets each connection it takes "
+    "back with one more query. aiouow's pool skips that reset after a session that ran only aiouow's "
+    "statements ([giving a connection back](pools.md#giving-a-connection-back)); SQLAlchemy never runs it.",
+}
+
+
 def suite_section(result: RunResult, panel: ChartPanel, command: str) -> str:
     """The Markdown section of one suite run."""
     table: Table = results_table(result)
@@ -112,6 +124,7 @@ def suite_section(result: RunResult, panel: ChartPanel, command: str) -> str:
         "workloads. aiouow's come from its own `s.stats()`, SQLAlchemy's from a `before_cursor_execute` "
         "listener, the hand-written code's from the code itself.",
         "",
+        *((_ROUND_TRIPS[result.target.dialect], "") if any(m.key == "request_loop" for m in result.metrics) else ()),
         "### Targets",
         "",
         *(f"- **{v.status}** {v.text.split(' ', 1)[1]}" for v in verdicts(result)),
