@@ -9,23 +9,42 @@ becomes an object whose ``__dict__`` is built in one dict display, with the sess
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import Any
 
-from ._mapping import Mapper
-from ._state import STATE_ATTR
+from ._mapping import Mapper, set_state_slot
 
 #: ``load(rows, table, mark, on_new) -> objects``; ``on_new(obj)`` runs for each new object when given.
 Loader = Callable[[Sequence[Sequence[Any]], dict[Any, Any], Any, Callable[[Any], None] | None], list[Any]]
 
 
+def _dict_setter(cls: type) -> Callable[[Any, dict[str, Any]], None]:
+    """The ``__set__`` of the ``__dict__`` descriptor of ``cls`` (the class in its MRO that gave
+    instances their dict): setting an object's dict through it skips an attribute lookup."""
+    for klass in cls.__mro__:
+        descriptor = klass.__dict__.get("__dict__")
+        if descriptor is not None and hasattr(descriptor, "__set__"):
+            setter: Callable[[Any, dict[str, Any]], None] = descriptor.__set__
+            return setter
+    raise TypeError(f"{cls.__name__} objects have no __dict__")  # entities always have one
+
+
 def compile_loader(mapper: Mapper, converters: Sequence[Callable[[Any], Any] | None]) -> Loader:
-    """Generate the loader of ``mapper`` for rows whose values need ``converters`` (None: as they are)."""
+    """Generate the loader of ``mapper`` for rows whose values need ``converters`` (None: as they are).
+
+    Rows whose keys the identity map does not hold yet (the first load into a session, say)
+    become objects in bulk, each step one pass in C over all of them (``map``, ``dict.update``);
+    otherwise, and when ``on_new`` is given, row by row.
+    """
     env: dict[str, Any] = {
         "_cls": mapper.entity,
         "_new": object.__new__,
-        "_set": object.__setattr__,  # not Entity.__setattr__: a new object has nothing to track
-        "_STATE": STATE_ATTR,
+        "_set_dict": _dict_setter(mapper.entity),  # not Entity.__setattr__: a new object has nothing to track
+        "_set_state": set_state_slot,
+        "_repeat": repeat,
+        "_drain": deque(maxlen=0).extend,  # runs a map() to its end, keeping nothing
     }
     exprs: list[str] = []
     for i, conv in enumerate(converters):
@@ -38,9 +57,22 @@ def compile_loader(mapper: Mapper, converters: Sequence[Callable[[Any], Any] | N
     key_lines = [f"p{i} = {exprs[i]}" for i in pk]
     key = f"p{pk[0]}" if len(pk) == 1 else "(" + ", ".join(f"p{i}" for i in pk) + ",)"
     items = ", ".join(f"{mapper.names[i]!r}: {f'p{i}' if i in pk else exprs[i]}" for i in range(len(mapper.names)))
+    row_key = exprs[pk[0]] if len(pk) == 1 else "(" + ", ".join(exprs[i] for i in pk) + ",)"
+    all_items = ", ".join(f"{mapper.names[i]!r}: {exprs[i]}" for i in range(len(mapper.names)))
     src = "\n".join(
         [
             "def load(rows, table, mark, on_new):",
+            "    if on_new is None:",
+            f"        keys = [{row_key} for r in rows]",
+            "        if not table or table.keys().isdisjoint(keys):",
+            "            out = list(map(_new, _repeat(_cls, len(keys))))",
+            f"            _drain(map(_set_dict, out, [{{{all_items}}} for r in rows]))",
+            "            _drain(map(_set_state, out, _repeat(mark)))",
+            "            held = len(table)",
+            "            table.update(zip(keys, out))",
+            "            if len(table) - held != len(out):  # a key twice among the rows: one object for both",
+            "                out = [table[key] for key in keys]",
+            "            return out",
             "    out = []",
             "    append = out.append",
             "    get = table.get",
@@ -50,8 +82,8 @@ def compile_loader(mapper: Mapper, converters: Sequence[Callable[[Any], Any] | N
             "        obj = get(key)",
             "        if obj is None:",
             "            obj = _new(_cls)",
-            f"            _set(obj, '__dict__', {{{items}}})",
-            "            _set(obj, _STATE, mark)",
+            f"            _set_dict(obj, {{{items}}})",
+            "            _set_state(obj, mark)",
             "            table[key] = obj",
             "            if on_new is not None:",
             "                on_new(obj)",

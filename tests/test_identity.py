@@ -10,6 +10,11 @@ from aiouow import AsyncSession, select
 from .models import OrderLine, Tag, User
 
 
+class Loose(aiouow.Entity, table="loose"):
+    id: int = aiouow.field(primary_key=True)
+    label: str
+
+
 async def seed(pool: aiouow.Pool) -> None:
     async with AsyncSession(pool) as s:
         s.add(Tag(code="a", label="A"), Tag(code="b", label="B"))
@@ -38,6 +43,73 @@ class TestIdentityMap:
                 assert again[0] is a
                 assert a.label == "unflushed"
                 assert s.dirty_fields(a) == ["label"]
+
+    async def test_query_of_rows_partly_in_map(self, pool: aiouow.Pool) -> None:
+        """A query whose rows the map holds in part: the held ones come back as they are, the
+        others become new objects, each entered in the map."""
+        async with AsyncSession(pool) as s:
+            s.add_all([Tag(code=c, label=c.upper()) for c in "abcd"])
+            await s.commit()
+        async with AsyncSession(pool) as s, s.begin():
+            b = await s.get_one(Tag, "b")
+            b.label = "unflushed"
+            with s.no_autoflush():
+                tags = await s.scalars(select(Tag).order_by(Tag.code))
+            assert [t.code for t in tags] == list("abcd")
+            assert tags[1] is b and b.label == "unflushed"
+            assert [t.label for t in tags] == ["A", "unflushed", "C", "D"]
+            for t in tags:
+                assert await s.get(Tag, t.code) is t
+                assert s.state(t) is aiouow.ObjectState.PERSISTENT
+            assert s.dirty_fields(tags[0]) == []
+
+    async def test_first_load_into_a_session(self, pool: aiouow.Pool) -> None:
+        """Rows no object stands for yet (loaded in bulk): composite keys, converted values, and
+        objects that track changes like any other."""
+        from decimal import Decimal
+
+        from .models import Order
+
+        async with AsyncSession(pool) as s:
+            u = User(name="a", email="a@x")
+            s.add(u)
+            await s.flush()
+            o = Order(user_id=u.id, total=Decimal("12.50"))
+            s.add(o)
+            await s.flush()
+            s.add_all([OrderLine(order_id=o.id, line=n, sku=f"s{n}") for n in (1, 2, 3)])
+            await s.commit()
+        async with AsyncSession(pool) as s:
+            lines = await s.scalars(select(OrderLine).order_by(OrderLine.line))
+            assert [(x.order_id, x.line, x.sku) for x in lines] == [(o.id, n, f"s{n}") for n in (1, 2, 3)]
+            assert await s.get(OrderLine, (o.id, 2)) is lines[1]
+            (order,) = await s.all(Order)
+            assert order.total == Decimal("12.50") and type(order.total) is Decimal
+            lines[2].sku = "changed"
+            assert s.dirty_fields(lines[2]) == ["sku"]
+            await s.commit()
+        async with AsyncSession(pool) as s:
+            assert (await s.get_one(OrderLine, (o.id, 3))).sku == "changed"
+
+    async def test_a_key_twice_among_rows_is_one_object(self, pool: aiouow.Pool) -> None:
+        """A table whose key column is not unique in the database (no constraint): the rows of
+        one key come back as one object, whether the map held it before or not."""
+        await pool.drop_all(Loose)
+        async with AsyncSession(pool) as s:
+            await s.execute("CREATE TABLE loose (id INTEGER, label TEXT)")
+            for key, label in ((1, "a"), (1, "b"), (2, "c")):
+                await s.execute(f"INSERT INTO loose (id, label) VALUES ({key}, '{label}')")
+            await s.commit()
+        try:
+            async with AsyncSession(pool) as s:
+                got = await s.all(Loose)
+                assert len(got) == 3 and got[0] is got[1] and got[2] is not got[0]
+                assert await s.get(Loose, 1) is got[0]
+                assert s.stats().identity_map_size == 2
+                again = await s.all(Loose)
+                assert again == got
+        finally:
+            await pool.drop_all(Loose)
 
     async def test_missing_row_is_none_and_get_one_raises(self, session: AsyncSession) -> None:
         """get() of a missing key is None; get_one() raises NotFoundError (a LookupError)."""
