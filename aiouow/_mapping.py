@@ -152,6 +152,7 @@ class Mapper:
         "foreign_keys",
         "generated_pk",
         "immutable",
+        "insert_columns",
         "json_columns",
         "names",
         "pk",
@@ -176,6 +177,8 @@ class Mapper:
         self.pk_positions = tuple(c.position for c in self.pk)
         gen = self.pk[0] if len(self.pk) == 1 and _is_generated(self.pk[0]) else None
         self.generated_pk: Column[Any] | None = gen
+        #: The columns an INSERT whose key the database generates gives values for.
+        self.insert_columns = tuple(c for c in columns if c is not gen)
         self.version: Column[Any] | None = next((c for c in columns if c.version), None)
         self.json_columns = tuple(c for c in columns if c.json)
         #: The field of a single-column primary key (None for a composite key).

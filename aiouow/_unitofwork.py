@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import _types
 from ._expressions import Column
@@ -29,14 +29,17 @@ class InsertStep:
     """INSERT rows of one table; ``returning`` is the generated key to read back, if any.
 
     Planned for a dialect, rows hold driver parameters (each value converted by the dialect's
-    dumper): the driver only lays them out.
+    dumper): the driver only lays them out. ``rows`` holds a tuple per object, or with ``flat``
+    (a dialect with `Dialect.flat_inserts`, for a step returning keys) the values of every
+    row one after another, as a multi-row VALUES list binds them.
     """
 
     mapper: Mapper
     columns: tuple[Column[Any], ...]
-    rows: list[tuple[Any, ...]]
+    rows: list[Any]
     objs: list[Any]
     returning: Column[Any] | None
+    flat: bool = False
 
 
 @dataclass(slots=True)
@@ -120,7 +123,8 @@ def plan_flush(
     objects are those of ``deleted`` and those the stand-ins hold as deleted. With a
     ``dialect``, the rows of insert and update steps are its driver parameters.
     """
-    inserts = _group_inserts(new) if new else {}
+    single = _single_insert_step(new, dialect) if new else None
+    inserts = _group_inserts(new) if new and single is None else {}
     updates = _group_updates(candidates) if candidates else {}
     deletes = _group_deletes(deleted) if deleted else {}
     for mark in marked:
@@ -134,6 +138,9 @@ def plan_flush(
     plan = FlushPlan()
     steps = plan.steps
     mappers = {*inserts, *deletes}
+    if single is not None:
+        mappers.add(single.mapper)
+        steps.append(single)  # (the only insert step, so the first)
     for mapper, _ in updates:
         mappers.add(mapper)
     order = table_order(mappers) if len(mappers) > 1 else list(mappers)  # (one table: nothing to order)
@@ -154,6 +161,20 @@ def plan_flush(
         if pair is not None:
             steps.append(_delete_step(mapper, pair, dialect))
     return plan
+
+
+def _single_insert_step(new: Sequence[Any], dialect: Dialect | None) -> InsertStep | None:
+    """The usual insert: objects of one entity, every one's key to be generated. Then one step
+    takes them all, its rows built in the pass that checks this; else None (the caller groups)."""
+    mapper: Mapper | None = type(new[0]).__dict__.get("__aiouow_mapper__")
+    if mapper is None or mapper.generated_pk is None:
+        return None
+    columns = mapper.insert_columns
+    flat = bool(columns) and dialect is not None and dialect.flat_inserts
+    rows = _builder(mapper, "insert", columns, dialect, flat=flat, only_generated=True)(new)
+    if rows is None:
+        return None
+    return InsertStep(mapper, columns, rows, list(new), mapper.generated_pk, flat)
 
 
 def _group_inserts(new: Iterable[Any]) -> dict[Mapper, tuple[list[Any], list[Any]]]:
@@ -289,9 +310,11 @@ def _refuse_immutable(st: InstanceState, names: tuple[str, ...]) -> None:
 
 def _insert_step(mapper: Mapper, objs: list[Any], dialect: Dialect | None, *, with_key: bool) -> InsertStep:
     gen = mapper.generated_pk
-    columns = mapper.columns if with_key or gen is None else tuple(c for c in mapper.columns if c is not gen)
-    rows = _builder(mapper, "insert", columns, dialect)(objs)
-    return InsertStep(mapper, columns, rows, objs, None if with_key else gen)
+    columns = mapper.columns if with_key or gen is None else mapper.insert_columns
+    returning = None if with_key else gen
+    flat = returning is not None and bool(columns) and dialect is not None and dialect.flat_inserts
+    rows = _builder(mapper, "insert", columns, dialect, flat=flat)(objs)
+    return InsertStep(mapper, columns, rows, objs, returning, flat)
 
 
 def _update_step(mapper: Mapper, names: tuple[str, ...], group: _Changed, dialect: Dialect | None) -> UpdateStep:
@@ -329,19 +352,56 @@ def _delete_step(mapper: Mapper, deleted: tuple[list[Any], list[Any]], dialect: 
     return DeleteStep(mapper, keys, ids, objs, version)
 
 
-RowBuilder = Callable[[list[Any]], list[tuple[Any, ...]]]
+#: ``build(objs) -> rows`` (see `_builder`).
+RowBuilder = Callable[[Sequence[Any]], list[Any]]
+#: A builder that may refuse the objects (``only_generated``): None.
+GuardedBuilder = Callable[[Sequence[Any]], list[Any] | None]
 
 
-def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...], dialect: Dialect | None) -> RowBuilder:
+@overload
+def _builder(
+    mapper: Mapper,
+    kind: str,
+    columns: tuple[Column[Any], ...],
+    dialect: Dialect | None,
+    *,
+    flat: bool = False,
+    only_generated: Literal[False] = False,
+) -> RowBuilder: ...
+
+
+@overload
+def _builder(
+    mapper: Mapper,
+    kind: str,
+    columns: tuple[Column[Any], ...],
+    dialect: Dialect | None,
+    *,
+    flat: bool = False,
+    only_generated: Literal[True],
+) -> GuardedBuilder: ...
+
+
+def _builder(
+    mapper: Mapper,
+    kind: str,
+    columns: tuple[Column[Any], ...],
+    dialect: Dialect | None,
+    *,
+    flat: bool = False,
+    only_generated: bool = False,
+) -> RowBuilder | GuardedBuilder:
     """The compiled row builder of a step: checks each value and lays out the statement's row,
     each value converted by the ``dialect``'s dumper of its column (if any).
 
     Insert rows hold ``columns`` (the version as 1); update rows hold ``columns``, then the
-    primary key, then the current version. Both are built from objects. Generated once per
-    entity, column set and dialect, because a generic loop over columns costs several times
-    more per object.
+    primary key, then the current version. Both are built from objects, as a tuple per object,
+    or with ``flat`` as one list of every row's values in turn. With ``only_generated`` (an
+    insert), the builder returns None as soon as an object is not of the mapper's class or
+    has a value for its generated key. Generated once per entity, column set, layout and
+    dialect, because a generic loop over columns costs several times more per object.
     """
-    key = (kind, columns, None if dialect is None else dialect.name)
+    key = (kind, columns, None if dialect is None else dialect.name, flat, only_generated)
     fn: RowBuilder | None = mapper.compiled.get(key)
     if fn is not None:
         return fn
@@ -349,7 +409,7 @@ def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...], dialec
     def slow(i: int, value: Any) -> None:
         _check(mapper, columns[i], value)
 
-    env: dict[str, Any] = {"_slow": slow}
+    env: dict[str, Any] = {"_slow": slow, "_cls": mapper.entity}
 
     def dumped(column: Column[Any], expr: str) -> str:
         conv = None if dialect is None else dialect.dumper(column)
@@ -361,6 +421,9 @@ def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...], dialec
 
     body: list[str] = []
     out: list[str] = []
+    if only_generated:
+        assert mapper.generated_pk is not None
+        body += [f"if type(obj) is not _cls or d[{mapper.generated_pk.name!r}] is not None: return None"]
     for i, c in enumerate(columns):
         if kind == "insert" and c.version:
             out.append("1")
@@ -374,15 +437,21 @@ def _builder(mapper: Mapper, kind: str, columns: tuple[Column[Any], ...], dialec
         out.extend(dumped(c, f"d[{c.name!r}]") for c in mapper.pk)
         if mapper.version is not None:
             out.append(dumped(mapper.version, f"d[{mapper.version.name!r}]"))
+    if not out:
+        add = "append(())"
+    elif flat:
+        add = f"extend(({', '.join(out)},))"
+    else:
+        add = f"append(({', '.join(out)},))"
     src = "\n".join(
         [
             "def build(objs):",
             "    rows = []",
-            "    append = rows.append",
+            f"    {'extend = rows.extend' if flat and out else 'append = rows.append'}",
             "    for obj in objs:",
             "        d = obj.__dict__",
             *(f"        {line}" for line in body),
-            f"        append(({', '.join(out)},))" if out else "        append(())",
+            f"        {add}",
             "    return rows",
         ]
     )

@@ -67,6 +67,9 @@ class Dialect(abc.ABC):
     """SQL generation and value conversion for one database."""
 
     name: str
+    #: Insert steps that return keys carry their rows' values in one flat list
+    #: (`InsertStep.flat`), as a multi-row VALUES list binds them.
+    flat_inserts = False
 
     def __init__(self) -> None:
         self._loaders: dict[Mapper, Callable[[Row], Sequence[Any]] | None] = {}

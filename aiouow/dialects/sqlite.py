@@ -125,6 +125,7 @@ class SQLiteDialect(Dialect):
     """SQL and values for SQLite."""
 
     name = "sqlite"
+    flat_inserts = True  # keys come back from multi-row INSERT ... VALUES ... RETURNING
 
     def to_db(self, ctype: ColumnType) -> Converter | None:
         if ctype.kind is Kind.ENUM:
@@ -258,8 +259,10 @@ def _reads_only(sql: str) -> bool:
 
 #: How a batched statement runs: its rows fetched, or its row count read (executemany or execute),
 #: or (a COMMIT) only when the statements before it matched the rows they were expected to, or (raw
-#: SQL) its column names, rows and row count.
-FETCH, MANY, ONE, COMMIT_IF, RAW = 0, 1, 2, 3, 4
+#: SQL) its column names, rows and row count, or (an INSERT ... RETURNING the generated key) the
+#: keys, sorted: SQLite returns them in no set order, and they grow in VALUES order. The rows are
+#: not kept, so that the objects for them do not pile up (and set off garbage collections).
+FETCH, MANY, ONE, COMMIT_IF, RAW, KEYS = 0, 1, 2, 3, 4, 5
 
 
 class _Statement:
@@ -301,7 +304,9 @@ def _run_batch(db: sqlite3.Connection, batch: _Batch) -> None:
             if batch.stopped:
                 raise sqlite3.OperationalError("interrupted")
             started = clock()
-            if st.mode == FETCH:
+            if st.mode == KEYS:
+                st.result = sorted([row[0] for row in db.execute(st.sql, st.params)])
+            elif st.mode == FETCH:
                 st.result = db.execute(st.sql, st.params).fetchall()
             elif st.mode == MANY:
                 st.result = db.executemany(st.sql, st.params).rowcount
@@ -558,11 +563,8 @@ class SQLiteConnection(Connection):
         for step, (first, last) in zip(steps, spans, strict=True):
             part = statements[first:last]
             if isinstance(step, InsertStep):
-                if step.returning is None:
-                    out.append(None)
-                else:
-                    # RETURNING order is unspecified; generated keys grow in VALUES order, so sort them.
-                    out.append([k for st in part for k in sorted(r[0] for r in st.result)])
+                # The generated keys, each statement's sorted already (see KEYS).
+                out.append(None if step.returning is None else [k for st in part for k in st.result])
             else:
                 out.append(sum(st.result for st in part))
         return out
@@ -601,18 +603,21 @@ class SQLiteConnection(Connection):
         ret = q(step.returning.column_name)
         if not step.columns:
             sql = f"INSERT INTO {q(mapper.table)} DEFAULT VALUES RETURNING {ret}"
-            return [_Statement(sql, (), FETCH, action, written=1) for _ in rows]
+            return [_Statement(sql, (), KEYS, action, written=1) for _ in rows]
         ncols = len(step.columns)
         per = max(1, min(MAX_ROWS_PER_STATEMENT, VARIABLE_LIMIT // ncols))
         group = "(" + ", ".join("?" * ncols) + ")"
         head = f"INSERT INTO {q(mapper.table)} ({cols}) VALUES "
         tail = f" RETURNING {ret}"
-        full = head + ", ".join([group] * per) + tail if len(rows) >= per else ""
+        n = len(step.objs)
+        full = head + ", ".join([group] * per) + tail if n >= per else ""
+        values = rows if step.flat else list(chain.from_iterable(rows))  # every row's values in turn
         out = []
-        for start in range(0, len(rows), per):
-            chunk = rows[start : start + per]
-            sql = full if len(chunk) == per else head + ", ".join([group] * len(chunk)) + tail
-            out.append(_Statement(sql, list(chain.from_iterable(chunk)), FETCH, action, written=len(chunk)))
+        for start in range(0, n, per):
+            count = min(per, n - start)
+            sql = full if count == per else head + ", ".join([group] * count) + tail
+            chunk = values[start * ncols : (start + count) * ncols]
+            out.append(_Statement(sql, chunk, KEYS, action, written=count))
         return out
 
     def _update_statement(self, step: UpdateStep) -> _Statement:
