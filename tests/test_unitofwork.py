@@ -143,6 +143,26 @@ class TestFlush:
             by_id = {r["id"]: r["name"] for r in rows}
             assert all(by_id[u.id] == u.name for u in users)
 
+    async def test_generated_keys_of_uneven_and_mixed_batches(self, pool: aiouow.Pool) -> None:
+        """Keys land on the right objects when the last statement of a batch is partly full, and
+        when one object carries its own key or is of another entity (they insert in steps of their own)."""
+        for extra in ("none", "own key", "other entity"):
+            users = [User(name=f"{extra}{i}", email=f"{extra}{i}@x") for i in range(1234)]
+            added: list[object] = list(users)
+            if extra == "own key":
+                users[617].id = 10_000_000
+            elif extra == "other entity":
+                added.insert(617, Tag(code=f"tag-{extra}", label="x"))
+            async with AsyncSession(pool) as s:
+                s.add_all(added)
+                await s.commit()
+                rows = await s.execute("SELECT id, name FROM users")
+            by_id = {r["id"]: r["name"] for r in rows}
+            assert [by_id[u.id] for u in users] == [u.name for u in users]
+            assert len({u.id for u in users}) == 1234
+            if extra == "own key":
+                assert users[617].id == 10_000_000
+
     async def test_batches_not_round_trips(self, pool: aiouow.Pool) -> None:
         """A flush sends one statement per table and kind, not one per object."""
         async with AsyncSession(pool) as s:
