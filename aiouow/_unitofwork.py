@@ -169,12 +169,11 @@ def _single_insert_step(new: Sequence[Any], dialect: Dialect | None) -> InsertSt
     mapper: Mapper | None = type(new[0]).__dict__.get("__aiouow_mapper__")
     if mapper is None or mapper.generated_pk is None:
         return None
-    columns = mapper.insert_columns
-    flat = bool(columns) and dialect is not None and dialect.flat_inserts
+    columns, returning, flat = _insert_layout(mapper, dialect, with_key=False)
     rows = _builder(mapper, "insert", columns, dialect, flat=flat, only_generated=True)(new)
     if rows is None:
         return None
-    return InsertStep(mapper, columns, rows, list(new), mapper.generated_pk, flat)
+    return InsertStep(mapper, columns, rows, list(new), returning, flat)
 
 
 def _group_inserts(new: Iterable[Any]) -> dict[Mapper, tuple[list[Any], list[Any]]]:
@@ -308,11 +307,20 @@ def _refuse_immutable(st: InstanceState, names: tuple[str, ...]) -> None:
             )
 
 
-def _insert_step(mapper: Mapper, objs: list[Any], dialect: Dialect | None, *, with_key: bool) -> InsertStep:
+def _insert_layout(
+    mapper: Mapper, dialect: Dialect | None, *, with_key: bool
+) -> tuple[tuple[Column[Any], ...], Column[Any] | None, bool]:
+    """An insert step's columns, the generated key it returns (None ``with_key``, or when the
+    database generates none), and whether its rows are flat (`InsertStep.flat`)."""
     gen = mapper.generated_pk
     columns = mapper.columns if with_key or gen is None else mapper.insert_columns
     returning = None if with_key else gen
     flat = returning is not None and bool(columns) and dialect is not None and dialect.flat_inserts
+    return columns, returning, flat
+
+
+def _insert_step(mapper: Mapper, objs: list[Any], dialect: Dialect | None, *, with_key: bool) -> InsertStep:
+    columns, returning, flat = _insert_layout(mapper, dialect, with_key=with_key)
     rows = _builder(mapper, "insert", columns, dialect, flat=flat)(objs)
     return InsertStep(mapper, columns, rows, objs, returning, flat)
 

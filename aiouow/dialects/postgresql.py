@@ -533,14 +533,12 @@ class PostgresPool(DriverPool):
 
     dialect: PostgresDialect
 
-    def __init__(
-        self, raw: asyncpg.Pool[Any], options: PoolOptions, *, owned: bool, skips_clean_reset: bool = False
-    ) -> None:
+    def __init__(self, raw: asyncpg.Pool[Any], options: PoolOptions, *, owned: bool) -> None:
         self.dialect = PostgresDialect()
         self.raw = raw
-        #: The pool's connections are `_PooledConnection`s (a pool aiouow opened): a connection
-        #: that ran only aiouow's statements goes back without asyncpg's reset query.
-        self.skips_clean_reset = skips_clean_reset
+        #: A pool aiouow opened (`open_pool`) lends `_PooledConnection`s: a connection that ran
+        #: only aiouow's statements goes back without asyncpg's reset query.
+        self.skips_clean_reset = owned
         self.echo = options.echo
         self.acquire_timeout = options.acquire_timeout
         self.cleanup_timeout = options.cleanup_timeout
@@ -630,7 +628,7 @@ async def open_pool(url: DatabaseURL, options: PoolOptions) -> PostgresPool:
         )
     except _DRIVER_ERRORS as exc:
         raise translate(exc, f"open a PostgreSQL pool on {_redact(url.raw)}") from exc
-    return PostgresPool(raw, options, owned=True, skips_clean_reset=True)
+    return PostgresPool(raw, options, owned=True)
 
 
 def wrap_pool(raw: asyncpg.Pool[Any], *, echo: bool, acquire_timeout: float, cleanup_timeout: float) -> PostgresPool:

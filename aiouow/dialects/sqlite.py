@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from decimal import Decimal
-from itertools import chain
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -611,12 +610,12 @@ class SQLiteConnection(Connection):
         tail = f" RETURNING {ret}"
         n = len(step.objs)
         full = head + ", ".join([group] * per) + tail if n >= per else ""
-        values = rows if step.flat else list(chain.from_iterable(rows))  # every row's values in turn
+        assert step.flat  # (`flat_inserts`): every row's values in turn
         out = []
         for start in range(0, n, per):
             count = min(per, n - start)
             sql = full if count == per else head + ", ".join([group] * count) + tail
-            chunk = values[start * ncols : (start + count) * ncols]
+            chunk = rows[start * ncols : (start + count) * ncols]
             out.append(_Statement(sql, chunk, KEYS, action, written=count))
         return out
 
