@@ -1369,10 +1369,6 @@ def _key_arg(mapper: Mapper, pk: Any) -> Any:
     return pk
 
 
-def _key_tuple(mapper: Mapper, key: Any) -> tuple[Any, ...]:
-    return (key,) if len(mapper.pk) == 1 else tuple(key)
-
-
 class _Taken(NamedTuple):
     """A planned flush and the changes it took from the objects (see `AsyncSession._take`)."""
 
