@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from itertools import repeat
 from typing import Any
 
+from ._codegen import compile_function
 from ._mapping import Mapper, set_state_slot
 
 #: ``load(rows, table, mark, on_new) -> objects``; ``on_new(obj)`` runs for each new object when given.
@@ -91,6 +92,5 @@ def compile_loader(mapper: Mapper, converters: Sequence[Callable[[Any], Any] | N
             "    return out",
         ]
     )
-    exec(src, env)  # noqa: S102 - generated from validated identifiers only
-    loader: Loader = env["load"]
+    loader: Loader = compile_function("load", src, env, what=f"{mapper.name} loader")
     return loader

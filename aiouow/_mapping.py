@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import keyword
 import re
 import typing
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overload
 
 from . import _types
+from ._codegen import compile_function
 from ._expressions import Column
 from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, Pending, make_state, state_of
 from ._types import ColumnType, Kind
@@ -28,6 +30,9 @@ class _Missing:
 MISSING: Any = _Missing()
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Names aiouow uses on entity classes, objects and in generated code (``_aiouow_state``,
+#: ``_aiouow_self`` ...): no field may take one.
+RESERVED_PREFIX = "_aiouow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,7 +395,20 @@ def _has_default(c: Column[Any]) -> bool:
     return c.default is not MISSING or c.default_factory is not None
 
 
+def _check_field_name(cls: type, name: object) -> None:
+    """A field's name reaches generated source (``__init__``'s parameters): only a plain Python
+    identifier that is not a keyword, and none of the names aiouow itself uses, gets there."""
+    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+        raise MappingError(f"cannot map {cls.__name__}: field name {name!r} is not a Python identifier")
+    if name.startswith(RESERVED_PREFIX) or (name.startswith("__") and name.endswith("__")):
+        raise MappingError(
+            f"cannot map {cls.__name__}: field name {name!r} is reserved (names starting with "
+            f"{RESERVED_PREFIX!r} are aiouow's own, and dunder names Python's)"
+        )
+
+
 def _make_column(cls: type, name: str, annotation: Any, spec: FieldSpec, position: int) -> Column[Any]:
+    _check_field_name(cls, name)
     where = f"cannot map {cls.__name__}.{name}"
     resolved = _types.resolve(annotation, json_field=spec.json, timezone=spec.timezone)
     if isinstance(resolved, str):
@@ -472,8 +490,7 @@ def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
         body.append("_aiouow_self.__post_init__()")
     sig = ", ".join(["_aiouow_self", "*", *params]) if params else "_aiouow_self"
     src = f"def __init__({sig}):\n    " + "\n    ".join(body)
-    exec(src, env)  # noqa: S102 - generated from validated identifiers only
-    init: Callable[..., None] = env["__init__"]
+    init: Callable[..., None] = compile_function("__init__", src, env, what=f"{cls.__qualname__}.__init__")
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__doc__ = f"Create a {cls.__name__} (keyword arguments only)."
     return init

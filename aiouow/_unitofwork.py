@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import _types
+from ._codegen import compile_function
 from ._expressions import Column
 from ._mapping import Mapper
 from ._state import InstanceState, Loaded
@@ -463,8 +464,7 @@ def _builder(
             "    return rows",
         ]
     )
-    exec(src, env)  # noqa: S102 - generated from validated identifiers only
-    fn = mapper.compiled[key] = env["build"]
+    fn = mapper.compiled[key] = compile_function("build", src, env, what=f"{mapper.name} {kind} rows")
     return fn
 
 

@@ -204,3 +204,66 @@ class TestInitNames:
 
         o = Odd(self="me", MISSING="x")
         assert (o.self, o.d, o.MISSING) == ("me", 7, "x")
+
+
+def _entity_with_field(name: str, *, column: str | None = "c") -> type:
+    """An entity class whose second field is called ``name`` (annotations set by hand, as a
+    hostile or generated class could)."""
+    namespace: dict[str, Any] = {
+        "__annotations__": {"id": int, name: int},
+        "id": field(primary_key=True),
+        name: field(column=column, default=1) if column else 1,
+    }
+    return type("Hostile", (Entity,), namespace, table="hostile_names")
+
+
+class TestFieldNames:
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "x=__import__('os').system('echo pwned') or 1",  # would run when the class is defined
+            "a b",
+            "1st",
+            "",
+            "class",  # a keyword: SyntaxError in the generated __init__
+            "lambda",
+        ],
+    )
+    def test_a_name_that_is_not_an_identifier_is_refused(self, name: str, capfd: pytest.CaptureFixture[str]) -> None:
+        """Only a plain Python identifier reaches the generated __init__: nothing runs, MappingError names it."""
+        with pytest.raises(MappingError, match="is not a Python identifier"):
+            _entity_with_field(name)
+        assert "pwned" not in capfd.readouterr().out
+
+    @pytest.mark.parametrize("name", ["_aiouow_d", "_aiouow_state", "_aiouow_self", "__dict__", "__init__"])
+    def test_a_name_aiouow_or_python_uses_is_refused(self, name: str) -> None:
+        """Names that clash with generated code, the state slot or Python's own are MappingError."""
+        with pytest.raises(MappingError, match="is reserved"):
+            _entity_with_field(name)
+
+    def test_soft_keywords_and_leading_underscores_are_fields(self) -> None:
+        """``match``, ``type`` and ``_private`` are ordinary identifiers and map."""
+        for name in ("match", "type", "_private"):
+            cls = _entity_with_field(name, column=None)
+            obj = cls(**{name: 5})
+            assert getattr(obj, name) == 5
+
+
+class TestGeneratedCode:
+    def test_tracebacks_through_generated_code_show_its_source(self) -> None:
+        """A generated __init__ is registered with linecache: a traceback shows its line, not <string>."""
+        import traceback
+
+        def boom() -> list[int]:
+            raise RuntimeError("factory failed")
+
+        class Factoried(Entity, table="factoried"):
+            id: int = field(primary_key=True)
+            items: list[int] = field(json=True, default_factory=boom)
+
+        with pytest.raises(RuntimeError) as info:
+            Factoried()
+        text = "".join(traceback.format_exception(info.value))
+        assert "<locals>.Factoried.__init__ #" in text  # <aiouow: ....Factoried.__init__ #N>
+        assert "_aiouow_factory_items()" in text  # the generated line itself
+        assert "<string>" not in text
