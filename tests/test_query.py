@@ -162,3 +162,38 @@ class TestQueryErrors:
         """scalars() of something else than select() is refused."""
         with pytest.raises(aiouow.QueryError, match=r"expected a statement made by aiouow\.select"):
             await session.scalars("SELECT 1")  # type: ignore[arg-type]
+
+
+class Stocked(aiouow.Entity, table="stocked_items"):
+    """Declares a column, ``stock``, that the table made by hand below does not have."""
+
+    id: int = aiouow.field(primary_key=True, init=True)
+    name: str
+    stock: int = 0
+
+
+class TestUnknownColumns:
+    async def test_a_column_missing_from_its_table_is_an_error_not_data(self, pool: aiouow.Pool) -> None:
+        """SQLite must not read an unknown column as its name in quotes: get, where and filter fail."""
+        async with AsyncSession(pool) as s:
+            await s.execute("DROP TABLE IF EXISTS stocked_items")
+            await s.execute("CREATE TABLE stocked_items (id integer PRIMARY KEY, name text NOT NULL)")
+            await s.execute("INSERT INTO stocked_items (id, name) VALUES (1, 'stock')")
+            await s.commit()
+        try:
+            for attempt in (
+                lambda s: s.get(Stocked, 1),
+                lambda s: s.scalars(select(Stocked).where(Stocked.stock > 5)),
+                lambda s: s.filter(Stocked, name="stock"),
+            ):
+                async with AsyncSession(pool) as s:
+                    with pytest.raises(aiouow.DatabaseError, match="stock"):
+                        await attempt(s)
+            async with AsyncSession(pool) as s:  # an INSERT naming the column fails too, writing nothing
+                s.add(Stocked(id=2, name="x", stock=1))
+                with pytest.raises(aiouow.DatabaseError, match="stock"):
+                    await s.commit()
+        finally:
+            async with AsyncSession(pool) as s:
+                await s.execute("DROP TABLE stocked_items")
+                await s.commit()

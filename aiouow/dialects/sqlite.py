@@ -136,6 +136,15 @@ class SQLiteDialect(Dialect):
             return ctype.python_type  # type: ignore[no-any-return]
         return _FROM_DB[ctype.kind]
 
+    @staticmethod
+    def quote(identifier: str) -> str:
+        # Square brackets, not double quotes: SQLite reads a double-quoted name that matches no
+        # column as a string literal (its "double-quoted string" misfeature), so a field whose
+        # column is missing from the table would read back its own name, and compare equal to
+        # it, with no error. A bracketed name can only be an identifier: "no such column".
+        # (Identifiers are checked plain names, so nothing inside needs escaping.)
+        return f"[{identifier}]"
+
     def placeholder(self, index: int) -> str:
         return f"?{index}"  # numbered, so that one parameter can appear twice in an expression
 
