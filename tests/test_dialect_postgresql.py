@@ -395,3 +395,25 @@ class TestSmallFixes:
         with pytest.raises(aiouow.OperationalError, match="the pool is closed"):
             async with AsyncSession(pool) as s:
                 await s.all(User)
+
+
+class TestServerDetail:
+    async def test_a_unique_violation_says_which_key_collided(self, pgpool: aiouow.Pool) -> None:
+        """The server's DETAIL (the colliding key) is kept in the message."""
+        async with AsyncSession(pgpool) as s:
+            s.add(User(name="a", email="dup@x"))
+            await s.commit()
+            s.add(User(name="b", email="dup@x"))
+            with pytest.raises(errors.UniqueViolationError) as info:
+                await s.commit()
+            assert "DETAIL: Key (email)=(dup@x) already exists." in str(info.value)
+            assert info.value.constraint == "uq_users_email"
+
+    async def test_a_failed_drop_says_what_depends_on_the_table_and_hints(self, pgpool: aiouow.Pool) -> None:
+        """DETAIL names the dependent constraint and HINT the way out."""
+        async with AsyncSession(pgpool) as s:
+            with pytest.raises(errors.DatabaseError) as info:
+                await s.execute("DROP TABLE users")
+            message = str(info.value)
+            assert "DETAIL: constraint fk_orders_user_id on table orders depends on table users" in message
+            assert "HINT: Use DROP ... CASCADE" in message

@@ -269,6 +269,10 @@ def translate(exc: BaseException, action: str) -> AiouowError:
         template = _REASONS.get(cls)
         reason = template.format(constraint=constraint, column=column) if template else message
         detail = f" ({message})" if template else ""
+        # The server's DETAIL and HINT say which key collided, or what depends on a table.
+        for label, extra in (("DETAIL", getattr(exc, "detail", None)), ("HINT", getattr(exc, "hint", None))):
+            if extra:
+                detail += f" {label}: {extra}"
         err = cls(f"cannot {action}: {reason}{detail} [SQLSTATE {state}]")
         if isinstance(err, IntegrityError):
             err.constraint = constraint
