@@ -91,6 +91,9 @@ class AsyncSession:
         self._txlog = TransactionLog()
         self._tx_generation = 0
         self._in_begin = False
+        #: Counts the transactions ended by commit() or rollback(): a begin() block checks that
+        #: nothing ended the transaction it began.
+        self._transactions_ended = 0
         self._commit_unknown = False
         self._stats = StatsRecorder()
 
@@ -284,6 +287,7 @@ class AsyncSession:
                 self._state = SessionState.IDLE
                 self._failure = None
                 self._commit_unknown = False
+                self._transactions_ended += 1
 
     def _closed(self) -> bool:
         # A method call, so that type checkers do not narrow the state across awaits.
@@ -365,11 +369,22 @@ class AsyncSession:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
-        """``async with s.begin():`` commits when the block succeeds and rolls back when it raises."""
+        """``async with s.begin():`` commits when the block succeeds and rolls back when it raises.
+
+        The block owns one transaction from start to end: it cannot begin over work the session
+        already holds, and a ``commit()`` or ``rollback()`` inside it is a `SessionError` when
+        the block ends (what was done after it is rolled back, never committed by the block).
+        """
         self._enter("begin")
         if self._in_begin:
             raise SessionError("cannot begin: a begin() block is already open in this session")
+        if self._conn is not None or self._new or self.deleted or self.dirty:
+            raise SessionError(
+                "cannot begin: the session already holds work (an open transaction or unflushed changes) "
+                "that the block would take over; commit or roll it back first"
+            )
         self._in_begin = True
+        ended = self._transactions_ended
         try:
             yield self
         except BaseException:
@@ -377,6 +392,13 @@ class AsyncSession:
                 await self.rollback()
             raise
         else:
+            if self._transactions_ended != ended:
+                if self._state is not SessionState.CLOSED:
+                    await self.rollback()
+                raise SessionError(
+                    "cannot commit the begin() block: its transaction was already ended inside it by commit() "
+                    "or rollback(), so what was done after that was rolled back (let the block commit instead)"
+                )
             await self.commit()
         finally:
             self._in_begin = False
@@ -776,6 +798,7 @@ class AsyncSession:
         self._txlog.record_inserts(mapper, keys, objs)
 
     def _after_commit(self) -> None:
+        self._transactions_ended += 1
         log = self._txlog
         if not log:
             return

@@ -349,6 +349,34 @@ class TestClose:
                     pass
         assert await count(pool, Tag) == 1
 
+    async def test_begin_does_not_commit_work_done_after_a_commit_inside_it(self, pool: aiouow.Pool) -> None:
+        """A commit() inside a begin() block ends its transaction: the block raises and commits nothing more."""
+        async with AsyncSession(pool) as s:
+            with pytest.raises(aiouow.SessionError, match="already ended inside it"):
+                async with s.begin():
+                    s.add(Tag(code="a", label="A"))
+                    await s.commit()
+                    s.add(Tag(code="b", label="B"))
+            assert s.session_state is aiouow.SessionState.IDLE
+            assert not s.new
+        assert await count(pool, Tag) == 1
+
+    async def test_begin_refuses_to_take_over_work_the_session_holds(self, pool: aiouow.Pool) -> None:
+        """begin() over unflushed changes or an open transaction is a SessionError; nothing is committed."""
+        async with AsyncSession(pool) as s:
+            s.add(Tag(code="a", label="A"))
+            with pytest.raises(aiouow.SessionError, match="already holds work"):
+                async with s.begin():
+                    pass
+            await s.flush()
+            with pytest.raises(aiouow.SessionError, match="already holds work"):
+                async with s.begin():
+                    pass
+            await s.rollback()
+            async with s.begin():  # nothing held: a block of its own
+                s.add(Tag(code="b", label="B"))
+        assert await count(pool, Tag) == 1
+
 
 class TestAttachment:
     async def test_detached_object_can_be_added_again(self, pool: aiouow.Pool) -> None:
