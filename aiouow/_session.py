@@ -971,9 +971,20 @@ class AsyncSession:
             sql = self._dialect.select_by_pk_sql(mapper, for_update=for_update)
             rows = await self._fetch(sql, self._key_params(mapper, key), write=for_update)
             objs = self._load(mapper, rows, refresh=for_update)
+            if not objs and for_update:
+                self._forget_gone_row(mapper, key)
         finally:
             lock.release()
         return objs[0] if objs else None
+
+    def _forget_gone_row(self, mapper: Mapper, key: Any) -> None:
+        """A locking read found no row for ``key``: the object standing for it (another
+        transaction deleted its row) leaves the session, detached, with its unflushed changes."""
+        obj = self._identity.get(mapper, key)
+        if obj is not None:
+            st = state_of(obj)
+            assert st is not None
+            self._forget(st)
 
     def _key_params(self, mapper: Mapper, key: Any) -> list[Any]:
         """An identity key as the driver parameters of a SELECT by primary key."""

@@ -22,6 +22,30 @@ async def seed(pool: aiouow.Pool) -> None:
 
 
 class TestIdentityMap:
+    @pytest.mark.parametrize("changed", [False, True])
+    async def test_a_locking_read_that_finds_the_row_gone_drops_its_object(
+        self, pool: aiouow.Pool, changed: bool
+    ) -> None:
+        """get(for_update=True) finding no row: the stale object leaves the map, and a plain get asks the database."""
+        await seed(pool)
+        async with AsyncSession(pool) as s:
+            a = await s.get_one(Tag, "a")
+            await s.commit()
+            async with AsyncSession(pool) as other:
+                await other.execute("DELETE FROM tags WHERE code = " + ("?" if pool.dialect == "sqlite" else "$1"), "a")
+                await other.commit()
+            if changed:  # an unflushed change goes with the object (a flush would find no row to update)
+                a.label = "unflushed"
+            with s.no_autoflush():
+                assert await s.get(Tag, "a", for_update=True) is None
+            assert a not in s
+            assert s.state(a) is aiouow.ObjectState.DETACHED
+            before = s.stats().statements.get("select", 0)
+            assert await s.get(Tag, "a") is None
+            assert s.stats().statements.get("select", 0) == before + 1  # asked, not answered from the map
+            assert not s.dirty
+            await s.commit()
+
     async def test_get_twice_returns_same_object_without_sql(self, pool: aiouow.Pool) -> None:
         """A get that hits the identity map runs no SQL."""
         await seed(pool)
