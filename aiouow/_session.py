@@ -268,11 +268,19 @@ class AsyncSession:
                     conn.broken = True
                     await self._fail(exc)
                     raise
-                await self._release(rollback=False)
-            self._after_commit()
-            self._state = SessionState.IDLE
+            await self._committed()
         finally:
             lock.release()
+
+    async def _committed(self) -> None:
+        """COMMIT succeeded (or there was nothing to commit): the session is committed, whatever
+        happens to the release of its connection (a cancellation there still propagates)."""
+        try:
+            if self._conn is not None:
+                await self._release(rollback=False)
+        finally:
+            self._after_commit()
+            self._state = SessionState.IDLE
 
     async def rollback(self) -> None:
         """Roll back; every object in the session again holds what the database holds."""
@@ -658,9 +666,7 @@ class AsyncSession:
             raise
         self._apply(pending, keys)
         self._stats.flushes += 1
-        await self._release(rollback=False)
-        self._after_commit()
-        self._state = SessionState.IDLE
+        await self._committed()
 
     async def _interrupted_commit(self, conn: Connection, pending: _Taken, exc: BaseException) -> bool:
         """Clean up after an interrupted fused commit; True when its COMMIT went through (then

@@ -293,6 +293,46 @@ class TestCancelDuringCleanup:
         await s.close()
         await assert_clean(fpool)
 
+    @pytest.mark.parametrize("flushed", [False, True])
+    async def test_cancel_during_the_release_after_a_commit_keeps_the_commit(
+        self, fpool: aiouow.Pool, flushed: bool
+    ) -> None:
+        """A cancellation that lands in the release just after COMMIT succeeded: the session is
+        committed (IDLE, objects persistent with their values); closing it and adding the object
+        again inserts no second row."""
+        await seed(fpool, "old")
+        s = AsyncSession(fpool)
+        old = await s.get_one(Tag, "old")
+        old.label = "changed"
+        new = Tag(code="new", label="x")
+        s.add(new)
+        if flushed:  # the commit sends only COMMIT; else (SQLite: in one call) the flush and COMMIT
+            await s.flush()
+        real_release = fpool.driver.release
+
+        async def slow_release(conn: Any) -> None:
+            await asyncio.sleep(0.3)
+            await real_release(conn)
+
+        fpool.driver.release = slow_release  # type: ignore[method-assign]
+        try:
+            assert await interrupt("task", s.commit, 0.1)
+        finally:
+            fpool.driver.release = real_release  # type: ignore[method-assign]
+        assert s.session_state is SessionState.IDLE
+        assert s.state(new) is aiouow.ObjectState.PERSISTENT
+        assert not s.new and not s.dirty
+        await asyncio.sleep(0.4)
+        await s.close()
+        assert s.state(new) is aiouow.ObjectState.DETACHED
+        assert (new.code, new.label, old.label) == ("new", "x", "changed")
+        async with AsyncSession(fpool) as again:
+            again.add(new)  # detached: attached again, not inserted a second time
+            await again.commit()
+        async with AsyncSession(fpool) as check:
+            assert sorted((t.code, t.label) for t in await check.all(Tag)) == [("new", "x"), ("old", "changed")]
+        await assert_clean(fpool)
+
     async def test_network_black_hole_during_cleanup_ends_in_bounded_time(self, tmp_path: Path) -> None:
         """A connection whose network goes silent during cleanup is closed within the cleanup timeout."""
         url = await url_for("postgresql", tmp_path)

@@ -262,6 +262,7 @@ class TestAcquire:
         with anyio.move_on_after(0.1) as scope:
             await s.commit()
         assert scope.cancelled_caught
+        assert s.session_state is aiouow.SessionState.IDLE  # committed, whatever the release met
         assert pgpool.stats().in_use == 0
         await asyncio.sleep(0.4)
         monkeypatch.undo()
