@@ -879,6 +879,13 @@ class AsyncSession:
                 _forget_generated_key(mapper, obj)
                 _make_object_transient(obj, holder)
             else:  # the row is back: so is its object (one held by its stand-in has no changes)
+                now = self._identity.get(mapper, key)
+                if now is not None and now is not obj:
+                    # Another object was loaded for the key since: the row the transaction put
+                    # there (by raw SQL) is gone, so that object leaves the session, detached.
+                    other = state_of(now)
+                    assert other is not None
+                    self._forget(other)
                 self._identity.add(mapper, key, obj)
                 if type(holder) is InstanceState:
                     obj.__dict__.update(_tracking.originals(holder))

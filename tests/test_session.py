@@ -194,6 +194,30 @@ class TestRollback:
             assert new.id is not None
         assert await count(pool, User) == 3
 
+    async def test_rollback_of_a_flushed_delete_evicts_the_object_loaded_for_a_new_row(self, pool: aiouow.Pool) -> None:
+        """A flushed delete, a row of the same key inserted by raw SQL and loaded as another
+        object, then rollback: the deleted object is back, the other one leaves the session
+        (its changes can never be silently lost)."""
+        async with AsyncSession(pool) as s:
+            a = Tag(code="k", label="A")
+            s.add(a)
+            await s.commit()
+            s.delete(a)
+            await s.flush()
+            mark = "?" if pool.dialect == "sqlite" else "$1"
+            await s.execute(f"INSERT INTO tags (code, label) VALUES ({mark}, 'raw')", "k")
+            b = await s.get_one(Tag, "k")
+            assert b is not a
+            await s.rollback()
+            assert await s.get(Tag, "k") is a
+            assert s.state(a) is ObjectState.PERSISTENT
+            assert b not in s
+            assert s.state(b) is ObjectState.DETACHED
+            a.label = "changed"
+            await s.commit()
+        async with AsyncSession(pool) as check:
+            assert (await check.get_one(Tag, "k")).label == "changed"
+
     async def test_rollback_restores_in_place_json_change(self, session: AsyncSession) -> None:
         """A JSON value changed in place and flushed is restored by rollback."""
         u = User(name="a", email="a@x", profile={"n": 1})
