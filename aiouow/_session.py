@@ -586,7 +586,7 @@ class AsyncSession:
         if plan.empty:  # assignments that set fields back: their records were just dropped
             return None
         for step in plan.steps:  # the stand-ins of the objects inserted record assignments meanwhile
-            if isinstance(step, InsertStep):
+            if isinstance(step, InsertStep) or (isinstance(step, UpdateStep) and step.replaced is not None):
                 self._pending_mark(step.mapper).inflight = {}
         return _Taken(plan, taken, self._new_edits)
 
@@ -597,7 +597,7 @@ class AsyncSession:
             if st.changed:
                 self._modified.add(st)
         for step in pending.plan.steps:
-            if isinstance(step, UpdateStep):
+            if isinstance(step, UpdateStep) and step.replaced is None:  # (a row switch took nothing)
                 for obj, key, original in zip(step.objs, step.keys, step.originals, strict=True):
                     holder = obj._aiouow_state
                     if type(holder) is Loaded:  # the changes were the stand-in's: it holds them again
@@ -694,7 +694,20 @@ class AsyncSession:
         for step in pending.plan.steps:
             mapper = step.mapper
             if isinstance(step, InsertStep):
-                self._apply_insert(step, next(inserts), every_new)
+                log.record_inserts(mapper, self._apply_insert(step, next(inserts), every_new), step.objs)
+            elif isinstance(step, UpdateStep) and step.replaced is not None:
+                # A row switch: the new objects took over the rows of the deleted ones. For a
+                # rollback the rows were updated (what they held is the deleted objects' row),
+                # the old objects deleted, and the new ones leave the session.
+                names = tuple(c.name for c in step.columns)
+                log.record_updates(mapper, step.keys, [_row_of(obj, names) for obj in step.replaced.objs])
+                self._apply_delete(step.replaced)
+                inserted = InsertStep(mapper, step.columns, [], step.objs, None)
+                log.record_switches(mapper, self._apply_insert(inserted, None, every_new), step.objs)
+                if mapper.version is not None:
+                    name = mapper.version.name
+                    for obj, replaced in zip(step.objs, step.replaced.objs, strict=True):
+                        obj.__dict__[name] = replaced.__dict__[name] + 1
             elif isinstance(step, UpdateStep):
                 version = mapper.version
                 if version is None and not mapper.json_columns:
@@ -715,20 +728,7 @@ class AsyncSession:
                     befores.append(before)
                 log.record_updates(mapper, step.keys, befores)
             elif isinstance(step, DeleteStep):
-                table = self._identity.table(mapper)
-                deleted = self._deleted
-                mark = self._marks.get(mapper)
-                held: dict[Any, Any] = mark.deleted if mark is not None else {}
-                removed: dict[Any, Any] = mark.removed if mark is not None else {}
-                for key, obj in zip(step.ids, step.objs, strict=True):
-                    table.pop(key, None)
-                    if held.pop(key, None) is obj:  # held by the stand-in: deleted by a flush now
-                        removed[key] = obj
-                    else:  # one with its own state (maybe given since the flush took it)
-                        holder = obj._aiouow_state
-                        if type(holder) is InstanceState:
-                            deleted.pop(holder, None)
-                log.record_deletes(mapper, step.ids, step.objs)
+                self._apply_delete(step)
         if every_new:
             self._new = {}
         for st in pending.taken:
@@ -736,13 +736,37 @@ class AsyncSession:
                 self._modified.add(st)
         self._end_inflight()
 
+    def _apply_delete(self, step: DeleteStep) -> None:
+        """The rows of a delete step are gone: their objects leave the identity map, deleted by a flush."""
+        mapper = step.mapper
+        table = self._identity.table(mapper)
+        deleted = self._deleted
+        mark = self._marks.get(mapper)
+        held: dict[Any, Any] = mark.deleted if mark is not None else {}
+        removed: dict[Any, Any] = mark.removed if mark is not None else {}
+        for key, obj in zip(step.ids, step.objs, strict=True):
+            table.pop(key, None)
+            if held.pop(key, None) is obj:  # held by the stand-in: deleted by a flush now
+                earlier = removed.get(key)
+                if earlier is not None and earlier is not obj:
+                    # An object of the same key deleted by an earlier flush (its row was switched
+                    # over to the one deleted now): it keeps its deletion in a state of its own.
+                    assert mark is not None
+                    mark.materialize(earlier, _DELETED)
+                removed[key] = obj
+            else:  # one with its own state (maybe given since the flush took it)
+                holder = obj._aiouow_state
+                if type(holder) is InstanceState:
+                    deleted.pop(holder, None)
+        self._txlog.record_deletes(mapper, step.ids, step.objs)
+
     def _end_inflight(self) -> None:
         """No flush is inserting: the stand-ins of pending objects stop recording assignments."""
         if self._pendings:
             for pending in self._pendings.values():
                 pending.inflight = None
 
-    def _apply_insert(self, step: InsertStep, generated: list[Any] | None, every_new: bool) -> None:
+    def _apply_insert(self, step: InsertStep, generated: list[Any] | None, every_new: bool) -> list[Any]:
         """The rows of an insert step exist: their objects are persistent, held by the entity's
         `Loaded` stand-in (or by their own state, if they have one). They leave the pending
         objects here, unless ``every_new`` (the caller then empties them at once)."""
@@ -801,7 +825,7 @@ class AsyncSession:
                 assert st is not None
                 _tracking.take_json_snapshot(st)
             self._json_mappers.add(mapper)
-        self._txlog.record_inserts(mapper, keys, objs)
+        return keys
 
     def _after_commit(self) -> None:
         self._transactions_ended += 1
@@ -839,18 +863,15 @@ class AsyncSession:
         # becomes transient, its generated key cleared (also one loaded again and deleted since).
         for mapper, key, obj in log.inserted():
             for target in self._objects_for(mapper, key, obj):
-                self._identity.discard(mapper, key)
-                _forget_generated_key(mapper, target)
-                holder = target._aiouow_state
-                assert holder is not None
-                if type(holder) is Loaded:  # whatever its stand-in holds for the row goes too
-                    holder.changes.pop(key, None)
-                    holder.deleted.pop(key, None)
-                    holder.removed.pop(key, None)
-                else:
-                    self._modified.discard(holder)
-                    self._deleted.pop(holder, None)
-                _make_object_transient(target, holder)
+                self._make_inserted_transient(mapper, key, target)
+        # New objects that took over the rows of deleted ones leave the session; the rows are
+        # back to what they held (below), and so are their old objects.
+        switched_in: set[int] = set()
+        for mapper, key, obj in log.switched():
+            switched_in.add(id(obj))
+            holder = obj._aiouow_state
+            if holder is not None and holder.owner is self:
+                self._make_inserted_transient(mapper, key, obj)
         for obj in self._new.values():
             holder = obj._aiouow_state
             if holder is not None:
@@ -873,7 +894,7 @@ class AsyncSession:
             touched.append(st)
         for mapper, key, obj, new_row in log.deleted():
             holder = obj._aiouow_state
-            if holder is None or holder.owner is not self:
+            if holder is None or holder.owner is not self or id(obj) in switched_in:
                 continue
             if new_row:  # the row no longer exists
                 _forget_generated_key(mapper, obj)
@@ -910,6 +931,23 @@ class AsyncSession:
         self._deleted.clear()  # (in place: the stand-ins put the states they make here)
         self._modified.clear()
         log.clear()
+
+    def _make_inserted_transient(self, mapper: Mapper, key: Any, target: Any) -> None:
+        """``target`` stood for a row the rollback removes (for this session): it becomes
+        transient, its generated key cleared, with whatever was recorded for it."""
+        if self._identity.get(mapper, key) is target:
+            self._identity.discard(mapper, key)
+        _forget_generated_key(mapper, target)
+        holder = target._aiouow_state
+        assert holder is not None
+        if type(holder) is Loaded:  # whatever its stand-in holds for the row goes too
+            holder.changes.pop(key, None)
+            holder.deleted.pop(key, None)
+            holder.removed.pop(key, None)
+        else:
+            self._modified.discard(holder)
+            self._deleted.pop(holder, None)
+        _make_object_transient(target, holder)
 
     def _objects_for(self, mapper: Mapper, key: Any, obj: Any) -> list[Any]:
         """The objects in this session that stand for the row ``key`` that ``obj`` was inserted
@@ -1116,6 +1154,10 @@ class AsyncSession:
         async with self._lock:
             self._check("refresh")
             mapper = st.mapper
+            if st.status is ObjectState.DELETED and st not in self._deleted:
+                # Its DELETE was flushed: its row is gone for this transaction, even where a row
+                # switch gave the key's row to another object.
+                raise NotFoundError(f"cannot refresh {_describe(st)}: its row was deleted by a flush")
             sql = self._dialect.select_by_pk_sql(mapper, for_update=False)
             rows = await self._fetch(sql, self._key_params(mapper, st.key), write=False)
             if not rows:
@@ -1373,6 +1415,17 @@ def _before_update(
         else:
             before[name] = original[name]
     return before
+
+
+def _row_of(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """What the fields ``names`` hold in the row of a persistent object: their values, or the
+    originals of those changed since the last load or flush."""
+    d = obj.__dict__
+    row = {name: d[name] for name in names}
+    holder = obj._aiouow_state
+    if type(holder) is InstanceState:
+        row.update((name, value) for name, value in _tracking.originals(holder).items() if name in row)
+    return row
 
 
 def _snapshot_json(obj: Any) -> None:

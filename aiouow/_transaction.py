@@ -36,7 +36,7 @@ class TransactionLog:
     of the row knows what it held before.
     """
 
-    __slots__ = ("_deletes", "_inserted_rows", "_inserts", "_rows_of", "_updates")
+    __slots__ = ("_deletes", "_inserted_rows", "_inserts", "_rows_of", "_switches", "_updates")
 
     def __init__(self) -> None:
         # (the mapper, the inserted rows' keys, their objects), per insert step
@@ -45,12 +45,14 @@ class TransactionLog:
         self._deletes: list[tuple[int, Mapper, list[Any], list[Any]]] = []
         # (insert steps logged before, the mapper, the updated rows' keys, what each held before)
         self._updates: list[tuple[int, Mapper, list[Any], list[dict[str, Any]]]] = []
+        # (the mapper, the keys, the new objects that took those rows over), per row switch
+        self._switches: list[tuple[Mapper, list[Any], list[Any]]] = []
         self._inserted_rows: set[tuple[Mapper, Any]] = set()
         self._rows_of = 0  # how many of the insert steps are in _inserted_rows
 
     def __bool__(self) -> bool:
         """Whether any flush of the open transaction wrote rows."""
-        return bool(self._inserts or self._deletes or self._updates)
+        return bool(self._inserts or self._deletes or self._updates or self._switches)
 
     def _inserted_among(self, row: tuple[Mapper, Any], first: int) -> bool:
         """Whether the row is one of those the first ``first`` insert steps inserted."""
@@ -67,6 +69,17 @@ class TransactionLog:
     def inserted(self) -> Iterator[tuple[Mapper, Any, Any]]:
         """Each row inserted: its mapper, key and object."""
         for mapper, keys, objs in self._inserts:
+            for key, obj in zip(keys, objs, strict=True):
+                yield mapper, key, obj
+
+    def record_switches(self, mapper: Mapper, keys: list[Any], objs: list[Any]) -> None:
+        """Note new objects that took over existing rows of their keys (a row switch: the rows
+        were updated, logged with `record_updates`, and their old objects with `record_deletes`)."""
+        self._switches.append((mapper, keys, objs))
+
+    def switched(self) -> Iterator[tuple[Mapper, Any, Any]]:
+        """Each new object that took a row over: its mapper, key and object."""
+        for mapper, keys, objs in self._switches:
             for key, obj in zip(keys, objs, strict=True):
                 yield mapper, key, obj
 
@@ -117,6 +130,8 @@ class TransactionLog:
             self._deletes = []
         if self._updates:
             self._updates = []
+        if self._switches:
+            self._switches = []
         if self._rows_of:
             self._inserted_rows = set()
             self._rows_of = 0

@@ -59,6 +59,10 @@ class UpdateStep:
     keys: list[Any]  # each object's identity key
     originals: list[dict[str, Any]]  # for each object, what its changed fields held before (and maybe more)
     version: Column[Any] | None
+    #: A row switch: ``objs`` are new objects that take over, with every field, the rows of the
+    #: objects this delete step holds (deleted in the same flush, with the same keys). The
+    #: statement is an UPDATE; the flush settles ``objs`` as inserted and these as deleted.
+    replaced: DeleteStep | None = None
 
 
 @dataclass(slots=True)
@@ -136,6 +140,8 @@ def plan_flush(
             ids.extend(mark.deleted)
             objs.extend(mark.deleted.values())
 
+    switches = _row_switches(inserts, deletes, dialect) if inserts and deletes else []
+
     plan = FlushPlan()
     steps = plan.steps
     mappers = {*inserts, *deletes}
@@ -157,6 +163,7 @@ def plan_flush(
     groups = updates.items() if len(order) < 2 else sorted(updates.items(), key=lambda kv: order.index(kv[0][0]))
     for (mapper, names), group in groups:
         steps.append(_update_step(mapper, names, group, dialect))
+    steps.extend(switches)
     for mapper in reversed(order) if deletes else ():
         pair = deletes.get(mapper)
         if pair is not None:
@@ -268,6 +275,54 @@ def _group_marked(mark: Loaded, updates: _Updates) -> None:
         objs.append(obj)
         keys.append(key)
         originals.append(changed)
+
+
+def _row_switches(
+    inserts: dict[Mapper, tuple[list[Any], list[Any]]],
+    deletes: dict[Mapper, tuple[list[Any], list[Any]]],
+    dialect: Dialect | None,
+) -> list[UpdateStep]:
+    """New objects whose key is that of an object deleted in the same flush take over its row.
+
+    An INSERT of the key would run before the DELETE (and a DELETE first could break the
+    foreign keys of rows that still reference the key), so the new object's fields go out as one
+    UPDATE of the row instead, as SQLAlchemy does; the pair is taken out of ``inserts`` and
+    ``deletes``. With a version column the UPDATE expects the deleted object's version.
+    """
+    steps: list[UpdateStep] = []
+    for mapper, (ids, old_objs) in deletes.items():
+        pair = inserts.get(mapper)
+        if pair is None or not pair[1]:  # (only objects carrying their key can switch)
+            continue
+        explicit = pair[1]
+        position = {key: i for i, key in enumerate(ids)}
+        switched = [(obj, mapper.key_of_values(obj.__dict__)) for obj in explicit]
+        switched = [(obj, key) for obj, key in switched if key in position]
+        if not switched:
+            continue
+        taken = {position[key] for _, key in switched}
+        switching = {id(obj) for obj, _ in switched}
+        explicit[:] = [obj for obj in explicit if id(obj) not in switching]
+        replaced_objs = [old_objs[position[key]] for _, key in switched]
+        keys = [key for _, key in switched]
+        ids[:], old_objs[:] = (
+            [k for i, k in enumerate(ids) if i not in taken],
+            [o for i, o in enumerate(old_objs) if i not in taken],
+        )
+        names = tuple(c.name for c in mapper.columns if not c.primary_key and not c.version)
+        group = _Changed()
+        group.objs = [obj for obj, _ in switched]
+        group.keys = keys
+        group.originals = [{} for _ in switched]
+        step = _update_step(mapper, names or tuple(c.name for c in mapper.pk), group, dialect)
+        if mapper.version is not None:  # the WHERE expects the version of the row being taken over
+            name = mapper.version.name
+            step.rows = [(*row[:-1], old.__dict__[name]) for row, old in zip(step.rows, replaced_objs, strict=True)]
+        step.replaced = _delete_step(mapper, (keys, replaced_objs), dialect)
+        steps.append(step)
+    for mapper in [m for m, (ids, _) in deletes.items() if not ids]:
+        del deletes[mapper]
+    return steps
 
 
 def _group(updates: _Updates, key: tuple[Mapper, tuple[str, ...]]) -> _Changed:

@@ -157,6 +157,99 @@ class TestFlushAndCommit:
         await session.flush()
 
 
+class TestRowSwitch:
+    @pytest.mark.parametrize("changed_first", [False, True])
+    async def test_delete_and_add_of_one_key_in_one_flush(self, pool: aiouow.Pool, changed_first: bool) -> None:
+        """An object deleted and a new one with its key added in one flush: the new one takes over the row."""
+        async with AsyncSession(pool) as s:
+            s.add(Tag(code="k", label="old"), Tag(code="other", label="o"))
+            await s.commit()
+        async with AsyncSession(pool) as s:
+            old = await s.get_one(Tag, "k")
+            if changed_first:  # (the deleted object then has unflushed changes of its own)
+                old.label = "edited"
+            s.delete(old)
+            new = Tag(code="k", label="new")
+            s.add(new)
+            await s.commit()
+            assert s.state(new) is ObjectState.PERSISTENT
+            assert s.state(old) is ObjectState.TRANSIENT
+            assert await s.get(Tag, "k") is new
+        async with AsyncSession(pool) as check:
+            assert sorted((t.code, t.label) for t in await check.all(Tag)) == [("k", "new"), ("other", "o")]
+
+    async def test_row_switch_rolled_back_restores_both_objects(self, pool: aiouow.Pool) -> None:
+        """A flushed row switch rolled back: the deleted object is back, the new one transient."""
+        async with AsyncSession(pool) as s:
+            s.add(Tag(code="k", label="old"))
+            await s.commit()
+            old = await s.get_one(Tag, "k")
+            s.delete(old)
+            new = Tag(code="k", label="new")
+            s.add(new)
+            await s.flush()
+            await s.rollback()
+            assert s.state(old) is ObjectState.PERSISTENT and old.label == "old"
+            assert s.state(new) is ObjectState.TRANSIENT
+            assert await s.get(Tag, "k") is old
+        async with AsyncSession(pool) as check:
+            assert [(t.code, t.label) for t in await check.all(Tag)] == [("k", "old")]
+
+    async def test_versioned_row_switch_checks_and_continues_the_version(self, pool: aiouow.Pool) -> None:
+        """A versioned row switch expects the deleted object's version and gives the new one the next."""
+        async with AsyncSession(pool) as s:
+            d = Doc(title="v1")
+            s.add(d)
+            await s.commit()
+            d.title = "v2"
+            await s.commit()
+            assert d.version == 2
+            s.delete(d)
+            new = Doc(title="replaced")
+            new.id = d.id
+            s.add(new)
+            await s.commit()
+            assert new.version == 3
+        async with AsyncSession(pool) as check:
+            row = await check.get_one(Doc, d.id)
+            assert (row.title, row.version) == ("replaced", 3)
+
+    async def test_versioned_row_switch_of_a_stale_row_is_stale_data(self, pool: aiouow.Pool) -> None:
+        """Another transaction changed the row since it was loaded: the switch fails with StaleDataError."""
+        async with AsyncSession(pool) as s:
+            d = Doc(title="v1")
+            s.add(d)
+            await s.commit()
+        async with AsyncSession(pool) as s:
+            mine = await s.get_one(Doc, d.id)
+            async with AsyncSession(pool) as other:
+                theirs = await other.get_one(Doc, d.id)
+                theirs.title = "theirs"
+                await other.commit()
+            s.delete(mine)
+            new = Doc(title="mine")
+            new.id = d.id
+            s.add(new)
+            with pytest.raises(aiouow.StaleDataError):
+                await s.commit()
+
+    async def test_merge_onto_an_object_marked_for_deletion_switches_the_row(self, pool: aiouow.Pool) -> None:
+        """merge() of a detached copy whose row's object is marked for deletion: one UPDATE, no UniqueViolation."""
+        async with AsyncSession(pool) as s:
+            t = Tag(code="k", label="old")
+            s.add(t)
+            await s.commit()
+        copy = Tag(code="k", label="merged")
+        async with AsyncSession(pool) as s:
+            s.delete(await s.get_one(Tag, "k"))
+            merged = await s.merge(copy)
+            assert merged is not copy
+            await s.commit()
+            assert s.stats().statements.get("update", 0) == 1
+        async with AsyncSession(pool) as check:
+            assert [(t.code, t.label) for t in await check.all(Tag)] == [("k", "merged")]
+
+
 class TestRollback:
     async def test_rollback_restores_memory(self, pool: aiouow.Pool) -> None:
         """After rollback: inserted objects are transient with keys cleared, deleted ones persistent again,

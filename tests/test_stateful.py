@@ -402,11 +402,33 @@ class SessionMachine(RuleBasedStateMachine):
         elif m.state is PERSISTENT:
             m.state = DELETED
 
-    @precondition(lambda self: any(m.owned for m in self.objects))
+    @precondition(lambda self: any(m.entity is Tag and m.state is PERSISTENT for m in self.objects))
+    @rule(data=st.data(), text=TEXT)
+    def replace_row(self, data: st.DataObject, text: str) -> None:
+        """delete() of a persistent Tag and add() of a new one with its key: the next flush switches the row
+        over to the new object (one UPDATE, no unique violation)."""
+        m = data.draw(st.sampled_from([m for m in self.objects if m.entity is Tag and m.state is PERSISTENT]))
+        if self.rejected(lambda: self.s.delete(m.obj)):
+            return
+        self.do_delete(m)
+        obj = Tag(code=m.obj.code, label=text)
+        self.s.add(obj)
+        self.objects.append(Tracked(obj, PENDING, fields_of(obj)))
+
+    def expungeable(self, m: Tracked) -> bool:
+        """Owned, and not an object marked for deletion whose key a pending object takes over (a row
+        switch): expunging it would cancel its delete, and the insert of its key would then fail."""
+        if not m.owned:
+            return False
+        if m.entity is Tag and m.state is DELETED and not m.flushed_delete:
+            return not any(o.state is PENDING and o.entity is Tag and o.values["code"] == m.key for o in self.objects)
+        return True
+
+    @precondition(lambda self: any(self.expungeable(m) for m in self.objects))
     @rule(data=st.data(), reload=st.booleans())
     def expunge(self, data: st.DataObject, reload: bool) -> None:
         """expunge(): pending -> TRANSIENT, else -> DETACHED; loading its row again gives a new object."""
-        self.do_expunge(data.draw(st.sampled_from([m for m in self.objects if m.owned])), reload)
+        self.do_expunge(data.draw(st.sampled_from([m for m in self.objects if self.expungeable(m)])), reload)
 
     def do_expunge(self, m: Tracked, reload: bool) -> None:
         if self.rejected(lambda: self.s.expunge(m.obj)):
@@ -477,11 +499,21 @@ class SessionMachine(RuleBasedStateMachine):
     def do_rollback(self) -> None:
         self.run(self.s.rollback())
         self.txdb = copy.deepcopy(self.committed)
+        # A flushed delete rolled back brings its object back for the row; another object loaded
+        # for the same key meanwhile (after a row switch and an expunge) leaves the session.
+        restored = {
+            (m.entity, m.key)
+            for m in self.objects
+            if m.state is DELETED and m.flushed_delete and not m.inserted_in_tx and m.key in self.committed[m.entity]
+        }
         for m in self.objects:
             if not m.owned:
                 continue
             row = self.committed[m.entity].get(m.key) if m.key is not None else None
-            if m.state is PENDING or m.inserted_in_tx:
+            if m.state is PERSISTENT and not m.inserted_in_tx and (m.entity, m.key) in restored:
+                assert m.loaded is not None
+                m.state, m.values = DETACHED, copy.deepcopy(m.loaded)
+            elif m.state is PENDING or m.inserted_in_tx:
                 # Pending objects, and objects inserted in this transaction, are TRANSIENT again with
                 # their generated key cleared; their other fields keep what the program assigned.
                 m.state, m.key = TRANSIENT, None
