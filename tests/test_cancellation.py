@@ -539,9 +539,9 @@ class TestFusedCommit:
     async def test_call_still_running_after_the_cleanup_timeout_is_an_unknown_outcome(
         self, lite: aiouow.Pool, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        from aiouow.dialects import sqlite as dialect
+        from aiouow.dialects.sqlite import connection as dialect
 
-        real = dialect._run_batch
+        real = dialect.run_batch
 
         def slow(db: Any, batch: Any) -> None:
             time.sleep(1.0)  # the thread is busy beyond cleanup_timeout (0.3 s)
@@ -549,14 +549,14 @@ class TestFusedCommit:
 
         s = AsyncSession(lite)
         s.add_all(Tag(code=f"u{i}", label="x") for i in range(50))
-        monkeypatch.setattr(dialect, "_run_batch", slow)
+        monkeypatch.setattr(dialect, "run_batch", slow)
         started = time.monotonic()
         assert await interrupt("task", s.commit, 0.1)
         assert time.monotonic() - started < 0.9  # the cleanup did not wait for the thread
         assert s.commit_outcome_unknown
         assert s.session_state is SessionState.FAILED
         assert lite.stats().in_use == 0  # the connection was closed, not pooled
-        monkeypatch.setattr(dialect, "_run_batch", real)
+        monkeypatch.setattr(dialect, "run_batch", real)
         await s.rollback()
         assert not s.commit_outcome_unknown
         await asyncio.sleep(1.2)  # the stopped call ends without its COMMIT

@@ -1,0 +1,328 @@
+"""One aiosqlite connection: lazy BEGIN, the pool's write lock, flushes and the fused commit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from ..._unitofwork import InsertStep, Step, UpdateStep, expected_rows
+from ...errors import (
+    DatabaseError,
+    OperationalError,
+    SerializationError,
+)
+from .._base import (
+    Connection,
+    Row,
+    log_statement,
+    statement_kind,
+)
+from .batch import COMMIT_IF, FETCH, ONE, RAW, Batch, Statement, reads_only, run_batch
+from .dialect import SQLiteDialect
+from .errors import DRIVER_ERRORS, translate
+from .statements import delete_statements, insert_statements, update_statement
+
+if TYPE_CHECKING:
+    from .pool import SQLitePool
+
+
+class SQLiteConnection(Connection):
+    """One aiosqlite connection of a `SQLitePool`.
+
+    Transactions start lazily: ``BEGIN`` (or ``BEGIN IMMEDIATE`` when the pool's write lock is
+    already held) goes out with the first statement. A read transaction that starts writing is
+    upgraded in place; only when its snapshot turns out stale (another writer committed since it
+    began) is it restarted as ``BEGIN IMMEDIATE``, which is safe because it has written nothing.
+    """
+
+    dialect: SQLiteDialect
+    driver_errors = DRIVER_ERRORS
+    translate = staticmethod(translate)
+
+    def __init__(self, pool: SQLitePool, db: aiosqlite.Connection) -> None:
+        self.pool = pool
+        self.dialect = pool.dialect
+        self.db = db
+        self._begun = False  # its BEGIN has been sent
+        self._write_tx = False  # it holds SQLite's write lock (BEGIN IMMEDIATE, or a write went through)
+        self._locked = False  # the pool's write lock is held
+        self.echo = pool.echo
+        self._last_batch: Batch | None = None  # the last call to aiosqlite's thread
+        #: The last run_steps(commit=True): its steps, their statement spans, its results once committed.
+        self._fused: tuple[Sequence[Step], list[tuple[int, int]], list[Any] | None] = ((), [], None)
+
+    async def _exec(self, sql: str, action: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
+        started = time.perf_counter()
+        cur = await self._driver(sql, params, action, self.db.execute, sql, params)
+        self._observe(statement_kind(sql), started)
+        return cur
+
+    async def begin(self) -> None:
+        """Nothing to send yet: the BEGIN goes with the transaction's first statement."""
+
+    def _begin_statements(self) -> list[Statement]:
+        """The BEGIN to send ahead of the next statement, in the same hop, if none was sent yet."""
+        if self._begun:
+            return []
+        # Flags first: an interrupted BEGIN still runs in aiosqlite's thread, and the ROLLBACK of
+        # the cleanup must follow it (rollback() tolerates a BEGIN that did not happen).
+        self._begun = True
+        if self._locked:
+            self._write_tx = True
+            return [Statement("BEGIN IMMEDIATE", (), ONE, "begin a write transaction")]
+        return [Statement("BEGIN", (), ONE, "begin a transaction")]
+
+    async def _ensure_begun(self) -> None:
+        begin = self._begin_statements()
+        if begin:
+            await self._batch(begin)
+
+    async def _batch(self, statements: Sequence[Statement]) -> None:
+        """Run statements in one hop to aiosqlite's thread; driver errors translated, each statement observed.
+
+        aiosqlite has no public call for several statements at once, so this queues one function
+        through its ``_execute``, the call all of its own methods use (tests pin that it exists).
+        """
+        if self.echo:
+            for st in statements:
+                log_statement(st.sql, st.params)
+        batch = self._last_batch = Batch(statements)
+        try:
+            await self.db._execute(run_batch, self.db._conn, batch)  # type: ignore[no-untyped-call]
+        except DRIVER_ERRORS as exc:
+            failed = next((st for st in statements if not st.done), statements[-1])
+            self._observe_batch(statements, failed)
+            raise translate(exc, failed.action) from exc
+        self._last_batch = None  # ended well: nothing to stop or ask about (and its rows are not kept)
+        self._observe_batch(statements, None)
+
+    def _observe_batch(self, statements: Sequence[Statement], failed: Statement | None) -> None:
+        obs = self.observer
+        for st in statements:
+            if st.done:
+                if st.mode is COMMIT_IF:
+                    obs.statement(st.kind, st.elapsed, 0, 0)
+                elif st.mode is RAW:
+                    _, rows, count = st.result
+                    written = count if st.kind in ("insert", "update", "delete") and count > 0 else 0
+                    obs.statement(st.kind, st.elapsed, len(rows), written)
+                elif st.mode is FETCH and st.written < 0:
+                    obs.statement(st.kind, st.elapsed, len(st.result), 0)
+                else:
+                    obs.statement(st.kind, st.elapsed, 0, st.written if st.written >= 0 else max(st.result, 0))
+            elif st is failed:
+                obs.statement(st.kind, 0.0, 0, 0)  # a failed statement counts too
+
+    async def prepare_write(self, *, fresh_reads: bool = False) -> None:
+        if not self._locked:
+            lock = self.pool.write_lock
+            try:
+                if lock.locked():  # another session writes (or waits to): wait, up to busy_timeout
+                    async with asyncio.timeout(self.pool.busy_timeout):
+                        await lock.acquire()
+                else:
+                    await lock.acquire()  # free: returns without suspending
+            except TimeoutError:
+                raise OperationalError(
+                    f"cannot write: the SQLite write lock was not free within {self.pool.busy_timeout} s; "
+                    "another session holds an open write transaction (if it is in this same task, "
+                    "commit or close it first)"
+                ) from None
+            self._locked = True
+        if fresh_reads and self._begun and not self._write_tx:
+            await self._restart_for_writing()
+
+    async def _restart_for_writing(self) -> None:
+        # Only a transaction that has written nothing gets here: dropping its snapshot loses nothing.
+        await self._rollback_statement("restart the transaction for writing")
+        self._write_tx = True
+        await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
+
+    async def _rollback_statement(self, action: str) -> None:
+        try:
+            await self._exec("ROLLBACK", action)
+        except OperationalError as exc:
+            # After an interrupted BEGIN or a failed COMMIT there may be no transaction left.
+            if "no transaction is active" not in str(exc):
+                raise
+
+    async def _write_batch(self, make: Callable[[], list[Statement]]) -> list[Statement]:
+        """Run write statements in one hop (with the BEGIN, when none was sent yet).
+
+        The first write of a read transaction upgrades it; if its snapshot is stale, the
+        transaction is restarted (it has written nothing) and the statements run again.
+        """
+        begin = self._begin_statements()
+        statements = make()
+        if begin or self._write_tx:
+            await self._batch(begin + statements)
+            self._write_tx = True
+            return statements
+        try:
+            await self._batch(statements)
+        except SerializationError as exc:
+            if statements[0].done or getattr(exc.__cause__, "sqlite_errorname", "") != "SQLITE_BUSY_SNAPSHOT":
+                raise
+            await self._restart_for_writing()
+            statements = make()
+            await self._batch(statements)
+        self._write_tx = True
+        return statements
+
+    def _end(self) -> None:
+        self._begun = self._write_tx = False
+        if self._locked:
+            self._locked = False
+            self.pool.write_lock.release()
+
+    async def commit(self) -> None:
+        try:
+            if self._begun:
+                await self._exec("COMMIT", "commit")
+        finally:
+            self._end()
+
+    async def rollback(self) -> None:
+        try:
+            if self._begun:
+                await self._rollback_statement("roll back")
+        finally:
+            self._end()
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        query = Statement(sql, params, FETCH, "run query")
+        await self._batch([*self._begin_statements(), query])  # the BEGIN, if any, in the same hop
+        rows: list[Row] = query.result
+        return rows
+
+    async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        if reads_only(sql):
+            statement = Statement(sql, params, RAW, "execute SQL")
+            await self._batch([*self._begin_statements(), statement])  # the BEGIN, if any, in the same hop
+        else:
+            await self.prepare_write()
+            (statement,) = await self._write_batch(lambda: [Statement(sql, params, RAW, "execute SQL")])
+        names, rows, _ = statement.result
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
+        await self._ensure_begun()
+        started = time.perf_counter()
+        cur = await self._driver(sql, params, "run query", self.db.execute, sql, params)
+        self._observe("select", started)
+        try:
+            while True:
+                started = time.perf_counter()
+                rows: list[Row] = list(await self._driver("", (), "fetch rows", cur.fetchmany, batch_size))
+                self._observe("fetch", started, rows_read=len(rows))
+                if not rows:
+                    return
+                yield rows
+        finally:
+            await cur.close()
+
+    async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
+        # Every statement of the flush, and with commit=True the COMMIT, go to aiosqlite's thread in one hop.
+        spans: list[tuple[int, int]] = []
+        expected = expected_rows(steps)
+
+        def make() -> list[Statement]:
+            statements: list[Statement] = []
+            spans.clear()
+            for step in steps:
+                first = len(statements)
+                if isinstance(step, InsertStep):
+                    statements.extend(insert_statements(self.dialect, step))
+                elif isinstance(step, UpdateStep):
+                    statements.append(update_statement(self.dialect, step))
+                else:
+                    statements.extend(delete_statements(self.dialect, step))
+                spans.append((first, len(statements)))
+            if commit:
+                checks = [(statements[a:b], n) for (a, b), n in zip(spans, expected, strict=True) if n is not None]
+                statements.append(Statement("COMMIT", checks, COMMIT_IF, "commit"))
+            return statements
+
+        if commit:  # fused_outcome() answers for this call, and may be asked after an interruption
+            self._fused = (steps, spans, None)
+            self._last_batch = None
+        statements = await self._write_batch(make)
+        results = self._results(steps, spans, statements)
+        if commit:
+            if statements[-1].done:
+                self._fused = (steps, spans, results)
+                self._end()
+            elif all(r == n for r, n in zip(results, expected, strict=True) if n is not None):
+                raise DatabaseError("cannot commit: the COMMIT was not sent although every step matched its rows")
+        return results
+
+    def _results(
+        self, steps: Sequence[Step], spans: list[tuple[int, int]], statements: Sequence[Statement]
+    ) -> list[Any]:
+        out: list[Any] = []
+        for step, (first, last) in zip(steps, spans, strict=True):
+            part = statements[first:last]
+            if isinstance(step, InsertStep):
+                # The generated keys, each statement's sorted already (see KEYS).
+                out.append(None if step.returning is None else [k for st in part for k in st.result])
+            else:
+                out.append(sum(st.result for st in part))
+        return out
+
+    def forget_calls(self) -> None:
+        """Lent to a new session: what the last calls did is no longer anyone's business."""
+        self._last_batch = None
+        self._fused = ((), [], None)
+
+    def fused_outcome(self, steps: Sequence[Step]) -> tuple[bool | None, list[Any] | None]:
+        fused, spans, committed = self._fused
+        if fused is not steps:
+            return False, None  # that call never started
+        if committed is not None:
+            return True, committed  # it returned, committed (the interruption came after)
+        batch = self._last_batch  # kept when a call to the thread did not return normally
+        if batch is None:
+            return False, None  # it sent nothing, or its COMMIT was held back (a stale step)
+        if not batch.ended:
+            return None, None  # still running in aiosqlite's thread (the cleanup gave up waiting)
+        statements = batch.statements
+        last = statements[-1]
+        if last.mode is not COMMIT_IF or not last.done:
+            return False, None
+        return True, self._results(steps, spans, statements)
+
+    async def execute_script(self, statements: Sequence[str]) -> None:
+        await self.prepare_write()
+        try:
+            await self._ensure_begun()
+            for sql in statements:
+                await self._exec(sql, "run DDL")
+            await self.commit()
+        except BaseException:
+            await self.rollback()
+            raise
+
+    async def close(self) -> None:
+        self._end()
+        with contextlib.suppress(*DRIVER_ERRORS):  # a connection that already failed has nothing to release
+            await self.db.close()
+
+    async def abort(self) -> None:
+        # sqlite3's interrupt() is thread-safe: it stops the statement running in aiosqlite's
+        # thread, so the ROLLBACK queued behind it runs at once instead of waiting it out.
+        batch = self._last_batch
+        if batch is not None:
+            batch.stopped = True
+        with contextlib.suppress(*DRIVER_ERRORS):
+            await self.db.interrupt()
+
+    def close_now(self) -> None:
+        self.broken = True
+        self._end()
+        with contextlib.suppress(*DRIVER_ERRORS):
+            self.db.stop()  # closes the sqlite3 connection in its thread once queued calls are done

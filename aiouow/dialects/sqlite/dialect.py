@@ -1,0 +1,133 @@
+"""SQLite SQL and values: how each column type is stored, compared and declared."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from ..._expressions import Column
+from ..._types import ColumnType, Kind, dump_json
+from .._base import (
+    Converter,
+    Dialect,
+)
+
+
+def _variable_limit() -> int:
+    probe = sqlite3.connect(":memory:")
+    try:
+        return int(probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    finally:
+        probe.close()
+
+
+VARIABLE_LIMIT = _variable_limit()
+MAX_ROWS_PER_STATEMENT = 500  # measured: larger VALUES lists cost more CPU per row, not less
+
+
+def _load_decimal(v: Any) -> Decimal:
+    return Decimal(v) if isinstance(v, str) else Decimal(str(v))
+
+
+_TO_DB: dict[Kind, Converter | None] = {
+    Kind.INT: None,
+    Kind.FLOAT: float,
+    Kind.BOOL: int,
+    Kind.STR: None,
+    Kind.BYTES: None,
+    Kind.DECIMAL: str,
+    # Fixed width (microseconds always written), so that text order is time order.
+    Kind.DATETIME: lambda v: v.isoformat(sep=" ", timespec="microseconds"),
+    Kind.DATE: lambda v: v.isoformat(),
+    Kind.TIME: lambda v: v.isoformat(timespec="microseconds"),
+    Kind.UUID: str,
+    Kind.JSON: dump_json,
+}
+
+_FROM_DB: dict[Kind, Converter | None] = {
+    Kind.INT: None,
+    Kind.FLOAT: float,
+    Kind.BOOL: bool,
+    Kind.STR: None,
+    Kind.BYTES: None,
+    Kind.DECIMAL: _load_decimal,
+    Kind.DATETIME: dt.datetime.fromisoformat,
+    Kind.DATE: dt.date.fromisoformat,
+    Kind.TIME: dt.time.fromisoformat,
+    Kind.UUID: uuid.UUID,
+    Kind.JSON: json.loads,
+}
+
+_SQL_TYPES: dict[Kind, str] = {
+    Kind.INT: "INTEGER",
+    Kind.FLOAT: "REAL",
+    Kind.BOOL: "INTEGER",
+    Kind.STR: "TEXT",
+    Kind.BYTES: "BLOB",
+    # Decimal and time values are stored as text so that they stay exact.
+    Kind.DECIMAL: "TEXT",
+    Kind.DATETIME: "TEXT",
+    Kind.DATE: "TEXT",
+    Kind.TIME: "TEXT",
+    Kind.UUID: "TEXT",
+    Kind.JSON: "TEXT",
+}
+
+
+class SQLiteDialect(Dialect):
+    """SQL and values for SQLite."""
+
+    name = "sqlite"
+    flat_inserts = True  # keys come back from multi-row INSERT ... VALUES ... RETURNING
+
+    def to_db(self, ctype: ColumnType) -> Converter | None:
+        if ctype.kind is Kind.ENUM:
+            return enum_value
+        return _TO_DB[ctype.kind]
+
+    def from_db(self, ctype: ColumnType) -> Converter | None:
+        if ctype.kind is Kind.ENUM:
+            return ctype.python_type  # type: ignore[no-any-return]
+        return _FROM_DB[ctype.kind]
+
+    @staticmethod
+    def quote(identifier: str) -> str:
+        # Square brackets, not double quotes: SQLite reads a double-quoted name that matches no
+        # column as a string literal (its "double-quoted string" misfeature), so a field whose
+        # column is missing from the table would read back its own name, and compare equal to
+        # it, with no error. A bracketed name can only be an identifier: "no such column".
+        # (Identifiers are checked plain names, so nothing inside needs escaping.)
+        return f"[{identifier}]"
+
+    def placeholder(self, index: int) -> str:
+        return f"?{index}"  # numbered, so that one parameter can appear twice in an expression
+
+    def compare_sql(self, column: Column[Any], sql: str) -> str:
+        kind = column.ctype.kind
+        if kind is Kind.DECIMAL:
+            # Decimals are stored as exact text; compare and order them as numbers.
+            return f"CAST({sql} AS NUMERIC)"
+        if kind is Kind.DATETIME and column.ctype.timezone:
+            # Aware datetimes keep their own offset in the text; compare them as UTC instants,
+            # exact to the microsecond (strftime normalizes the seconds, the fraction is kept).
+            return f"(strftime('%Y-%m-%d %H:%M:%S', {sql}) || substr({sql}, 20, 7))"
+        return sql
+
+    def for_update_clause(self) -> str:
+        return ""  # the session takes the pool's write lock instead
+
+    def column_type_sql(self, column: Column[Any]) -> str:
+        if column.ctype.kind is Kind.ENUM:
+            return "INTEGER" if column.ctype.enum_values_are_int else "TEXT"
+        return _SQL_TYPES[column.ctype.kind]
+
+    def generated_pk_sql(self, column: Column[Any]) -> str:
+        return f"{self.quote(column.column_name)} INTEGER PRIMARY KEY AUTOINCREMENT"
+
+
+def enum_value(v: Any) -> Any:
+    return v.value
