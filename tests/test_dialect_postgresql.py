@@ -249,16 +249,16 @@ class TestAcquire:
         of aiouow's around it): the commit stands, and asyncpg finishes the release."""
         driver = pgpool.driver
         assert isinstance(driver, pg.PostgresPool)
-        real_reset = pg._PooledConnection.aiouow_reset
+        real_reset = pg.PooledConnection.aiouow_reset
 
-        async def slow_reset(self: pg._PooledConnection) -> None:
+        async def slow_reset(self: pg.PooledConnection) -> None:
             await asyncio.sleep(0.3)
             await real_reset(self)
 
         s = AsyncSession(pgpool)
         s.add(Tag(code="kept", label="x"))
         await s.flush()
-        monkeypatch.setattr(pg._PooledConnection, "aiouow_reset", slow_reset)
+        monkeypatch.setattr(pg.PooledConnection, "aiouow_reset", slow_reset)
         with anyio.move_on_after(0.1) as scope:
             await s.commit()
         assert scope.cancelled_caught
@@ -377,8 +377,8 @@ class TestRelease:
 class TestSmallFixes:
     def test_password_in_query_string_is_redacted(self) -> None:
         """A password passed in the URL's query string never reaches an error message."""
-        assert "secret" not in pg._redact("postgresql://u@h/db?sslmode=disable&password=secret")
-        assert "secret" not in pg._redact("postgresql://u:secret@h/db")
+        assert "secret" not in pg.redact("postgresql://u@h/db?sslmode=disable&password=secret")
+        assert "secret" not in pg.redact("postgresql://u:secret@h/db")
 
     def test_only_40001_and_40p01_are_serialization_errors(self) -> None:
         """Other transaction-rollback SQLSTATEs are not reported as retryable."""
