@@ -24,9 +24,8 @@ from ._mapping import Entity, field
 from ._pool import Pool, create_pool
 from ._query import Select, select
 from ._session import AsyncSession
-from ._state import ObjectState
+from ._state import ObjectState, SessionState
 from ._stats import SessionStats
-from ._transaction import SessionState
 from .dialects._base import PoolStats
 from .errors import (
     AiouowError,

@@ -18,9 +18,9 @@ from ._identity import IdentityMap
 from ._mapping import Mapper, mapper_of, new_state, set_state_slot
 from ._pool import Pool
 from ._query import Select, select
-from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, Pending, state_of
+from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, Pending, SessionState, state_of
 from ._stats import SessionStats, StatsRecorder
-from ._transaction import SessionState, TransactionLog
+from ._txlog import TransactionLog
 from ._types import check
 from ._unitofwork import DeleteStep, FlushPlan, InsertStep, UpdateStep, expected_count, plan_flush
 from .dialects._base import Connection, Row

@@ -1,4 +1,4 @@
-"""Per-object bookkeeping: lifecycle state, identity key and the originals of changed fields."""
+"""Lifecycle enums (`ObjectState`, `SessionState`) and per-object bookkeeping (identity key, originals)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,21 @@ class ObjectState(enum.Enum):
 
 
 _PERSISTENT = ObjectState.PERSISTENT
+
+
+class SessionState(enum.Enum):
+    """The lifecycle of a session.
+
+    ``IDLE``: no transaction open (no connection held). ``ACTIVE``: a transaction is open on a
+    connection. ``FAILED``: a statement (of a flush, a commit, a query) failed or was interrupted
+    and the database transaction was rolled back; only ``rollback()`` or ``close()`` are accepted.
+    ``CLOSED``: finished for good.
+    """
+
+    IDLE = "idle"
+    ACTIVE = "active"
+    FAILED = "failed"
+    CLOSED = "closed"
 
 
 class InstanceState:

@@ -13,8 +13,8 @@ import anyio
 
 from .._pool import Pool
 from .._session import AsyncSession
+from .._state import SessionState
 from .._stats import SessionStats
-from .._transaction import SessionState
 from ..errors import ConfigurationError, ForeignKeyViolationError, SessionError, UniqueViolationError
 
 log = logging.getLogger("aiouow.integrations")

@@ -2,27 +2,11 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._mapping import Mapper
-
-
-class SessionState(enum.Enum):
-    """The lifecycle of a session.
-
-    ``IDLE``: no transaction open (no connection held). ``ACTIVE``: a transaction is open on a
-    connection. ``FAILED``: a statement (of a flush, a commit, a query) failed or was interrupted
-    and the database transaction was rolled back; only ``rollback()`` or ``close()`` are accepted.
-    ``CLOSED``: finished for good.
-    """
-
-    IDLE = "idle"
-    ACTIVE = "active"
-    FAILED = "failed"
-    CLOSED = "closed"
 
 
 class TransactionLog:
