@@ -9,10 +9,11 @@ with `assert_clean`: no connection lent, none of ours left in a transaction, no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +38,22 @@ async def fpool(url: str) -> AsyncIterator[aiouow.Pool]:
         await pool.create_all(Tag)
         yield pool
         await pool.drop_all(Tag)
+
+
+@contextlib.contextmanager
+def slow_release(pool: aiouow.Pool, delay: float) -> Iterator[None]:
+    """Within the block, the pool takes a connection back ``delay`` seconds later than it would."""
+    real_release = pool.driver.release
+
+    async def slow(conn: Any) -> None:
+        await asyncio.sleep(delay)
+        await real_release(conn)
+
+    pool.driver.release = slow  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        pool.driver.release = real_release  # type: ignore[method-assign]
 
 
 def slow_rollback(s: AsyncSession, delay: float) -> Any:
@@ -278,17 +295,8 @@ class TestCancelDuringCleanup:
         """A native cancel while the pool takes the connection back: it is closed, and counted back once."""
         s = AsyncSession(fpool)
         await s.all(Tag)
-        real_release = fpool.driver.release
-
-        async def slow_release(conn: Any) -> None:
-            await asyncio.sleep(0.5)
-            await real_release(conn)
-
-        fpool.driver.release = slow_release  # type: ignore[method-assign]
-        try:
+        with slow_release(fpool, 0.5):
             assert await interrupt("task", s.commit, 0.1)
-        finally:
-            fpool.driver.release = real_release  # type: ignore[method-assign]
         await asyncio.sleep(0.6)
         await s.close()
         await assert_clean(fpool)
@@ -308,17 +316,8 @@ class TestCancelDuringCleanup:
         s.add(new)
         if flushed:  # the commit sends only COMMIT; else (SQLite: in one call) the flush and COMMIT
             await s.flush()
-        real_release = fpool.driver.release
-
-        async def slow_release(conn: Any) -> None:
-            await asyncio.sleep(0.3)
-            await real_release(conn)
-
-        fpool.driver.release = slow_release  # type: ignore[method-assign]
-        try:
+        with slow_release(fpool, 0.3):
             assert await interrupt("task", s.commit, 0.1)
-        finally:
-            fpool.driver.release = real_release  # type: ignore[method-assign]
         assert s.session_state is SessionState.IDLE
         assert s.state(new) is aiouow.ObjectState.PERSISTENT
         assert not s.new and not s.dirty
