@@ -900,13 +900,10 @@ class AsyncSession:
                 _forget_generated_key(mapper, obj)
                 _make_object_transient(obj, holder)
             else:  # the row is back: so is its object (one held by its stand-in has no changes)
-                now = self._identity.get(mapper, key)
-                if now is not None and now is not obj:
+                if self._identity.get(mapper, key) is not obj:
                     # Another object was loaded for the key since: the row the transaction put
                     # there (by raw SQL) is gone, so that object leaves the session, detached.
-                    other = state_of(now)
-                    assert other is not None
-                    self._forget(other)
+                    self._evict(mapper, key)
                 self._identity.add(mapper, key, obj)
                 if type(holder) is InstanceState:
                     obj.__dict__.update(_tracking.originals(holder))
@@ -1022,15 +1019,15 @@ class AsyncSession:
             sql = self._dialect.select_by_pk_sql(mapper, for_update=for_update)
             rows = await self._fetch(sql, self._key_params(mapper, key), write=for_update)
             objs = self._load(mapper, rows, refresh=for_update)
-            if not objs and for_update:
-                self._forget_gone_row(mapper, key)
+            if not objs and for_update:  # another transaction deleted the row: its object goes
+                self._evict(mapper, key)
         finally:
             lock.release()
         return objs[0] if objs else None
 
-    def _forget_gone_row(self, mapper: Mapper, key: Any) -> None:
-        """A locking read found no row for ``key``: the object standing for it (another
-        transaction deleted its row) leaves the session, detached, with its unflushed changes."""
+    def _evict(self, mapper: Mapper, key: Any) -> None:
+        """The object the identity map holds for ``key``, if any, no longer stands for the row:
+        it leaves the session, detached, with its unflushed changes."""
         obj = self._identity.get(mapper, key)
         if obj is not None:
             st = state_of(obj)

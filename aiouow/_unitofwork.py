@@ -315,9 +315,12 @@ def _row_switches(
         group.keys = keys
         group.originals = [{} for _ in switched]
         step = _update_step(mapper, names or tuple(c.name for c in mapper.pk), group, dialect)
-        if mapper.version is not None:  # the WHERE expects the version of the row being taken over
-            name = mapper.version.name
-            step.rows = [(*row[:-1], old.__dict__[name]) for row, old in zip(step.rows, replaced_objs, strict=True)]
+        version = mapper.version
+        if version is not None:  # the WHERE expects the version of the row being taken over
+            expected = [old.__dict__[version.name] for old in replaced_objs]
+            if dialect is not None:  # (as a driver parameter, like the rest of the row)
+                expected = [dialect.param(version, v) for v in expected]
+            step.rows = [(*row[:-1], v) for row, v in zip(step.rows, expected, strict=True)]
         step.replaced = _delete_step(mapper, (keys, replaced_objs), dialect)
         steps.append(step)
     for mapper in [m for m, (ids, _) in deletes.items() if not ids]:
