@@ -2,9 +2,10 @@
 
 A loader turns driver rows into entity objects through the session's identity map: a row whose
 object is already in the map returns that object (its unflushed changes kept); a new row
-becomes an object whose ``__dict__`` is built in one dict display, with the session's shared
-``Loaded`` stand-in as its state. The source is generated, as ``dataclasses`` does for
-``__init__``, because a loop over columns would cost several times more per row.
+becomes an object whose ``__dict__`` is built in one dict display, held by the session's
+`EntityTracker` of the entity. The source is generated, as ``dataclasses`` does for
+``__init__``, because a loop over columns would cost several times more per row. Loaders are
+built here, from a dialect's value converters (`Dialect.from_db`), and cached on the mapper.
 """
 
 from __future__ import annotations
@@ -12,13 +13,47 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._codegen import compile_function
 from ._mapping import Mapper, set_state_slot
 
-#: ``load(rows, table, mark, on_new) -> objects``; ``on_new(obj)`` runs for each new object when given.
-Loader = Callable[[Sequence[Sequence[Any]], dict[Any, Any], Any, Callable[[Any], None] | None], list[Any]]
+if TYPE_CHECKING:
+    from .dialects._base import Dialect
+
+#: ``load(rows, tracker, on_new) -> objects``, through the identity map of the `EntityTracker`;
+#: ``on_new(obj)`` runs for each new object when given.
+Loader = Callable[[Sequence[Sequence[Any]], Any, Callable[[Any], None] | None], list[Any]]
+#: ``values(row) -> the row's Python values`` (columns in mapper order).
+RowValues = Callable[[Sequence[Any]], Sequence[Any]]
+
+
+def object_loader(mapper: Mapper, dialect: Dialect) -> Loader:
+    """The rows-to-objects loader of ``mapper`` for the values of ``dialect`` (compiled once)."""
+    key = ("object-loader", dialect.name)
+    loader: Loader | None = mapper.compiled.get(key)
+    if loader is None:
+        converters = [dialect.from_db(c.ctype) for c in mapper.columns]
+        loader = mapper.compiled[key] = compile_loader(mapper, converters)
+    return loader
+
+
+def row_values(mapper: Mapper, dialect: Dialect) -> RowValues:
+    """A function turning a row of ``mapper``'s columns into Python values (for a refresh)."""
+    key = ("row-values", dialect.name)
+    fn: RowValues | None = mapper.compiled.get(key)
+    if fn is None:
+        pairs = [(i, conv) for i, c in enumerate(mapper.columns) if (conv := dialect.from_db(c.ctype)) is not None]
+
+        def values(row: Sequence[Any]) -> Sequence[Any]:
+            out = list(row)
+            for i, conv in pairs:
+                if out[i] is not None:
+                    out[i] = conv(out[i])
+            return out
+
+        fn = mapper.compiled[key] = values
+    return fn
 
 
 def _dict_setter(cls: type) -> Callable[[Any, dict[str, Any]], None]:
@@ -62,13 +97,14 @@ def compile_loader(mapper: Mapper, converters: Sequence[Callable[[Any], Any] | N
     all_items = ", ".join(f"{mapper.names[i]!r}: {exprs[i]}" for i in range(len(mapper.names)))
     src = "\n".join(
         [
-            "def load(rows, table, mark, on_new):",
+            "def load(rows, tracker, on_new):",
+            "    table = tracker.identity",
             "    if on_new is None:",
             f"        keys = [{row_key} for r in rows]",
             "        if not table or table.keys().isdisjoint(keys):",
             "            out = list(map(_new, _repeat(_cls, len(keys))))",
             f"            _drain(map(_set_dict, out, [{{{all_items}}} for r in rows]))",
-            "            _drain(map(_set_state, out, _repeat(mark)))",
+            "            _drain(map(_set_state, out, _repeat(tracker)))",
             "            held = len(table)",
             "            table.update(zip(keys, out))",
             "            if len(table) - held != len(out):  # a key twice among the rows: one object for both",
@@ -84,7 +120,7 @@ def compile_loader(mapper: Mapper, converters: Sequence[Callable[[Any], Any] | N
             "        if obj is None:",
             "            obj = _new(_cls)",
             f"            _set_dict(obj, {{{items}}})",
-            "            _set_state(obj, mark)",
+            "            _set_state(obj, tracker)",
             "            table[key] = obj",
             "            if on_new is not None:",
             "                on_new(obj)",

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overloa
 from . import _types
 from ._codegen import compile_function
 from ._expressions import Column
-from ._state import STATE_ATTR, InstanceState, Loaded, ObjectState, Pending, make_state, state_of
-from ._types import ColumnType, Kind
+from ._state import STATE_ATTR
+from ._types import ColumnType, Kind, check
 from .errors import MappingError, QueryError
 
 E = TypeVar("E", bound="Entity")
@@ -163,7 +163,6 @@ class Mapper:
         "pk",
         "pk_name",
         "pk_positions",
-        "plain",
         "single_names",
         "table",
         "version",
@@ -190,9 +189,6 @@ class Mapper:
         self.pk_name: str | None = self.pk[0].name if len(self.pk) == 1 else None
         #: Fields a flush refuses to see changed: the primary key and the version.
         self.immutable = frozenset(c.name for c in columns if c.primary_key or c.version)
-        #: The other fields, with a single-column key: those whose assignments to a loaded object
-        #: its session's stand-in records inline (none with a composite key).
-        self.plain: frozenset[str] = frozenset() if self.pk_name is None else frozenset(self.names) - self.immutable
         fks: list[tuple[Column[Any], str, str]] = []
         for c in columns:
             if c.foreign_key:
@@ -257,8 +253,8 @@ class Entity:
 
     __aiouow_mapper__: ClassVar[Mapper]
     __aiouow_fields__: ClassVar[dict[str, FieldSpec]]
-    __slots__ = ("_aiouow_state",)  # the object's state (see aiouow._state); subclasses keep a __dict__
-    _aiouow_state: InstanceState | Loaded | Pending | None
+    __slots__ = ("_aiouow_state",)  # who tracks the object (see aiouow._tracking); subclasses keep a __dict__
+    _aiouow_state: Any  # an EntityTracker, a DetachedState, or None
 
     def __init_subclass__(cls, *, table: str | None = None, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -275,40 +271,15 @@ class Entity:
         _map_class(cls, table, specs)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        """The assignment hook: a field's assignment is recorded by whoever tracks the object (see
+        `aiouow._tracking`), before it is made; other attributes are plain instance data."""
         try:
-            st = self._aiouow_state
+            holder = self._aiouow_state
         except AttributeError:  # made without __init__ (object.__new__, copy): no session has seen it
-            st = None
-        if type(st) is Loaded and name in st.plain and not (st.deleted or st.removed):
-            # The common case, inline: a field of a loaded object, recorded by its session's
-            # stand-in (what `Loaded.change` does, without the call).
+            holder = None
+        if holder is not None and name in holder.fields:
             d = self.__dict__
-            key = d[st.key_field]
-            changed = st.changes.get(key)
-            if changed is None:
-                st.changes[key] = {name: d.get(name, MISSING)}
-            elif name not in changed:
-                changed[name] = d.get(name, MISSING)
-            d[name] = value
-            return
-        if st is not None and name in st.mapper.column_names:
-            d = self.__dict__
-            if type(st) is Loaded:  # the session's shared stand-in for loaded objects
-                st = st.change(self, name, d.get(name, MISSING))
-            elif type(st) is Pending:  # the one for added objects: records only while they are inserted
-                if st.inflight is not None:
-                    st.change(self, name, d.get(name, MISSING))
-                st = None
-            if st is not None:
-                assert type(st) is InstanceState
-                changed = st.changed
-                if name not in changed:
-                    # The field's original, kept at its first assignment. Pending objects record
-                    # too, so that an assignment made while their INSERT is in flight is not lost
-                    # (the flush clears what pending objects recorded before it started).
-                    changed[name] = d.get(name, MISSING)
-                    if len(changed) == 1 and st.listener is not None:
-                        st.listener(st)
+            holder.record(self, name, d.get(name, MISSING))
             d[name] = value  # a column: plain instance data (Column is not a descriptor)
             return
         object.__setattr__(self, name, value)
@@ -321,7 +292,7 @@ class Entity:
 
 
 #: Stores an entity object's state in its slot (the slot's own setter: cheaper than object.__setattr__).
-set_state_slot: Callable[[Entity, InstanceState | Loaded | Pending | None], None] = Entity.__dict__[STATE_ATTR].__set__
+set_state_slot: Callable[[Any, Any], None] = Entity.__dict__[STATE_ATTR].__set__
 
 
 def _snake(name: str) -> str:
@@ -496,10 +467,34 @@ def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
     return init
 
 
-def new_state(obj: Any) -> InstanceState:
-    """The object's state, created on first sight."""
-    st = state_of(obj)
-    if st is None:
-        st = make_state(obj, mapper_of(obj), ObjectState.TRANSIENT)
-        set_state_slot(obj, st)
-    return st
+def key_argument(mapper: Mapper, pk: Any) -> Any:
+    """The identity key that ``get(entity, pk)`` asks for, each value checked against its field
+    (a tuple for a composite key; a one-value tuple is accepted for a single-column key)."""
+    pk_cols = mapper.pk
+    if len(pk_cols) == 1:
+        if isinstance(pk, tuple):
+            if len(pk) != 1:
+                raise QueryError(f"cannot get {mapper.name}: the primary key has one field, got {pk!r}")
+            pk = pk[0]
+        problem = check(pk_cols[0].ctype, pk)
+        if problem is not None:
+            raise QueryError(f"cannot get {mapper.name}: primary key {pk_cols[0].name!r} {problem}")
+        return pk
+    if not isinstance(pk, tuple) or len(pk) != len(pk_cols):
+        names = ", ".join(c.name for c in pk_cols)
+        raise QueryError(
+            f"cannot get {mapper.name}: the primary key is ({names}); pass a tuple of {len(pk_cols)} values"
+        )
+    for c, v in zip(pk_cols, pk, strict=True):
+        problem = check(c.ctype, v)
+        if problem is not None:
+            raise QueryError(f"cannot get {mapper.name}: primary key {c.name!r} {problem}")
+    return pk
+
+
+def describe(obj: Any) -> str:
+    """An entity object as errors name it: ``User(id=3)``."""
+    mapper = mapper_of(obj)
+    d = obj.__dict__
+    keys = ", ".join(f"{c.name}={d.get(c.name)!r}" for c in mapper.pk)
+    return f"{mapper.name}({keys})"

@@ -1,4 +1,4 @@
-"""Flush planning: a pure function from the tracked state to an ordered list of batched steps.
+"""Flush planning: a function from change sets (`EntityChanges`, values) to an ordered list of batched steps.
 
 The plan is made, and every value checked, before any SQL is sent: a value that does not fit
 its column fails the flush with nothing written. Steps run INSERTs, then UPDATEs, then
@@ -17,8 +17,6 @@ from . import _types
 from ._codegen import compile_function
 from ._expressions import Column
 from ._mapping import Mapper
-from ._state import InstanceState, Loaded
-from ._tracking import changed_fields, dirty_fields
 from .errors import DataError
 
 if TYPE_CHECKING:
@@ -114,251 +112,130 @@ def expected_count(step: Step) -> int | None:
     return None
 
 
-def plan_flush(
-    new: Sequence[Any],
-    candidates: Sequence[InstanceState],
-    deleted: Sequence[InstanceState],
-    marked: Iterable[Loaded] = (),
-    dialect: Dialect | None = None,
-) -> FlushPlan:
-    """Plan a flush of pending inserts (the objects), changed objects and deletes.
+@dataclass(slots=True)
+class ChangedRows:
+    """Changed objects of one entity that changed the same fields: parallel lists."""
 
-    Changed objects are the ``candidates`` with their own state and the objects whose changes
-    the ``marked`` stand-ins hold; either may hold objects whose fields were set back. Deleted
-    objects are those of ``deleted`` and those the stand-ins hold as deleted. With a
-    ``dialect``, the rows of insert and update steps are its driver parameters.
+    objs: list[Any] = field(default_factory=list)
+    keys: list[Any] = field(default_factory=list)  # each object's identity key
+    originals: list[dict[str, Any]] = field(default_factory=list)  # what its assigned fields held before
+
+
+@dataclass(slots=True)
+class EntityChanges:
+    """One entity's part of a flush, as its tracker found it: the planner's input."""
+
+    mapper: Mapper
+    new: list[Any]  # objects to insert, in the order they were added
+    updates: dict[tuple[str, ...], ChangedRows]  # changed objects, by the fields that changed
+    deletes: dict[Any, Any]  # identity key -> object to delete
+
+
+def plan_flush(changes: Sequence[EntityChanges], dialect: Dialect) -> FlushPlan:
+    """Plan a flush: every entity's changes in, the steps to send out, each row's values checked
+    (`DataError` names the entity and field) and converted to the ``dialect``'s driver parameters.
+
+    INSERTs first, then UPDATEs, then row switches, then DELETEs; tables parents first by their
+    foreign keys (children first for deletes); one step per table and kind, and per set of
+    changed fields for updates.
     """
-    single = _single_insert_step(new, dialect) if new else None
-    inserts = _group_inserts(new) if new and single is None else {}
-    updates = _group_updates(candidates) if candidates else {}
-    deletes = _group_deletes(deleted) if deleted else {}
-    for mark in marked:
-        if mark.changes:
-            _group_marked(mark, updates)
-        if mark.deleted:
-            ids, objs = deletes.setdefault(mark.mapper, ([], []))
-            ids.extend(mark.deleted)
-            objs.extend(mark.deleted.values())
-
-    switches = _row_switches(inserts, deletes, dialect) if inserts and deletes else []
-
-    plan = FlushPlan()
-    steps = plan.steps
-    mappers = {*inserts, *deletes}
-    if single is not None:
-        mappers.add(single.mapper)
-        steps.append(single)  # (the only insert step, so the first)
-    for mapper, _ in updates:
-        mappers.add(mapper)
-    order = table_order(mappers) if len(mappers) > 1 else list(mappers)  # (one table: nothing to order)
-    for mapper in order if inserts else ():
-        pair = inserts.get(mapper)
-        if pair is None:
-            continue
-        generated, explicit = pair
-        if generated:
-            steps.append(_insert_step(mapper, generated, dialect, with_key=False))
-        if explicit:
-            steps.append(_insert_step(mapper, explicit, dialect, with_key=True))
-    groups = updates.items() if len(order) < 2 else sorted(updates.items(), key=lambda kv: order.index(kv[0][0]))
-    for (mapper, names), group in groups:
-        steps.append(_update_step(mapper, names, group, dialect))
-    steps.extend(switches)
-    for mapper in reversed(order) if deletes else ():
-        pair = deletes.get(mapper)
-        if pair is not None:
-            steps.append(_delete_step(mapper, pair, dialect))
-    return plan
+    by_mapper = {c.mapper: c for c in changes}
+    order = table_order(by_mapper) if len(by_mapper) > 1 else list(by_mapper)  # (one table: nothing to order)
+    inserts: list[Step] = []
+    updates: list[Step] = []
+    switches: list[Step] = []
+    deletes: list[Step] = []
+    for mapper in order:
+        entity = by_mapper[mapper]
+        delete_keys, delete_objs = list(entity.deletes), list(entity.deletes.values())
+        if entity.new:
+            single = _all_generated_step(mapper, entity.new, dialect)
+            if single is not None:
+                inserts.append(single)
+            else:
+                generated, explicit = _split_new(mapper, entity.new)
+                if explicit and delete_keys:
+                    switches.extend(_row_switches(mapper, explicit, delete_keys, delete_objs, dialect))
+                if generated:
+                    inserts.append(_insert_step(mapper, generated, dialect, with_key=False))
+                if explicit:
+                    inserts.append(_insert_step(mapper, explicit, dialect, with_key=True))
+        for names, group in entity.updates.items():
+            if not mapper.immutable.isdisjoint(names):
+                _refuse_immutable(mapper, names, group)
+            updates.append(_update_step(mapper, names, group, dialect))
+        if delete_keys:
+            deletes.append(_delete_step(mapper, (delete_keys, delete_objs), dialect))
+    deletes.reverse()
+    return FlushPlan([*inserts, *updates, *switches, *deletes])
 
 
-def _single_insert_step(new: Sequence[Any], dialect: Dialect | None) -> InsertStep | None:
-    """The usual insert: objects of one entity, every one's key to be generated. Then one step
-    takes them all, its rows built in the pass that checks this; else None (the caller groups)."""
-    mapper: Mapper | None = type(new[0]).__dict__.get("__aiouow_mapper__")
-    if mapper is None or mapper.generated_pk is None:
+def _all_generated_step(mapper: Mapper, new: list[Any], dialect: Dialect) -> InsertStep | None:
+    """The usual insert: every object's key to be generated. Then one step takes them all, its
+    rows built in the pass that checks this; else None (the caller splits the objects)."""
+    if mapper.generated_pk is None:
         return None
     columns, returning, flat = _insert_layout(mapper, dialect, with_key=False)
     rows = _builder(mapper, "insert", columns, dialect, flat=flat, only_generated=True)(new)
     if rows is None:
         return None
-    return InsertStep(mapper, columns, rows, list(new), returning, flat)
+    return InsertStep(mapper, columns, rows, new, returning, flat)
 
 
-def _group_inserts(new: Iterable[Any]) -> dict[Mapper, tuple[list[Any], list[Any]]]:
-    """Per mapper: the objects whose key the database generates, and those that carry their key."""
-    inserts: dict[Mapper, tuple[list[Any], list[Any]]] = {}
-    last: type | None = None  # the class of the previous object (objects come in runs)
-    generated: list[Any] = []
-    explicit: list[Any] = []
-    gen_name: str | None = None
-    for obj in new:
-        if type(obj) is not last:
-            last = type(obj)
-            mapper: Mapper = last.__dict__["__aiouow_mapper__"]
-            pair = inserts.get(mapper)
-            if pair is None:
-                pair = inserts[mapper] = ([], [])
-            generated, explicit = pair
-            gen_name = mapper.generated_pk.name if mapper.generated_pk is not None else None
-        if gen_name is not None and obj.__dict__[gen_name] is None:
-            generated.append(obj)
-        else:
-            explicit.append(obj)
-    return inserts
-
-
-class _Changed:
-    """The objects of one update step as planning finds them: parallel lists."""
-
-    __slots__ = ("keys", "objs", "originals")
-
-    def __init__(self) -> None:
-        self.objs: list[Any] = []
-        self.keys: list[Any] = []
-        self.originals: list[dict[str, Any]] = []
-
-
-_Updates = dict[tuple[Mapper, tuple[str, ...]], _Changed]
-
-
-def _group_updates(candidates: Iterable[InstanceState]) -> _Updates:
-    """The changed objects by mapper and changed fields (unchanged candidates are left out)."""
-    updates: _Updates = {}
-    last: tuple[Mapper, tuple[str, ...]] | None = None  # the group of the previous changed object
-    group = _Changed()
-    for st in candidates:
-        names = dirty_fields(st)  # one shared tuple per field for single-field changes
-        if not names:
-            continue
-        mapper = st.mapper
-        if last is None or last[1] is not names or last[0] is not mapper:  # else: the previous object's group
-            if not mapper.immutable.isdisjoint(names):
-                _refuse_immutable(st, names)
-            last = (mapper, names)
-            group = _group(updates, last)
-        group.objs.append(st.obj)
-        group.keys.append(st.key)
-        group.originals.append(st.changed)
-    return updates
-
-
-def _group_marked(mark: Loaded, updates: _Updates) -> None:
-    """Add the changed objects whose changes ``mark`` holds (their key and version fields never
-    are among them: assigning those gives the object its own state)."""
-    mapper = mark.mapper
-    table = mark.table
-    single = mapper.single_names
-    plain = _types.PLAIN_TYPES
-    same_value = _types.same_value
-    last: tuple[str, ...] | None = None  # the changed fields of the previous changed object
-    objs: list[Any] = []
-    keys: list[Any] = []
-    originals: list[dict[str, Any]] = []
-    names: tuple[str, ...]
-    for key, changed in mark.changes.items():
-        obj = table[key]
-        if len(changed) == 1:  # one field assigned: `changed_fields`, inline (the common case)
-            ((name, old),) = changed.items()
-            new = obj.__dict__[name]
-            kind = type(old)
-            if kind is type(new) and (old == new if kind in plain else same_value(old, new)):
-                continue  # set back to its original
-            names = single[name]
-        else:
-            names = changed_fields(mapper, obj.__dict__, changed)
-            if not names:
-                continue
-        if names is not last:
-            last = names
-            group = _group(updates, (mapper, names))
-            objs, keys, originals = group.objs, group.keys, group.originals
-        objs.append(obj)
-        keys.append(key)
-        originals.append(changed)
+def _split_new(mapper: Mapper, new: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The new objects whose key the database generates, and those that carry their key."""
+    gen = mapper.generated_pk
+    if gen is None:
+        return [], new
+    name = gen.name
+    generated = [obj for obj in new if obj.__dict__[name] is None]
+    explicit = [obj for obj in new if obj.__dict__[name] is not None]
+    return generated, explicit
 
 
 def _row_switches(
-    inserts: dict[Mapper, tuple[list[Any], list[Any]]],
-    deletes: dict[Mapper, tuple[list[Any], list[Any]]],
-    dialect: Dialect | None,
+    mapper: Mapper, explicit: list[Any], delete_keys: list[Any], delete_objs: list[Any], dialect: Dialect
 ) -> list[UpdateStep]:
     """New objects whose key is that of an object deleted in the same flush take over its row.
 
     An INSERT of the key would run before the DELETE (and a DELETE first could break the
     foreign keys of rows that still reference the key), so the new object's fields go out as one
-    UPDATE of the row instead, as SQLAlchemy does; the pair is taken out of ``inserts`` and
-    ``deletes``. With a version column the UPDATE expects the deleted object's version.
+    UPDATE of the row instead, as SQLAlchemy does; the pairs are taken out of ``explicit`` and
+    the deletes. With a version column the UPDATE expects the deleted object's version.
     """
-    steps: list[UpdateStep] = []
-    for mapper, (ids, old_objs) in deletes.items():
-        pair = inserts.get(mapper)
-        if pair is None or not pair[1]:  # (only objects carrying their key can switch)
-            continue
-        explicit = pair[1]
-        position = {key: i for i, key in enumerate(ids)}
-        switched = [(obj, mapper.key_of_values(obj.__dict__)) for obj in explicit]
-        switched = [(obj, key) for obj, key in switched if key in position]
-        if not switched:
-            continue
-        taken = {position[key] for _, key in switched}
-        switching = {id(obj) for obj, _ in switched}
-        explicit[:] = [obj for obj in explicit if id(obj) not in switching]
-        replaced_objs = [old_objs[position[key]] for _, key in switched]
-        keys = [key for _, key in switched]
-        ids[:], old_objs[:] = (
-            [k for i, k in enumerate(ids) if i not in taken],
-            [o for i, o in enumerate(old_objs) if i not in taken],
-        )
-        names = tuple(c.name for c in mapper.columns if not c.primary_key and not c.version)
-        group = _Changed()
-        group.objs = [obj for obj, _ in switched]
-        group.keys = keys
-        group.originals = [{} for _ in switched]
-        step = _update_step(mapper, names or tuple(c.name for c in mapper.pk), group, dialect)
-        version = mapper.version
-        if version is not None:  # the WHERE expects the version of the row being taken over
-            expected = [old.__dict__[version.name] for old in replaced_objs]
-            if dialect is not None:  # (as a driver parameter, like the rest of the row)
-                expected = [dialect.param(version, v) for v in expected]
-            step.rows = [(*row[:-1], v) for row, v in zip(step.rows, expected, strict=True)]
-        step.replaced = _delete_step(mapper, (keys, replaced_objs), dialect)
-        steps.append(step)
-    for mapper in [m for m, (ids, _) in deletes.items() if not ids]:
-        del deletes[mapper]
-    return steps
+    position = {key: i for i, key in enumerate(delete_keys)}
+    switched = [(obj, mapper.key_of_values(obj.__dict__)) for obj in explicit]
+    switched = [(obj, key) for obj, key in switched if key in position]
+    if not switched:
+        return []
+    taken = {position[key] for _, key in switched}
+    switching = {id(obj) for obj, _ in switched}
+    explicit[:] = [obj for obj in explicit if id(obj) not in switching]
+    replaced_objs = [delete_objs[position[key]] for _, key in switched]
+    keys = [key for _, key in switched]
+    delete_keys[:], delete_objs[:] = (
+        [k for i, k in enumerate(delete_keys) if i not in taken],
+        [o for i, o in enumerate(delete_objs) if i not in taken],
+    )
+    names = tuple(c.name for c in mapper.columns if not c.primary_key and not c.version)
+    group = ChangedRows([obj for obj, _ in switched], keys, [{} for _ in switched])
+    step = _update_step(mapper, names or tuple(c.name for c in mapper.pk), group, dialect)
+    version = mapper.version
+    if version is not None:  # the WHERE expects the version of the row being taken over, as a driver parameter
+        expected = [dialect.param(version, old.__dict__[version.name]) for old in replaced_objs]
+        step.rows = [(*row[:-1], v) for row, v in zip(step.rows, expected, strict=True)]
+    step.replaced = _delete_step(mapper, (keys, replaced_objs), dialect)
+    return [step]
 
 
-def _group(updates: _Updates, key: tuple[Mapper, tuple[str, ...]]) -> _Changed:
-    group = updates.get(key)
-    if group is None:
-        group = updates[key] = _Changed()
-    return group
-
-
-def _group_deletes(deleted: Iterable[InstanceState]) -> dict[Mapper, tuple[list[Any], list[Any]]]:
-    """Per mapper: the identity keys of the deleted objects, and the objects."""
-    deletes: dict[Mapper, tuple[list[Any], list[Any]]] = {}
-    last: Mapper | None = None  # the mapper of the previous object
-    ids: list[Any] = []
-    objs: list[Any] = []
-    for st in deleted:
-        if st.mapper is not last:
-            last = st.mapper
-            ids, objs = deletes.setdefault(last, ([], []))
-        ids.append(st.key)
-        objs.append(st.obj)
-    return deletes
-
-
-def _refuse_immutable(st: InstanceState, names: tuple[str, ...]) -> None:
-    mapper = st.mapper
+def _refuse_immutable(mapper: Mapper, names: tuple[str, ...], group: ChangedRows) -> None:
+    obj, original = group.objs[0], group.originals[0]
     for name in names:
         column = mapper.column_names[name]
         if column.primary_key:
-            old = st.changed.get(name)
             raise DataError(
-                f"cannot flush {mapper.name}: primary key field {name!r} changed from {old!r} to "
-                f"{st.obj.__dict__[name]!r}; primary keys are immutable (delete and add a new object instead)"
+                f"cannot flush {mapper.name}: primary key field {name!r} changed from {original.get(name)!r} to "
+                f"{obj.__dict__[name]!r}; primary keys are immutable (delete and add a new object instead)"
             )
         if column.version:
             raise DataError(
@@ -367,26 +244,26 @@ def _refuse_immutable(st: InstanceState, names: tuple[str, ...]) -> None:
 
 
 def _insert_layout(
-    mapper: Mapper, dialect: Dialect | None, *, with_key: bool
+    mapper: Mapper, dialect: Dialect, *, with_key: bool
 ) -> tuple[tuple[Column[Any], ...], Column[Any] | None, bool]:
     """An insert step's columns, the generated key it returns (None ``with_key``, or when the
     database generates none), and whether its rows are flat (`InsertStep.flat`)."""
     gen = mapper.generated_pk
     columns = mapper.columns if with_key or gen is None else mapper.insert_columns
     returning = None if with_key else gen
-    flat = returning is not None and bool(columns) and dialect is not None and dialect.flat_inserts
+    flat = returning is not None and bool(columns) and dialect.flat_inserts
     return columns, returning, flat
 
 
-def _insert_step(mapper: Mapper, objs: list[Any], dialect: Dialect | None, *, with_key: bool) -> InsertStep:
+def _insert_step(mapper: Mapper, objs: list[Any], dialect: Dialect, *, with_key: bool) -> InsertStep:
     columns, returning, flat = _insert_layout(mapper, dialect, with_key=with_key)
     rows = _builder(mapper, "insert", columns, dialect, flat=flat)(objs)
     return InsertStep(mapper, columns, rows, objs, returning, flat)
 
 
-def _update_step(mapper: Mapper, names: tuple[str, ...], group: _Changed, dialect: Dialect | None) -> UpdateStep:
+def _update_step(mapper: Mapper, names: tuple[str, ...], group: ChangedRows, dialect: Dialect) -> UpdateStep:
     # The columns and the row builder of a set of changed fields, found by the field names.
-    key = ("update-fields", names, None if dialect is None else dialect.name)
+    key = ("update-fields", names, dialect.name)
     found: tuple[tuple[Column[Any], ...], RowBuilder] | None = mapper.compiled.get(key)
     if found is None:
         columns = tuple(mapper.column_names[n] for n in names)
@@ -395,13 +272,13 @@ def _update_step(mapper: Mapper, names: tuple[str, ...], group: _Changed, dialec
     return UpdateStep(mapper, columns, build(group.objs), group.objs, group.keys, group.originals, mapper.version)
 
 
-def _delete_step(mapper: Mapper, deleted: tuple[list[Any], list[Any]], dialect: Dialect | None) -> DeleteStep:
+def _delete_step(mapper: Mapper, deleted: tuple[list[Any], list[Any]], dialect: Dialect) -> DeleteStep:
     """Delete by identity key (the key the row had when loaded, whatever the fields say now),
     each value converted by the ``dialect``'s dumper of its column (if any)."""
     version = mapper.version
     ids, objs = deleted
     columns = [*mapper.pk] if version is None else [*mapper.pk, version]
-    convs = [None if dialect is None else dialect.dumper(c) for c in columns]
+    convs = [dialect.dumper(c) for c in columns]
     keys: list[Any]
     if len(columns) == 1:  # a single-column key: the keys themselves
         conv = convs[0]
@@ -430,7 +307,7 @@ def _builder(
     mapper: Mapper,
     kind: str,
     columns: tuple[Column[Any], ...],
-    dialect: Dialect | None,
+    dialect: Dialect,
     *,
     flat: bool = False,
     only_generated: Literal[False] = False,
@@ -442,7 +319,7 @@ def _builder(
     mapper: Mapper,
     kind: str,
     columns: tuple[Column[Any], ...],
-    dialect: Dialect | None,
+    dialect: Dialect,
     *,
     flat: bool = False,
     only_generated: Literal[True],
@@ -453,7 +330,7 @@ def _builder(
     mapper: Mapper,
     kind: str,
     columns: tuple[Column[Any], ...],
-    dialect: Dialect | None,
+    dialect: Dialect,
     *,
     flat: bool = False,
     only_generated: bool = False,
@@ -468,7 +345,7 @@ def _builder(
     has a value for its generated key. Generated once per entity, column set, layout and
     dialect, because a generic loop over columns costs several times more per object.
     """
-    key = (kind, columns, None if dialect is None else dialect.name, flat, only_generated)
+    key = (kind, columns, dialect.name, flat, only_generated)
     fn: RowBuilder | None = mapper.compiled.get(key)
     if fn is not None:
         return fn
@@ -479,7 +356,7 @@ def _builder(
     env: dict[str, Any] = {"_slow": slow, "_cls": mapper.entity}
 
     def dumped(column: Column[Any], expr: str) -> str:
-        conv = None if dialect is None else dialect.dumper(column)
+        conv = dialect.dumper(column)
         if conv is None:
             return expr
         name = f"_c{len(env)}"

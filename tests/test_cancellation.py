@@ -58,7 +58,7 @@ def slow_release(pool: aiouow.Pool, delay: float) -> Iterator[None]:
 
 def slow_rollback(s: AsyncSession, delay: float) -> Any:
     """Make the ROLLBACK of the session's connection take ``delay`` seconds longer; return the connection."""
-    conn: Any = s._conn
+    conn: Any = s._tx.conn  # type: ignore[union-attr]
     real_rollback = conn.rollback
 
     async def slow() -> None:
@@ -229,7 +229,7 @@ class TestCancelDuringCommit:
         s = AsyncSession(fpool)
         s.add(Tag(code="lost", label="x"))
         await s.flush()
-        conn: Any = s._conn
+        conn: Any = s._tx.conn  # type: ignore[union-attr]
         real_commit = conn.commit
 
         async def lost() -> None:

@@ -136,7 +136,7 @@ class TestSQLite:
             tag = await s.get(Tag, "a")  # one call: BEGIN and SELECT
             assert tag is not None
             other = await s.get_one(Tag, "b")
-            conn: Any = s._conn
+            conn: Any = s._tx.conn  # type: ignore[union-attr]
             calls: list[object] = []
             real = conn.db._execute
 

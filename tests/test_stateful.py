@@ -47,7 +47,7 @@ from hypothesis.stateful import (
 
 import aiouow
 from aiouow import AsyncSession, ObjectState, SessionState
-from aiouow._state import Loaded, state_of
+from aiouow._tracking import EntityTracker
 from aiouow.errors import (
     DetachedInstanceError,
     NotFoundError,
@@ -789,12 +789,12 @@ def _changed_row_reloaded_then_changed_again(mc: SessionMachine) -> Iterator[Non
 
 
 def _loaded(mc: SessionMachine) -> tuple[Tracked, Tracked, Tracked]:
-    """Two tags and a user committed, then loaded by a new session: the tags are held by the
-    session's shared stand-in (their changes recorded there), the user (JSON) has its own state."""
+    """Two tags and a user committed, then loaded by a new session: every one is held by its
+    entity's tracker in the session (their changes recorded there; the user's JSON text too)."""
     mc.committed_rows(tags=2, users=1, reload=True)
     first, second = (m for m in mc.objects if m.owned and m.entity is Tag)
     (user,) = (m for m in mc.objects if m.owned and m.entity is User)
-    assert type(first.obj._aiouow_state) is Loaded
+    assert type(first.obj._aiouow_state) is EntityTracker
     return first, second, user
 
 
@@ -898,12 +898,11 @@ def _loaded_deleted_committed(mc: SessionMachine) -> Iterator[None]:
     mc.do_commit()
 
 
-def _own_state_readded_after_changes(mc: SessionMachine) -> Iterator[None]:
-    """An object with its own state, deleted and committed (transient), added again, changed while
-    pending, expunged (transient), added again and flushed: no change left over from before."""
+def _readded_after_changes(mc: SessionMachine) -> Iterator[None]:
+    """An object deleted and committed (transient), added again, changed while pending, expunged
+    (transient), added again and flushed: no change left over from before."""
     mc.committed_rows(tags=1, users=0, reload=False)
     (tag,) = mc.objects
-    state_of(tag.obj)  # its own state, as a lifecycle change makes it
     yield
     mc.do_delete(tag)
     mc.do_commit()
@@ -938,7 +937,7 @@ def _own_state_readded_after_changes(mc: SessionMachine) -> Iterator[None]:
         _loaded_changed_expunged_deleted,
         _loaded_deleted_rolled_back,
         _loaded_deleted_committed,
-        _own_state_readded_after_changes,
+        _readded_after_changes,
     ],
 )
 def test_rollback_sequences(dialect: str, sequence: Callable[[SessionMachine], Iterator[None]], tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 import aiouow
 from aiouow import AsyncSession, ObjectState
-from aiouow._state import Loaded, state_of
+from aiouow._tracking import DetachedState, EntityTracker
 
 from .faults import Injector
 from .models import Order, Tag, User
@@ -57,14 +57,14 @@ class TestTracking:
     async def test_loaded_object_given_one_value(
         self, session: AsyncSession, name: str, assigned: object, is_change: bool
     ) -> None:
-        """One field of an object held by the session's stand-in (no JSON fields), assigned: it
-        is a change exactly when the database would store another value."""
+        """One field of a loaded object (no JSON fields), assigned: it is a change exactly when the
+        database would store another value."""
         user = await loaded_user(session)
         session.add(Order(user_id=user.id, total=Decimal("9.99"), note="n"))
         await session.commit()
         session.expunge_all()
         (order,) = await session.all(Order)
-        assert type(order._aiouow_state) is Loaded  # the path under test
+        assert type(order._aiouow_state) is EntityTracker  # held by its session's tracker
         setattr(order, name, assigned)
         before = session.stats().statements.get("update", 0)
         await session.commit()
@@ -130,46 +130,36 @@ class TestTracking:
         session.expunge_all()
         tags = await session.all(Tag)
         tags[7].label = "changed"
-        # The change is recorded on the session's shared stand-in, by key; no object got a state.
-        mark = tags[7]._aiouow_state
-        assert isinstance(mark, Loaded) and all(t._aiouow_state is mark for t in tags)
-        assert mark.changes == {"t0007": {"label": "x"}} and session._candidates() == []
+        # The change is recorded by the entity's tracker, by key; no object got a state of its own.
+        tracker = tags[7]._aiouow_state
+        assert isinstance(tracker, EntityTracker) and all(t._aiouow_state is tracker for t in tags)
+        assert tracker.changes == {"t0007": {"label": "x"}}
         await session.flush()
         assert session.stats().statements.get("update", 0) == 1
 
-    async def test_states_made_on_the_fast_paths_are_complete(self, session: AsyncSession) -> None:
-        """An added object and a changed loaded object are held by their session's stand-ins, and
-        get their own state when a lifecycle change needs one: every slot is set, with the values
-        the object's lifecycle calls for."""
-        from aiouow._state import InstanceState, ObjectState, Pending
-
+    async def test_who_tracks_an_object_through_its_lifecycle(self, session: AsyncSession) -> None:
+        """Pending and persistent objects point at their entity's tracker in the session; an expunged
+        object keeps its key and its changes in a state of its own; a transient one has none."""
         tag = Tag(code="a", label="x")
         other = Tag(code="b", label="x")
+        assert tag._aiouow_state is None
         session.add(tag, other)
-        assert type(tag._aiouow_state) is Pending and other._aiouow_state is tag._aiouow_state
-        assert session.state(tag) is ObjectState.PENDING and type(tag._aiouow_state) is Pending  # inspection makes none
-        state_of(tag)
-        pending = tag._aiouow_state
-        assert isinstance(pending, InstanceState)
-        assert all(hasattr(pending, name) for name in InstanceState.__slots__)
-        assert (pending.status, pending.key, pending.owner, pending.changed) == (ObjectState.PENDING, None, session, {})
+        tracker = tag._aiouow_state
+        assert type(tracker) is EntityTracker and other._aiouow_state is tracker
+        assert tracker.state(tag) is ObjectState.PENDING and tracker.new == {id(tag): tag, id(other): other}
         await session.commit()
-        assert type(other._aiouow_state) is Loaded and session.state(other) is ObjectState.PERSISTENT
-        session.expunge_all()
-        loaded = await session.get_one(Tag, "a")
-        loaded.label = "y"
-        assert session.is_dirty(loaded) and type(loaded._aiouow_state) is Loaded  # inspecting makes no state
-        state_of(loaded)  # what a lifecycle change calls: the object gets its own state
-        st = loaded._aiouow_state
-        assert isinstance(st, InstanceState)
-        assert all(hasattr(st, name) for name in InstanceState.__slots__)
-        assert (st.status, st.key, st.owner, st.changed, st.json_snap) == (
-            ObjectState.PERSISTENT,
-            "a",
-            session,
-            {"label": "x"},
-            None,
-        )
+        assert tracker.identity == {"a": tag, "b": other} and session.state(other) is ObjectState.PERSISTENT
+        tag.label = "y"
+        session.expunge(tag)
+        detached = tag._aiouow_state
+        assert isinstance(detached, DetachedState)
+        assert (detached.key, detached.changes) == ("a", {"label": "x"})
+        assert session.state(tag) is ObjectState.DETACHED and session.dirty_fields(tag) == ["label"]
+        session.add(tag)  # back, with its change
+        assert tag._aiouow_state is tracker and tracker.changes == {"a": {"label": "x"}}
+        session.delete(other)
+        await session.commit()
+        assert other._aiouow_state is None and session.state(other) is ObjectState.TRANSIENT
 
 
 class TestAssignmentsDuringFlush:

@@ -9,39 +9,68 @@ import pytest
 
 import aiouow
 from aiouow import AsyncSession, Entity, field
-from aiouow._mapping import mapper_of, new_state
-from aiouow._state import InstanceState, ObjectState
-from aiouow._unitofwork import DeleteStep, InsertStep, UpdateStep, plan_flush, table_order
+from aiouow._mapping import mapper_of
+from aiouow._tracking import EntityTracker
+from aiouow._unitofwork import DeleteStep, EntityChanges, FlushPlan, InsertStep, UpdateStep, plan_flush, table_order
+from aiouow.dialects._base import Dialect
+from aiouow.dialects.postgresql.dialect import PostgresDialect
+from aiouow.dialects.sqlite.dialect import SQLiteDialect
 
 from .models import Color, Order, OrderLine, Tag, User
 
 
-def persistent(obj: object) -> InstanceState:
-    st = new_state(obj)
-    st.status = ObjectState.PERSISTENT
-    st.key = mapper_of(obj).key_of_values(obj.__dict__)
-    return st
+class Trackers:
+    """The trackers of a session that holds the objects given (no database): what a flush plans from."""
+
+    def __init__(self) -> None:
+        self.session = object()
+        self.by_mapper: dict[object, EntityTracker] = {}
+
+    def tracker(self, obj: object) -> EntityTracker:
+        mapper = mapper_of(obj)
+        if mapper not in self.by_mapper:
+            self.by_mapper[mapper] = EntityTracker(mapper, self.session)
+        return self.by_mapper[mapper]
+
+    def new(self, *objs: object) -> None:
+        for obj in objs:
+            self.tracker(obj).add_new(obj)
+
+    def persistent(self, *objs: object) -> None:
+        for obj in objs:
+            self.tracker(obj).adopt(obj, mapper_of(obj).key_of_values(obj.__dict__), {}, None)
+
+    def deleted(self, *objs: object) -> None:
+        self.persistent(*objs)
+        for obj in objs:
+            self.tracker(obj).mark_deleted(obj)
+
+    def changes(self) -> list[EntityChanges]:
+        found = [tracker.changes_to_flush() for tracker in self.by_mapper.values()]
+        return [c for c in found if c is not None]
+
+    def plan(self, dialect: Dialect) -> FlushPlan:
+        return plan_flush(self.changes(), dialect)
 
 
+DIALECTS = [SQLiteDialect(), PostgresDialect()]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
 class TestPlan:
-    def test_inserts_updates_deletes_in_fk_order(self) -> None:
+    def test_inserts_updates_deletes_in_fk_order(self, dialect: Dialect) -> None:
         """Inserts parents first, then updates, then deletes children first, whatever the add order."""
-        line = OrderLine(order_id=1, line=1, sku="x")
-        order = Order(user_id=1, total=Decimal(1))
-        user = User(name="u", email="e")
+        held = Trackers()
+        held.new(OrderLine(order_id=1, line=1, sku="x"), Order(user_id=1, total=Decimal(1)), User(name="u", email="e"))
         t = Tag(code="a", label="A")
-        upd = persistent(t)
+        held.persistent(t)
         t.label = "B"
         old_order = Order(user_id=1, total=Decimal(1))
         old_order.__dict__["id"] = 5
         old_user = User(name="o", email="o")
         old_user.__dict__["id"] = 9
-        plan = plan_flush(
-            [line, order, user],
-            [upd],
-            [persistent(old_user), persistent(old_order)],
-        )
-        kinds = [(type(s).__name__, s.mapper.table) for s in plan.steps]
+        held.deleted(old_user, old_order)
+        kinds = [(type(s).__name__, s.mapper.table) for s in held.plan(dialect).steps]
         assert kinds == [
             ("InsertStep", "users"),
             ("InsertStep", "orders"),
@@ -51,49 +80,74 @@ class TestPlan:
             ("DeleteStep", "users"),
         ]
 
-    def test_one_step_per_table_and_changed_columns(self) -> None:
+    def test_one_step_per_table_and_changed_columns(self, dialect: Dialect) -> None:
         """Rows batch into one step per table (per set of changed columns for updates)."""
-        users = [User(name=f"u{i}", email=f"e{i}") for i in range(100)]
+        held = Trackers()
+        held.new(*(User(name=f"u{i}", email=f"e{i}") for i in range(100)))
         tags = [Tag(code=f"t{i}", label="x") for i in range(4)]
-        states = [persistent(t) for t in tags]
+        held.persistent(*tags)
         tags[0].label = "y"
         tags[1].label = "y"
-        tags[2].code = tags[2].code  # assigned but unchanged: not an update
-        plan = plan_flush(users, states, [])
+        tags[3].label = "x"  # assigned but unchanged: not an update
+        plan = held.plan(dialect)
         inserts = [s for s in plan.steps if isinstance(s, InsertStep)]
         updates = [s for s in plan.steps if isinstance(s, UpdateStep)]
-        assert len(inserts) == 1 and len(inserts[0].rows) == 100
+        assert len(inserts) == 1 and len(inserts[0].objs) == 100
         assert inserts[0].returning is User.id
+        assert inserts[0].flat is dialect.flat_inserts
         assert len(updates) == 1 and len(updates[0].rows) == 2
         assert [c.name for c in updates[0].columns] == ["label"]
-        assert updates[0].rows[0] == ("y", "t0")
+        assert updates[0].rows[0] == ("y", "t0") and updates[0].keys == ["t0", "t1"]
 
-    def test_explicit_and_generated_keys_split(self) -> None:
+    def test_explicit_and_generated_keys_split(self, dialect: Dialect) -> None:
         """Objects given an explicit generated-key value insert in their own step, returning nothing."""
         a = User(name="a", email="a")
         b = User(name="b", email="b")
         b.id = 77
-        plan = plan_flush([a, b], [], [])
-        steps = [s for s in plan.steps if isinstance(s, InsertStep)]
+        held = Trackers()
+        held.new(a, b)
+        steps = [s for s in held.plan(dialect).steps if isinstance(s, InsertStep)]
         assert [s.returning for s in steps] == [User.id, None]
-        assert steps[1].rows[0][0] == 77
+        assert steps[1].objs == [b] and steps[1].rows[0][0] == 77
 
-    def test_value_check_happens_before_any_step(self) -> None:
+    def test_value_check_happens_before_any_step(self, dialect: Dialect) -> None:
         """A bad value anywhere fails planning, so nothing is sent."""
+        held = Trackers()
+        held.new(User(name="a", email="a"), User(name="b", email=None))  # type: ignore[arg-type]
         with pytest.raises(aiouow.DataError, match="field 'email'"):
-            plan_flush([User(name="a", email="a"), User(name="b", email=None)], [], [])  # type: ignore[arg-type]
+            held.plan(dialect)
 
-    def test_delete_keys_include_version(self) -> None:
+    def test_a_changed_key_is_refused_naming_the_field(self, dialect: Dialect) -> None:
+        held = Trackers()
+        t = Tag(code="a", label="A")
+        held.persistent(t)
+        t.code = "b"
+        with pytest.raises(aiouow.DataError, match="primary key field 'code' changed from 'a' to 'b'"):
+            held.plan(dialect)
+
+    def test_a_new_object_of_a_deleted_key_switches_the_row(self, dialect: Dialect) -> None:
+        """Delete and add of one key in one flush: one UPDATE of the row, no INSERT, no DELETE."""
+        held = Trackers()
+        old = Tag(code="a", label="old")
+        held.deleted(old)
+        new = Tag(code="a", label="new")
+        held.new(new)
+        (step,) = held.plan(dialect).steps
+        assert isinstance(step, UpdateStep) and step.objs == [new] and step.rows == [("new", "a")]
+        assert step.replaced is not None and step.replaced.objs == [old]
+
+    def test_delete_keys_include_version(self, dialect: Dialect) -> None:
         """Versioned deletes carry the expected version."""
         from .models import Doc
 
         d = Doc(title="x")
         d.__dict__.update(id=3, version=4)
-        plan = plan_flush([], [], [persistent(d)])
-        step = plan.steps[0]
+        held = Trackers()
+        held.deleted(d)
+        step = held.plan(dialect).steps[0]
         assert isinstance(step, DeleteStep) and step.keys == [(3, 4)] and step.version is Doc.version
 
-    def test_table_order_handles_cycles(self) -> None:
+    def test_table_order_handles_cycles(self, dialect: Dialect) -> None:
         """Mutually referencing tables still get a stable order."""
 
         class A(Entity, table="cyc_a"):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
-from .._loading import Loader, compile_loader
 from .._types import ColumnType, check
 from ..errors import AiouowError, QueryError
 
@@ -72,8 +71,6 @@ class Dialect(abc.ABC):
     flat_inserts = False
 
     def __init__(self) -> None:
-        self._loaders: dict[Mapper, Callable[[Row], Sequence[Any]] | None] = {}
-        self._object_loaders: dict[Mapper, Loader] = {}
         self._dumpers: dict[Column[Any], Converter | None] = {}
         self._pk_sql: dict[tuple[Mapper, bool], str] = {}
 
@@ -100,36 +97,11 @@ class Dialect(abc.ABC):
         conv = self.dumper(column)
         return value if conv is None else conv(value)
 
-    def object_loader(self, mapper: Mapper) -> Loader:
-        """The compiled rows-to-objects loader of ``mapper`` for this dialect's values."""
-        loader = self._object_loaders.get(mapper)
-        if loader is None:
-            converters = [self.from_db(c.ctype) for c in mapper.columns]
-            loader = self._object_loaders[mapper] = compile_loader(mapper, converters)
-        return loader
-
-    def loader(self, mapper: Mapper) -> Callable[[Row], Sequence[Any]] | None:
-        """A function turning a row (columns in mapper order) into Python values, or None when rows need no change."""
-        try:
-            return self._loaders[mapper]
-        except KeyError:
-            pass
-        convs = [self.from_db(c.ctype) for c in mapper.columns]
-        fn: Callable[[Row], Sequence[Any]] | None
-        if all(c is None for c in convs):
-            fn = None
-        else:
-            pairs = tuple(enumerate(convs))
-
-            def fn(row: Row) -> list[Any]:
-                out = list(row)
-                for i, conv in pairs:
-                    if conv is not None and out[i] is not None:
-                        out[i] = conv(out[i])
-                return out
-
-        self._loaders[mapper] = fn
-        return fn
+    def key_params(self, mapper: Mapper, key: Any) -> list[Any]:
+        """An identity key as the driver parameters of a SELECT by primary key."""
+        pk = mapper.pk
+        values = (key,) if len(pk) == 1 else key
+        return [self.param(c, v) for c, v in zip(pk, values, strict=True)]
 
     # -- SQL ------------------------------------------------------------------------------
     @staticmethod

@@ -1,0 +1,121 @@
+"""After the transaction ends: what a commit settles and what a rollback puts back, per entity.
+
+Both read the tracker's `TransactionLog` (what the flushes of the transaction wrote) and the
+tracker's records of what changed since (see `aiouow._tracking`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._mapping import Mapper, set_state_slot
+from ._tracking import originals_of
+
+if TYPE_CHECKING:
+    from ._tracking import EntityTracker
+
+
+def after_commit(tracker: EntityTracker) -> None:
+    """The transaction committed: objects whose rows a flush deleted leave the session, transient
+    (as if no session had seen them), and the log starts again."""
+    for removed in tracker.removed.values():
+        if removed.obj._aiouow_state is tracker:
+            set_state_slot(removed.obj, None)
+    tracker.removed = {}
+    tracker.log.clear()
+
+
+def restore(tracker: EntityTracker) -> None:
+    """The transaction was rolled back: every object of the tracker holds what the database holds.
+
+    What a flush wrote is undone by row, not by object: for the object that was flushed and,
+    when that one was expunged and its row loaded again in the same transaction, for the object
+    loaded since.
+    """
+    log = tracker.log
+    if not (log or tracker.new or tracker.changes or tracker.deleting or tracker.removed or tracker.json_text):
+        return  # nothing written, nothing changed (a close after a commit)
+    mapper = tracker.mapper
+    identity = tracker.identity
+    updated = log.updated()
+    # Rows inserted in this transaction no longer exist: every object standing for one becomes
+    # transient, its generated key cleared (also one loaded again and deleted since).
+    for key, obj in log.inserted():
+        _make_inserted_transient(tracker, key, obj)
+        other = identity.get(key)
+        if other is not None:
+            _make_inserted_transient(tracker, key, other)
+    # New objects that took over the rows of deleted ones leave the session; the rows are back
+    # to what they held (below), and so are their old objects.
+    switched_in: set[int] = set()
+    for key, obj in log.switched():
+        switched_in.add(id(obj))
+        _make_inserted_transient(tracker, key, obj)
+    for obj in tracker.new.values():
+        set_state_slot(obj, None)
+    tracker.new = {}
+    tracker.inflight = None
+    # Unflushed changes are undone; deletes not flushed are forgotten; flushed ones below.
+    json_text = tracker.json_text
+    for key, changed in tracker.changes.items():
+        identity[key].__dict__.update(changed)
+    for key, text in json_text.items():
+        obj = identity.get(key)
+        if obj is not None:
+            obj.__dict__.update(originals_of({}, text))
+    tracker.changes = {}
+    tracker.rekeyed = {}
+    tracker.deleting = {}
+    removed = tracker.removed
+    for key, obj, new_row in log.deleted():
+        gone = removed.pop(id(obj), None)
+        if gone is None or id(obj) in switched_in:
+            continue  # expunged since, or already put back
+        if new_row:  # the row no longer exists: the object is transient, as it is
+            _forget_generated_key(mapper, obj)
+            set_state_slot(obj, None)
+            continue
+        obj.__dict__.update(originals_of(gone.changes, gone.json_text))
+        if identity.get(key) is not obj:
+            # Another object was loaded for the key since: the row the transaction put there (by
+            # raw SQL) is gone, so that object leaves the session, detached.
+            tracker.evict(key)
+        identity[key] = obj
+    tracker.removed = {}
+    for key, before in updated.items():
+        # The row's object in this session now (maybe not the one that was updated: that one may
+        # have been expunged and the row loaded again).
+        obj = identity.get(key)
+        if obj is not None:
+            obj.__dict__.update(before)
+    if mapper.json_columns:
+        tracker.json_text = {key: tracker.take_json_text(obj) for key, obj in identity.items()}
+    log.clear()
+
+
+def _make_inserted_transient(tracker: EntityTracker, key: Any, obj: Any) -> None:
+    """``obj`` stood for a row the rollback removes: if the tracker holds it, it becomes transient,
+    its generated key cleared, with whatever was recorded for it."""
+    if obj._aiouow_state is not tracker or id(obj) in tracker.new:
+        return
+    if tracker.removed.pop(id(obj), None) is None:
+        if tracker.identity.get(key) is not obj:
+            return  # (no longer stands for that row)
+        del tracker.identity[key]
+        tracker.changes.pop(key, None)
+        if tracker.deleting.get(key) is obj:
+            del tracker.deleting[key]
+        tracker.json_text.pop(key, None)
+    tracker.rekeyed.pop(id(obj), None)
+    _forget_generated_key(tracker.mapper, obj)
+    set_state_slot(obj, None)
+
+
+def _forget_generated_key(mapper: Mapper, obj: Any) -> None:
+    """A row that no longer exists: clear the values the database gave its object (key, version)."""
+    d = obj.__dict__
+    gen = mapper.generated_pk
+    if gen is not None:
+        d[gen.name] = None
+    if mapper.version is not None:
+        d[mapper.version.name] = None

@@ -1,0 +1,259 @@
+"""The database transaction of a session: its leased connection, from BEGIN to its one end.
+
+A `Transaction` is made when a session first needs the database and ends once: committed
+(`commit`, which returns a `CommitOutcome`), rolled back (`rollback`), or failed (`fail`: a
+statement failed or was interrupted, and the database transaction was rolled back). Whichever
+way it ends, the connection goes back to the pool, or is closed when its state is unknown;
+cleanup is shielded from cancellation and bounded by the pool's ``cleanup_timeout``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import anyio
+
+from .errors import CommitOutcomeUnknownError, ConnectionLostError, DatabaseError
+
+if TYPE_CHECKING:
+    from ._flush import Flush
+    from .dialects._base import Connection, DriverPool, Observer, Row
+
+
+class TransactionState(enum.Enum):
+    """``OPEN``: a connection is leased and BEGIN sent. Then, once: ``COMMITTED``,
+    ``ROLLED_BACK``, or ``FAILED`` (a statement failed or was interrupted; rolled back)."""
+
+    OPEN = "open"
+    COMMITTED = "committed"
+    ROLLED_BACK = "rolled back"
+    FAILED = "failed"
+
+
+class CommitOutcome(enum.Enum):
+    """What a COMMIT did: ``COMMITTED``; ``NOT_COMMITTED`` (a statement or the COMMIT failed, and
+    the transaction was rolled back); ``UNKNOWN`` (the COMMIT was interrupted or lost its
+    connection in flight: it may or may not have gone through, and nothing is retried)."""
+
+    COMMITTED = "committed"
+    NOT_COMMITTED = "not committed"
+    UNKNOWN = "unknown"
+
+
+class CommitResult(NamedTuple):
+    outcome: CommitOutcome
+    #: What interrupted or failed the commit (to raise once the session has settled), if anything.
+    #: With ``COMMITTED``: a cancellation that came after the COMMIT went through.
+    error: BaseException | None = None
+
+
+class Transaction:
+    """One database transaction on one leased connection."""
+
+    __slots__ = ("conn", "driver", "state")
+
+    def __init__(self, driver: DriverPool, conn: Connection) -> None:
+        self.driver = driver
+        self.conn = conn
+        self.state = TransactionState.OPEN
+
+    @classmethod
+    async def lease(cls, driver: DriverPool, observer: Observer) -> Transaction:
+        """Take a connection from the pool (an acquire that fails holds nothing); `begin` next."""
+        conn = await driver.acquire()
+        conn.observer = observer
+        return cls(driver, conn)
+
+    async def begin(self) -> None:
+        await self.conn.begin()
+
+    # -- statements -------------------------------------------------------------------------------
+    async def fetch(self, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]:
+        """Run a query (``write``: one that locks rows, so that SQLite takes its write lock first)."""
+        conn = self.conn
+        if write:
+            await conn.prepare_write(fresh_reads=True)
+        return await conn.fetch(sql, params)
+
+    async def run(self, flush: Flush) -> None:
+        """Run a flush's steps and settle it; on any failure the flush is aborted and re-raised
+        (the caller fails the transaction)."""
+        try:
+            conn = self.conn
+            if conn.prepares_writes:
+                await conn.prepare_write()
+            results = await conn.run_steps(flush.plan.steps)
+            flush.check(results)
+        except BaseException:
+            flush.abort()
+            raise
+        flush.settle(results)
+
+    # -- the ends -----------------------------------------------------------------------------------
+    async def commit(self, flush: Flush | None) -> CommitResult:
+        """Run what ``flush`` holds, then COMMIT: the one commit path. It never raises: the result
+        says whether the transaction committed, and what to raise once the session has settled.
+
+        Where the pool sends the statements and the COMMIT in one call (SQLite), an interrupted
+        call is cleaned up first; then the connection tells whether its COMMIT went through.
+        """
+        if flush is not None and not self.driver.fuses_commit:
+            try:
+                await self.run(flush)
+            except BaseException as exc:
+                await self.fail(exc)
+                return CommitResult(CommitOutcome.NOT_COMMITTED, exc)
+            flush = None
+        if flush is not None:
+            outcome, error = await self._fused_commit(flush)
+        else:
+            outcome, error = await self._commit()
+        if outcome is CommitOutcome.COMMITTED and self.state is TransactionState.OPEN:
+            self.state = TransactionState.COMMITTED
+            try:
+                await self._release(rollback=False)
+            except BaseException as exc:  # a cancellation in the release: committed even so
+                return CommitResult(outcome, exc)
+        return CommitResult(outcome, error)
+
+    async def _commit(self) -> tuple[CommitOutcome, BaseException | None]:
+        conn = self.conn
+        try:
+            await conn.commit()
+        except ConnectionLostError as exc:
+            conn.broken = True
+            lost = _commit_lost(exc)
+            await self.fail(lost)
+            return CommitOutcome.UNKNOWN, lost
+        except DatabaseError as exc:
+            await self.fail(exc)
+            return CommitOutcome.NOT_COMMITTED, exc
+        except BaseException as exc:
+            conn.broken = True
+            await self.fail(exc)
+            return CommitOutcome.UNKNOWN, exc
+        return CommitOutcome.COMMITTED, None
+
+    async def _fused_commit(self, flush: Flush) -> tuple[CommitOutcome, BaseException | None]:
+        conn = self.conn
+        steps = flush.plan.steps
+        try:
+            await conn.prepare_write()
+        except BaseException as exc:
+            flush.abort()
+            await self.fail(exc)
+            return CommitOutcome.NOT_COMMITTED, exc
+        try:
+            results = await conn.run_steps(steps, commit=True)
+            flush.check(results)
+        except DatabaseError as exc:
+            if isinstance(exc, ConnectionLostError):
+                return await self._interrupted(flush, exc, lost=True)
+            flush.abort()
+            await self.fail(exc)
+            return CommitOutcome.NOT_COMMITTED, exc
+        except BaseException as exc:
+            return await self._interrupted(flush, exc, lost=False)
+        flush.settle(results)
+        return CommitOutcome.COMMITTED, None
+
+    async def _interrupted(
+        self, flush: Flush, exc: BaseException, *, lost: bool
+    ) -> tuple[CommitOutcome, BaseException | None]:
+        """A fused commit was interrupted or lost its connection: clean up, then ask whether its
+        COMMIT went through (a lost connection after a COMMIT that went through is no error)."""
+        await self.fail(exc)
+        committed, results = self.conn.fused_outcome(flush.plan.steps)
+        if committed:
+            flush.settle(results or [])
+            self.state = TransactionState.COMMITTED
+            return CommitOutcome.COMMITTED, None if lost else exc
+        flush.abort()
+        if committed is None:
+            return CommitOutcome.UNKNOWN, _commit_lost(exc) if lost else exc
+        return CommitOutcome.NOT_COMMITTED, exc
+
+    async def rollback(self) -> None:
+        """ROLLBACK and give the connection back."""
+        self.state = TransactionState.ROLLED_BACK
+        await self._release(rollback=True)
+
+    async def fail(self, exc: BaseException) -> None:
+        """A statement failed or was interrupted: roll the database back now and hold nothing.
+
+        A database error leaves the connection usable for the ROLLBACK. An interruption (a
+        cancellation, a timeout) or a lost connection leaves it in an unknown state: it is
+        aborted first (SQLite: the running statement is interrupted; PostgreSQL: terminated).
+        """
+        if self.state is not TransactionState.OPEN:
+            return
+        self.state = TransactionState.FAILED
+        conn = self.conn
+        interrupted = not isinstance(exc, DatabaseError) or isinstance(exc, ConnectionLostError)
+        if interrupted and not conn.broken:
+            try:
+                with anyio.CancelScope(shield=True):
+                    await conn.abort()
+            except BaseException:
+                conn.broken = True  # a native cancellation pierced the shield: close, never reuse
+                raise
+            finally:
+                await self._release(rollback=True)
+            return
+        await self._release(rollback=True)
+
+    def discard(self) -> None:
+        """Close the connection at once, without awaiting (the last resort)."""
+        self.state = TransactionState.FAILED
+        self.driver.discard(self.conn)
+
+    async def _release(self, *, rollback: bool) -> None:
+        """Give the connection back (rolling back first when asked), shielded and bounded in time.
+
+        Whatever cannot finish within the pool's ``cleanup_timeout``, and whatever a native
+        ``Task.cancel()`` interrupts even so, ends with the connection closed, never returned to
+        the pool in an unknown state.
+        """
+        conn, driver = self.conn, self.driver
+        if not rollback and not conn.broken:
+            # After a COMMIT: nothing to roll back, and the driver's release of a healthy
+            # connection finishes even if this task is cancelled meanwhile (see
+            # `DriverPool.release`), so no cancel scope of our own is needed around it.
+            try:
+                await driver.release(conn)
+            except BaseException:
+                driver.discard(conn)
+                raise
+            return
+        timeout = driver.cleanup_timeout
+        try:
+            with anyio.CancelScope(shield=True):
+                if rollback and not conn.broken:
+                    with anyio.move_on_after(timeout) as scope:
+                        try:
+                            await conn.rollback()
+                        except Exception:
+                            conn.broken = True
+                    if scope.cancelled_caught:
+                        conn.broken = True
+                if conn.broken:  # closing it may wait behind whatever broke it: bound that too
+                    with anyio.move_on_after(timeout) as scope:
+                        await driver.release(conn)
+                    if scope.cancelled_caught:
+                        driver.discard(conn)
+                else:  # a healthy connection: SQLite pools it at once, asyncpg bounds its own reset
+                    await driver.release(conn)
+        except BaseException:
+            driver.discard(conn)
+            raise
+
+
+def _commit_lost(exc: BaseException) -> CommitOutcomeUnknownError:
+    err = CommitOutcomeUnknownError(
+        "cannot commit: the connection was lost while COMMIT was in flight, so the "
+        "transaction may or may not be committed (check in a new session; aiouow never retries)"
+    )
+    err.__cause__ = exc
+    return err
