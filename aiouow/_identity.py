@@ -1,57 +1,139 @@
-"""The identity map: one object per row per session."""
+"""The identity map of a session: its `EntityTracker` per entity, and the operations over all of them.
+
+Each tracker holds one entity's objects (one object per row) and their changes; this map finds
+the tracker of an object or class, and runs what concerns every object the session holds: adding
+and deleting (with the checks that name the object), and what a commit, a rollback or a close
+settles.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from ._mapping import Mapper
+from . import _restore
+from ._mapping import Mapper, describe, mapper_of
+from ._state import STATE_ATTR, ObjectState
+from ._tracking import EntityTracker
+from .errors import SessionError
 
 
 class IdentityMap:
-    """Objects backed by rows, by mapper and primary key (a scalar, or a tuple for composite keys)."""
+    """The trackers of one session, by mapper and by entity class."""
 
-    __slots__ = ("_maps", "by_entity")
+    __slots__ = ("by_class", "session", "trackers")
 
-    def __init__(self) -> None:
-        self._maps: dict[Mapper, dict[Any, Any]] = {}
-        #: entity class -> (its map, the exact type of a single-column key): the lookup that
-        #: ``AsyncSession.get`` answers from without SQL, kept to a dict lookup or two.
-        self.by_entity: dict[type, tuple[dict[Any, Any], type | None]] = {}
+    def __init__(self, session: object) -> None:
+        self.session = session
+        self.trackers: dict[Mapper, EntityTracker] = {}
+        #: The same trackers by entity class: what `AsyncSession.get`'s identity-map hit looks up.
+        self.by_class: dict[type, EntityTracker] = {}
 
-    def get(self, mapper: Mapper, key: Any) -> Any | None:
-        m = self._maps.get(mapper)
-        return None if m is None else m.get(key)
+    def tracker(self, mapper: Mapper) -> EntityTracker:
+        """The tracker of an entity (made on first use)."""
+        tracker = self.trackers.get(mapper)
+        if tracker is None:
+            tracker = self.trackers[mapper] = self.by_class[mapper.entity] = EntityTracker(mapper, self.session)
+        return tracker
 
-    def table(self, mapper: Mapper) -> dict[Any, Any]:
-        """The map of one entity (made on first use): the loading hot path works on it directly."""
-        m = self._maps.get(mapper)
-        if m is None:
-            m = self._maps[mapper] = {}
-            pk = mapper.pk
-            self.by_entity[mapper.entity] = (m, pk[0].ctype.python_type if len(pk) == 1 else None)
-        return m
+    def __iter__(self) -> Iterator[EntityTracker]:
+        return iter(self.trackers.values())
 
-    def add(self, mapper: Mapper, key: Any, obj: Any) -> None:
-        self.table(mapper)[key] = obj
+    # -- adding and deleting -------------------------------------------------------------------------
+    def add(self, objs: tuple[Any, ...]) -> None:
+        """New objects become pending; detached ones persistent again; those already here stay."""
+        kind: type | None = None
+        tracker: EntityTracker | None = None
+        for obj in objs:
+            if type(obj) is not kind:  # objects come in runs of one class
+                kind = type(obj)
+                tracker = self.by_class.get(kind)
+            holder = getattr(obj, STATE_ATTR, None)
+            if tracker is None:
+                self._add_one(obj)  # (the first object of its entity in this session, or not an entity)
+                tracker = self.by_class.get(kind)
+            elif holder is None:
+                tracker.add_new(obj)  # an object no session has seen: pending
+            elif holder is not tracker or tracker.removed:
+                self._add_one(obj)
 
-    def discard(self, mapper: Mapper, key: Any) -> None:
-        m = self._maps.get(mapper)
-        if m is not None:
-            m.pop(key, None)
+    def _add_one(self, obj: Any) -> None:
+        tracker = self.tracker(mapper_of(obj))
+        holder = getattr(obj, STATE_ATTR, None)
+        if holder is None:
+            tracker.add_new(obj)
+        elif holder is tracker:
+            if id(obj) in tracker.removed:
+                raise SessionError(f"cannot add {describe(obj)}: it was deleted by a flush of this transaction")
+        elif holder.session is not None:
+            raise SessionError(
+                f"cannot add {describe(obj)}: it belongs to another open session (expunge it there, or use merge())"
+            )
+        else:
+            self._attach(tracker, obj, holder)
+
+    def _attach(self, tracker: EntityTracker, obj: Any, holder: Any) -> None:
+        """A detached object joins this session, persistent."""
+        key, changes, json_text = holder.detached_parts(obj)
+        present = tracker.identity.get(key)
+        if present is not None and present is not obj:
+            raise SessionError(
+                f"cannot add {describe(obj)}: another object for the same row is already in this session "
+                "(use merge() to copy its state onto that object)"
+            )
+        tracker.adopt(obj, key, changes, json_text)
+
+    def delete(self, obj: Any) -> None:
+        """Mark an object for deletion (a detached one joins the session first)."""
+        mapper = mapper_of(obj)
+        holder = getattr(obj, STATE_ATTR, None)
+        if holder is None or holder.state_for(obj, self.session) is ObjectState.TRANSIENT:
+            raise SessionError(f"cannot delete {mapper.name}: the object is not persisted (add and flush it first)")
+        if holder.session is self.session:
+            holder.mark_deleted(obj)
+            return
+        if holder.session is not None:
+            raise SessionError(f"cannot delete {describe(obj)}: it belongs to another open session")
+        tracker = self.tracker(mapper)
+        self._attach(tracker, obj, holder)
+        tracker.mark_deleted(obj)
+
+    def expunge_all(self) -> None:
+        for tracker in self.trackers.values():
+            for obj in [*tracker.new.values(), *tracker.identity.values(), *tracker.removed.values()]:
+                tracker.forget(obj)
+
+    # -- what the session holds ----------------------------------------------------------------------
+    def has_changes(self) -> bool:
+        return any(tracker.has_changes() for tracker in self.trackers.values())
+
+    def new(self) -> frozenset[Any]:
+        return frozenset(obj for tracker in self.trackers.values() for obj in tracker.new.values())
+
+    def dirty(self) -> frozenset[Any]:
+        return frozenset(obj for tracker in self.trackers.values() for obj in tracker.dirty_objects())
+
+    def deleted(self) -> frozenset[Any]:
+        return frozenset(obj for tracker in self.trackers.values() for obj in tracker.deleting.values())
+
+    def persistent_count(self) -> int:
+        return sum(len(tracker.identity) for tracker in self.trackers.values())
 
     def __len__(self) -> int:
-        return sum(len(m) for m in self._maps.values())
+        return sum(len(tracker.identity) + len(tracker.new) for tracker in self.trackers.values())
 
-    def objects(self) -> Iterator[Any]:
-        for m in self._maps.values():
-            yield from m.values()
+    # -- the ends of a transaction and of the session ------------------------------------------------
+    def after_commit(self) -> None:
+        for tracker in self.trackers.values():
+            _restore.after_commit(tracker)
 
-    def of(self, mapper: Mapper) -> Iterator[Any]:
-        m = self._maps.get(mapper)
-        if m is not None:
-            yield from m.values()
+    def restore(self) -> None:
+        for tracker in self.trackers.values():
+            _restore.restore(tracker)
 
-    def clear(self) -> None:
-        self._maps.clear()
-        self.by_entity.clear()
+    def close(self) -> None:
+        """Every object is detached (after `restore`); the map holds nothing more."""
+        for tracker in self.trackers.values():
+            tracker.close()
+        self.trackers.clear()
+        self.by_class.clear()

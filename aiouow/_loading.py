@@ -19,13 +19,27 @@ from ._codegen import compile_function
 from ._mapping import Mapper, set_state_slot
 
 if TYPE_CHECKING:
-    from .dialects._base import Dialect
+    from ._tracking import EntityTracker
+    from .dialects._base import Dialect, Row
 
 #: ``load(rows, tracker, on_new) -> objects``, through the identity map of the `EntityTracker`;
 #: ``on_new(obj)`` runs for each new object when given.
 Loader = Callable[[Sequence[Sequence[Any]], Any, Callable[[Any], None] | None], list[Any]]
 #: ``values(row) -> the row's Python values`` (columns in mapper order).
 RowValues = Callable[[Sequence[Any]], Sequence[Any]]
+
+
+def load_objects(tracker: EntityTracker, dialect: Dialect, rows: Sequence[Row], *, refresh: bool) -> list[Any]:
+    """Rows of the tracker's entity to objects, through its identity map (one object per row);
+    with ``refresh`` (a locking read), held objects take the row's values too."""
+    mapper = tracker.mapper
+    on_new = tracker.loaded if mapper.json_columns else None
+    objs = object_loader(mapper, dialect)(rows, tracker, on_new)
+    if refresh:
+        values = row_values(mapper, dialect)
+        for obj, row in zip(objs, rows, strict=True):
+            tracker.refreshed(obj, mapper.names, values(row))
+    return objs
 
 
 def object_loader(mapper: Mapper, dialect: Dialect) -> Loader:

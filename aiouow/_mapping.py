@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import keyword
 import re
@@ -163,6 +164,7 @@ class Mapper:
         "pk",
         "pk_name",
         "pk_positions",
+        "settable",
         "single_names",
         "table",
         "version",
@@ -189,6 +191,8 @@ class Mapper:
         self.pk_name: str | None = self.pk[0].name if len(self.pk) == 1 else None
         #: Fields a flush refuses to see changed: the primary key and the version.
         self.immutable = frozenset(c.name for c in columns if c.primary_key or c.version)
+        #: The other fields, in column order (those `AsyncSession.merge` copies onto an object).
+        self.settable = tuple(c.name for c in columns if c.name not in self.immutable)
         fks: list[tuple[Column[Any], str, str]] = []
         for c in columns:
             if c.foreign_key:
@@ -208,6 +212,11 @@ class Mapper:
         if len(self.pk) == 1:
             return values[self.pk[0].name]
         return tuple(values[c.name] for c in self.pk)
+
+    def copied_values(self, obj: Any) -> dict[str, Any]:
+        """Every field's value of ``obj``, JSON values deep-copied (so that they are not shared)."""
+        d = obj.__dict__
+        return {c.name: copy.deepcopy(d[c.name]) if c.json else d[c.name] for c in self.columns}
 
     def column(self, name: str, *, purpose: str) -> Column[Any]:
         """The column named ``name``, or a ``QueryError`` naming the entity's fields."""

@@ -18,10 +18,10 @@ if TYPE_CHECKING:
 def after_commit(tracker: EntityTracker) -> None:
     """The transaction committed: objects whose rows a flush deleted leave the session, transient
     (as if no session had seen them), and the log starts again."""
-    for removed in tracker.removed.values():
-        if removed.obj._aiouow_state is tracker:
-            set_state_slot(removed.obj, None)
-    tracker.removed = {}
+    for obj in tracker.removed.values():
+        if obj._aiouow_state is tracker:
+            set_state_slot(obj, None)
+    tracker.clear_removed()
     tracker.log.clear()
 
 
@@ -56,10 +56,9 @@ def restore(tracker: EntityTracker) -> None:
     tracker.new = {}
     tracker.inflight = None
     # Unflushed changes are undone; deletes not flushed are forgotten; flushed ones below.
-    json_text = tracker.json_text
     for key, changed in tracker.changes.items():
         identity[key].__dict__.update(changed)
-    for key, text in json_text.items():
+    for key, text in tracker.json_text.items():
         obj = identity.get(key)
         if obj is not None:
             obj.__dict__.update(originals_of({}, text))
@@ -68,20 +67,20 @@ def restore(tracker: EntityTracker) -> None:
     tracker.deleting = {}
     removed = tracker.removed
     for key, obj, new_row in log.deleted():
-        gone = removed.pop(id(obj), None)
-        if gone is None or id(obj) in switched_in:
+        if id(obj) not in removed or removed[id(obj)] is not obj or id(obj) in switched_in:
             continue  # expunged since, or already put back
+        _, changes, removed_json = tracker.pop_removed(obj)
         if new_row:  # the row no longer exists: the object is transient, as it is
             _forget_generated_key(mapper, obj)
             set_state_slot(obj, None)
             continue
-        obj.__dict__.update(originals_of(gone.changes, gone.json_text))
+        obj.__dict__.update(originals_of(changes, removed_json))
         if identity.get(key) is not obj:
             # Another object was loaded for the key since: the row the transaction put there (by
             # raw SQL) is gone, so that object leaves the session, detached.
             tracker.evict(key)
         identity[key] = obj
-    tracker.removed = {}
+    tracker.clear_removed()
     for key, before in updated.items():
         # The row's object in this session now (maybe not the one that was updated: that one may
         # have been expunged and the row loaded again).
@@ -98,7 +97,9 @@ def _make_inserted_transient(tracker: EntityTracker, key: Any, obj: Any) -> None
     its generated key cleared, with whatever was recorded for it."""
     if obj._aiouow_state is not tracker or id(obj) in tracker.new:
         return
-    if tracker.removed.pop(id(obj), None) is None:
+    if id(obj) in tracker.removed:
+        tracker.pop_removed(obj)
+    else:
         if tracker.identity.get(key) is not obj:
             return  # (no longer stands for that row)
         del tracker.identity[key]

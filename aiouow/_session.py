@@ -9,7 +9,6 @@ taken, planned and settled by ``_flush``; the database transaction and its conne
 from __future__ import annotations
 
 import asyncio
-import copy
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -18,18 +17,18 @@ from typing import Any, TypeVar
 
 import anyio
 
-from . import _flush, _restore
-from ._loading import object_loader, row_values
+from . import _flush
+from ._identity import IdentityMap
+from ._loading import load_objects
 from ._mapping import Mapper, describe, key_argument, mapper_of
 from ._pool import Pool
 from ._query import Select, select
-from ._state import STATE_ATTR, ObjectState, SessionState
+from ._state import STATE_ATTR, ObjectState, SessionLifecycle, SessionState
 from ._stats import SessionStats, StatsRecorder
 from ._tracking import NOT_HELD, EntityTracker
 from ._transaction import CommitOutcome, Transaction
 from .dialects._base import Row
 from .errors import (
-    ConcurrentUseError,
     DetachedInstanceError,
     MultipleResultsError,
     NotFoundError,
@@ -69,25 +68,18 @@ class AsyncSession:
         self._dialect = self._driver.dialect
         self.autoflush = autoflush
         self._autoflush_off = 0
-        self._state = _IDLE
-        self._failure: BaseException | None = None
+        self._life = SessionLifecycle()
         self._tx: Transaction | None = None
         self._lock = asyncio.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._trackers: dict[Mapper, EntityTracker] = {}
-        self._by_class: dict[type, EntityTracker] = {}  # the same trackers, by entity class
+        self._objects = IdentityMap(self)
         self._in_begin = False
-        #: Counts the transactions ended by commit() or rollback(): a begin() block checks that
-        #: nothing ended the transaction it began.
-        self._transactions_ended = 0
-        self._commit_unknown = False
         self._stats = StatsRecorder()
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
     def session_state(self) -> SessionState:
         """``IDLE``, ``ACTIVE`` (a transaction is open), ``FAILED`` or ``CLOSED``."""
-        return self._state
+        return self._life.state
 
     @property
     def pool(self) -> Pool:
@@ -103,48 +95,27 @@ class AsyncSession:
         if not self._close_at_once():
             await self.close()
 
-    def _check(self, op: str) -> None:
-        state = self._state
-        if state is _CLOSED:
-            raise SessionClosedError(f"cannot {op}: the session is closed")
-        if state is _FAILED:
-            raise SessionError(
-                f"cannot {op}: an earlier statement of this session failed or was interrupted, and its "
-                f"transaction was rolled back ({type(self._failure).__name__}: {self._failure}); "
-                "call rollback() or close() first"
-            )
-
-    def _enter(self, op: str) -> None:
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            if self._loop is not None:
-                raise ConcurrentUseError(
-                    f"cannot {op}: the session belongs to another event loop (sessions are not thread-safe)"
-                )
-            self._loop = loop
-        state = self._state
-        if state is not _IDLE and state is not _ACTIVE:
-            self._check(op)
-
-    def _tracker(self, mapper: Mapper) -> EntityTracker:
-        tracker = self._trackers.get(mapper)
-        if tracker is None:
-            tracker = self._trackers[mapper] = self._by_class[mapper.entity] = EntityTracker(mapper, self)
-        return tracker
-
     async def _transaction(self) -> Transaction:
         """The open transaction, begun on first use (a failed BEGIN fails the session)."""
         tx = self._tx
         if tx is None:
             tx = self._tx = await Transaction.lease(self._driver, self._stats)
             await self._guarded(tx.begin())
-            self._state = _ACTIVE
+            self._life.state = SessionState.ACTIVE
         return tx
+
+    async def _transaction_for(self, flush: _flush.Flush | None) -> Transaction:
+        """The open transaction, begun now if need be, for a taken flush (aborted if that fails)."""
+        try:
+            return self._tx or await self._transaction()
+        except BaseException:
+            if flush is not None:
+                flush.abort()
+            raise
 
     async def _fail(self, exc: BaseException) -> None:
         """A statement failed or was interrupted: the session is FAILED, its transaction rolled back."""
-        self._failure = exc
-        self._state = _FAILED
+        self._life.failed(exc)
         tx, self._tx = self._tx, None
         if tx is not None:
             await tx.fail(exc)
@@ -166,7 +137,7 @@ class AsyncSession:
         The transaction may or may not be committed; the session is FAILED until ``rollback()``
         or ``close()`` (which put objects back as if it was not), and nothing is retried.
         """
-        return self._commit_unknown
+        return self._life.commit_unknown
 
     async def commit(self) -> None:
         """Flush, then COMMIT; the connection goes back to the pool. Objects keep their values.
@@ -177,22 +148,16 @@ class AsyncSession:
         flush and the COMMIT in one call (SQLite), the outcome is known once the cleanup has run
         (see "Cancellation and failures" in the documentation).
         """
-        self._enter("commit")
+        self._life.enter("commit")
         lock = self._lock
         await lock.acquire()  # (not `async with`: two coroutines less on a hot path)
         try:
-            if self._state is not _IDLE and self._state is not _ACTIVE:
-                self._check("commit")
-            flush = _flush.take(self._trackers.values(), self._dialect, self._stats)
+            self._life.check("commit")
+            flush = _flush.take(self._objects, self._dialect, self._stats)
             if flush is None and self._tx is None:
                 self._committed()  # nothing to commit
                 return
-            try:
-                tx = self._tx or await self._transaction()
-            except BaseException:
-                if flush is not None:
-                    flush.abort()
-                raise
+            tx = await self._transaction_for(flush)
             self._tx = None
             outcome, error = await tx.commit(flush)
             if outcome is CommitOutcome.COMMITTED:
@@ -201,53 +166,29 @@ class AsyncSession:
                 if error is not None:
                     raise error
                 return
-            self._failure = error
-            self._state = _FAILED
-            self._commit_unknown = outcome is CommitOutcome.UNKNOWN
             assert error is not None
+            self._life.failed(error, commit_unknown=outcome is CommitOutcome.UNKNOWN)
             raise error
         finally:
             lock.release()
 
     def _committed(self) -> None:
-        for tracker in self._trackers.values():
-            _restore.after_commit(tracker)
-        self._transactions_ended += 1
-        self._state = _IDLE
-        self._failure = None
+        self._objects.after_commit()
+        self._life.ended()
 
     async def rollback(self) -> None:
         """Roll back; every object in the session again holds what the database holds."""
-        self._enter_any("rollback")
+        self._life.enter_to_end("rollback")
         async with self._lock:
-            if self._state is _CLOSED:
+            if self._life.state is _CLOSED:
                 raise SessionClosedError("cannot rollback: the session is closed")
             tx, self._tx = self._tx, None
             try:
                 if tx is not None:
                     await tx.rollback()
             finally:
-                self._restore()
-                self._state = _IDLE
-                self._failure = None
-                self._commit_unknown = False
-                self._transactions_ended += 1
-
-    def _restore(self) -> None:
-        for tracker in self._trackers.values():
-            _restore.restore(tracker)
-
-    def _enter_any(self, op: str) -> None:
-        # rollback() and close() are allowed in the FAILED state.
-        if self._state is _FAILED:
-            self._loop = self._loop or asyncio.get_running_loop()
-            return
-        if self._state is not _CLOSED:
-            self._enter(op)
-
-    def _closed(self) -> bool:
-        # A method call, so that type checkers do not narrow the state across awaits.
-        return self._state is _CLOSED
+                self._objects.restore()
+                self._life.ended()
 
     async def close(self) -> None:
         """Roll back what was not committed, release the connection, detach every object.
@@ -258,14 +199,14 @@ class AsyncSession:
         """
         if self._close_at_once():
             return
-        self._enter_any("close")
+        self._life.enter_to_end("close")
         if self._tx is None and not self._lock.locked():  # nothing to give back: nothing to await
             self._finish_close()
             return
         try:
             with anyio.CancelScope(shield=True):
                 async with self._lock:
-                    if self._closed():
+                    if self._life.closed():
                         return
                     tx, self._tx = self._tx, None
                     try:
@@ -283,10 +224,10 @@ class AsyncSession:
     def _close_at_once(self) -> bool:
         """Close without awaiting anything if there is nothing to wait for (True), as after a
         commit: an idle session, on its own event loop, holding no connection, not locked."""
-        state = self._state
+        state = self._life.state
         if state is _CLOSED:
             return True
-        if state is not _IDLE or self._tx is not None or self._loop is not asyncio.get_running_loop():
+        if state is not _IDLE or self._tx is not None or self._life.loop is not asyncio.get_running_loop():
             return False
         if self._lock.locked():
             return False
@@ -294,13 +235,10 @@ class AsyncSession:
         return True
 
     def _finish_close(self) -> None:
-        if self._state is not _CLOSED:
-            self._restore()
-            for tracker in self._trackers.values():
-                tracker.close()
-            self._trackers.clear()
-            self._by_class.clear()
-            self._state = _CLOSED
+        if self._life.state is not _CLOSED:
+            self._objects.restore()
+            self._objects.close()
+            self._life.state = _CLOSED
 
     def __del__(self) -> None:
         tx = getattr(self, "_tx", None)
@@ -314,11 +252,7 @@ class AsyncSession:
             stacklevel=2,
             source=self,
         )
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(tx.discard)
-        else:
-            tx.discard()
+        tx.discard_soon(self._life.loop)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncSession]:
@@ -328,7 +262,7 @@ class AsyncSession:
         already holds, and a ``commit()`` or ``rollback()`` inside it is a `SessionError` when
         the block ends (what was done after it is rolled back, never committed by the block).
         """
-        self._enter("begin")
+        self._life.enter("begin")
         if self._in_begin:
             raise SessionError("cannot begin: a begin() block is already open in this session")
         if self._tx is not None or self.new or self.deleted or self.dirty:
@@ -337,16 +271,16 @@ class AsyncSession:
                 "that the block would take over; commit or roll it back first"
             )
         self._in_begin = True
-        ended = self._transactions_ended
+        ended = self._life.transactions_ended
         try:
             yield self
         except BaseException:
-            if not self._closed():
+            if not self._life.closed():
                 await self.rollback()
             raise
         else:
-            if self._transactions_ended != ended:
-                if not self._closed():
+            if self._life.transactions_ended != ended:
+                if not self._life.closed():
                     await self.rollback()
                 raise SessionError(
                     "cannot commit the begin() block: its transaction was already ended inside it by commit() "
@@ -371,92 +305,42 @@ class AsyncSession:
 
         Adding an object already in the session does nothing.
         """
-        self._check("add")
-        kind: type | None = None
-        tracker: EntityTracker | None = None
-        for obj in objs:
-            if type(obj) is not kind:  # objects come in runs of one class
-                kind = type(obj)
-                tracker = self._by_class.get(kind)
-            holder = getattr(obj, STATE_ATTR, None)
-            if tracker is None:
-                self._add_one(obj)  # (the first object of its entity in this session, or not an entity)
-                tracker = self._by_class.get(kind)
-            elif holder is None:
-                tracker.add_new(obj)  # an object no session has seen: pending
-            elif holder is not tracker or tracker.removed:
-                self._add_one(obj)
+        self._life.check("add")
+        self._objects.add(objs)
 
     def add_all(self, objs: Iterable[Any]) -> None:
         """Add every object of an iterable."""
         self.add(*objs)
 
-    def _add_one(self, obj: Any) -> None:
-        tracker = self._tracker(mapper_of(obj))
-        holder = getattr(obj, STATE_ATTR, None)
-        if holder is None:
-            tracker.add_new(obj)
-        elif holder is tracker:
-            if id(obj) in tracker.removed:
-                raise SessionError(f"cannot add {describe(obj)}: it was deleted by a flush of this transaction")
-        elif holder.session is not None:
-            raise SessionError(
-                f"cannot add {describe(obj)}: it belongs to another open session (expunge it there, or use merge())"
-            )
-        else:
-            self._attach(tracker, obj, holder)
-
-    def _attach(self, tracker: EntityTracker, obj: Any, holder: Any) -> None:
-        """A detached object joins this session, persistent."""
-        key, changes, json_text = holder.detached_parts(obj)
-        present = tracker.identity.get(key)
-        if present is not None and present is not obj:
-            raise SessionError(
-                f"cannot add {describe(obj)}: another object for the same row is already in this session "
-                "(use merge() to copy its state onto that object)"
-            )
-        tracker.adopt(obj, key, changes, json_text)
-
     def delete(self, obj: Any) -> None:
         """Mark an object for deletion at the next flush; a pending object is just un-added."""
         holder = getattr(obj, STATE_ATTR, None)
-        if holder is not None and holder.session is self and (self._state is _IDLE or self._state is _ACTIVE):
+        if holder is not None and holder.session is self and (self._life.state is _IDLE or self._life.state is _ACTIVE):
             holder.mark_deleted(obj)  # an object of this usable session
             return
-        self._check("delete")
-        mapper = mapper_of(obj)
-        if holder is None or holder.state_for(obj, self) is ObjectState.TRANSIENT:
-            raise SessionError(f"cannot delete {mapper.name}: the object is not persisted (add and flush it first)")
-        if holder.session is not None:
-            raise SessionError(f"cannot delete {describe(obj)}: it belongs to another open session")
-        tracker = self._tracker(mapper)
-        self._attach(tracker, obj, holder)
-        tracker.mark_deleted(obj)
+        self._life.check("delete")
+        self._objects.delete(obj)
 
     # -- flush ----------------------------------------------------------------------------------
     async def flush(self) -> None:
         """Send pending INSERTs, UPDATEs and DELETEs; the transaction stays open."""
-        self._enter("flush")
+        self._life.enter("flush")
         async with self._lock:
-            self._check("flush")
+            self._life.check("flush")
             await self._flush()
 
     async def _flush(self) -> None:
-        flush = _flush.take(self._trackers.values(), self._dialect, self._stats)
+        flush = _flush.take(self._objects, self._dialect, self._stats)
         if flush is None:
             return
-        try:
-            tx = self._tx or await self._transaction()
-        except BaseException:
-            flush.abort()
-            raise
+        tx = await self._transaction_for(flush)
         await self._guarded(tx.run(flush))
 
     def _autoflush_due(self) -> bool:
         """Whether a query flushes first: autoflush is on and some tracker may hold changes."""
         if not self.autoflush or self._autoflush_off:
             return False
-        return any(tracker.has_changes() for tracker in self._trackers.values())
+        return self._objects.has_changes()
 
     # -- reads ----------------------------------------------------------------------------------
     async def get(self, entity: type[E], pk: Any, *, for_update: bool = False) -> E | None:
@@ -467,20 +351,16 @@ class AsyncSession:
         write lock is taken); the object's unchanged fields are refreshed from the row.
         """
         if not for_update:  # the identity-map hit: a key of the exact type, a usable session, its loop
-            tracker = self._by_class.get(entity)
+            tracker = self._objects.by_class.get(entity)
             if tracker is not None and type(pk) is tracker.key_type:
                 found = tracker.lookup(pk)
-                if (
-                    found is not NOT_HELD
-                    and (self._state is _IDLE or self._state is _ACTIVE)
-                    and self._loop is asyncio.get_running_loop()
-                ):
+                if found is not NOT_HELD and self._life.usable_here():
                     hit: E | None = found
                     return hit
         mapper = mapper_of(entity)
         key = key_argument(mapper, pk)
-        self._enter("get")
-        tracker = self._tracker(mapper)
+        self._life.enter("get")
+        tracker = self._objects.tracker(mapper)
         if not for_update:
             found = tracker.lookup(key)
             if found is not NOT_HELD:
@@ -489,12 +369,10 @@ class AsyncSession:
         lock = self._lock
         await lock.acquire()  # (not `async with`: two coroutines less on a hot path)
         try:
-            if self._state is not _IDLE and self._state is not _ACTIVE:
-                self._check("get")
+            self._life.check("get")
             if self._autoflush_due():
                 await self._flush()
-            sql = self._dialect.select_by_pk_sql(mapper, for_update=for_update)
-            rows = await self._fetch(sql, self._dialect.key_params(mapper, key), write=for_update)
+            rows = await self._fetch_by_key(mapper, key, for_update=for_update)
             objs = self._load(mapper, rows, refresh=for_update)
             if not objs and for_update:  # another transaction deleted the row: its object goes
                 tracker.evict(key)
@@ -525,9 +403,9 @@ class AsyncSession:
         if not isinstance(stmt, Select):
             raise QueryError(f"cannot run {stmt!r}: expected a statement made by aiouow.select()")
         sql, params = self._dialect.compile_select(stmt)
-        self._enter("query")
+        self._life.enter("query")
         async with self._lock:
-            self._check("query")
+            self._life.check("query")
             if self._autoflush_due():
                 await self._flush()
             rows = await self._fetch(sql, params, write=stmt.locking)
@@ -559,19 +437,17 @@ class AsyncSession:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise QueryError(f"cannot stream: batch_size must be a positive int, got {batch_size!r}")
         sql, params = self._dialect.compile_select(stmt)
-        self._enter("stream")
+        self._life.enter("stream")
         async with self._lock:
-            self._check("stream")
+            self._life.check("stream")
             if self._autoflush_due():
                 await self._flush()
             tx = await self._transaction()
-            if stmt.locking:
-                await self._guarded(tx.conn.prepare_write(fresh_reads=True))
-            batches = tx.conn.stream(sql, params, batch_size)
+            batches = await self._guarded(tx.stream(sql, params, batch_size, write=stmt.locking))
         try:
             while True:
                 async with self._lock:
-                    self._check("stream")
+                    self._life.check("stream")
                     if self._tx is not tx:
                         raise SessionError("cannot continue the stream: the transaction it ran in has ended")
                     try:
@@ -590,31 +466,26 @@ class AsyncSession:
 
         Pending changes are flushed first; rows come back as dicts.
         """
-        self._enter("execute")
+        self._life.enter("execute")
         async with self._lock:
-            self._check("execute")
+            self._life.check("execute")
             if self._autoflush_due():
                 await self._flush()
             tx = await self._transaction()
-            return await self._guarded(tx.conn.execute_raw(sql, params))
+            return await self._guarded(tx.execute_raw(sql, params))
 
     async def refresh(self, obj: Any) -> None:
         """Read the object's row again, discarding its unflushed changes."""
         tracker = self._own(obj, "refresh")
-        self._enter("refresh")
+        self._life.enter("refresh")
         async with self._lock:
-            self._check("refresh")
+            self._life.check("refresh")
             mapper = tracker.mapper
             if id(obj) in tracker.removed:
                 # Its DELETE was flushed: its row is gone for this transaction, even where a row
                 # switch gave the key's row to another object.
                 raise NotFoundError(f"cannot refresh {describe(obj)}: its row was deleted by a flush")
-            key = tracker.key_of(obj)
-            rows = await self._fetch(
-                self._dialect.select_by_pk_sql(mapper, for_update=False),
-                self._dialect.key_params(mapper, key),
-                write=False,
-            )
+            rows = await self._fetch_by_key(mapper, tracker.key_of(obj), for_update=False)
             if not rows:  # another transaction deleted the row: the object leaves the session
                 tracker.forget(obj)
                 raise NotFoundError(f"cannot refresh {describe(obj)}: its row no longer exists")
@@ -630,8 +501,7 @@ class AsyncSession:
         mapper = mapper_of(obj)
         if obj in self:
             return obj
-        d = obj.__dict__
-        values = {c.name: copy.deepcopy(d[c.name]) if c.json else d[c.name] for c in mapper.columns}
+        values = mapper.copied_values(obj)
         gen = mapper.generated_pk
         target: E | None = None
         if gen is None or values[gen.name] is not None:
@@ -641,9 +511,8 @@ class AsyncSession:
             target.__dict__.update(values)
             self.add(target)
             return target
-        for c in mapper.columns:
-            if not c.primary_key and not c.version:
-                setattr(target, c.name, values[c.name])
+        for name in mapper.settable:
+            setattr(target, name, values[name])
         return target
 
     def expunge(self, obj: Any) -> None:
@@ -652,15 +521,12 @@ class AsyncSession:
 
     def expunge_all(self) -> None:
         """Remove every object from the session."""
-        self._check("expunge")
-        for tracker in self._trackers.values():
-            removed = [r.obj for r in tracker.removed.values()]
-            for obj in [*tracker.new.values(), *tracker.identity.values(), *removed]:
-                tracker.forget(obj)
+        self._life.check("expunge")
+        self._objects.expunge_all()
 
     def _own(self, obj: Any, op: str, *, allow_pending: bool = False) -> EntityTracker:
         """The tracker of an object of this session (else `DetachedInstanceError`)."""
-        self._check(op)
+        self._life.check(op)
         mapper_of(obj)
         holder = getattr(obj, STATE_ATTR, None)
         if holder is None or holder.session is not self:
@@ -674,16 +540,12 @@ class AsyncSession:
         tx = self._tx or await self._transaction()
         return await self._guarded(tx.fetch(sql, params, write=write))
 
+    async def _fetch_by_key(self, mapper: Mapper, key: Any, *, for_update: bool) -> list[Row]:
+        sql = self._dialect.select_by_pk_sql(mapper, for_update=for_update)
+        return await self._fetch(sql, self._dialect.key_params(mapper, key), write=for_update)
+
     def _load(self, mapper: Mapper, rows: Sequence[Row], *, refresh: bool) -> list[Any]:
-        """Rows to objects through the identity map (one object per row)."""
-        tracker = self._tracker(mapper)
-        on_new = tracker.loaded if mapper.json_columns else None
-        objs = object_loader(mapper, self._dialect)(rows, tracker, on_new)
-        if refresh:
-            values = row_values(mapper, self._dialect)
-            for obj, row in zip(objs, rows, strict=True):
-                tracker.refreshed(obj, mapper.names, values(row))
-        return objs
+        return load_objects(self._objects.tracker(mapper), self._dialect, rows, refresh=refresh)
 
     # -- inspection -----------------------------------------------------------------------------
     def state(self, obj: Any) -> ObjectState:
@@ -712,29 +574,28 @@ class AsyncSession:
     @property
     def new(self) -> frozenset[Any]:
         """Objects added and not yet flushed."""
-        return frozenset(obj for tracker in self._trackers.values() for obj in tracker.new.values())
+        return self._objects.new()
 
     @property
     def dirty(self) -> frozenset[Any]:
         """Persistent objects with changes not yet flushed."""
-        return frozenset(obj for tracker in self._trackers.values() for obj in tracker.dirty_objects())
+        return self._objects.dirty()
 
     @property
     def deleted(self) -> frozenset[Any]:
         """Objects marked for deletion and not yet flushed."""
-        return frozenset(obj for tracker in self._trackers.values() for obj in tracker.deleting.values())
+        return self._objects.deleted()
 
     def __contains__(self, obj: object) -> bool:
         holder = getattr(obj, STATE_ATTR, None)
         return holder is not None and holder.session is self
 
     def __len__(self) -> int:
-        return sum(len(tracker.identity) + len(tracker.new) for tracker in self._trackers.values())
+        return len(self._objects)
 
     def stats(self) -> SessionStats:
         """Statements by kind, rows read and written, flushes, time in the database, and sizes."""
-        objects = sum(len(tracker.identity) for tracker in self._trackers.values())
-        return self._stats.snapshot(objects, len(self.new), len(self.dirty), len(self.deleted))
+        return self._stats.snapshot(self._objects.persistent_count(), len(self.new), len(self.dirty), len(self.deleted))
 
     def __repr__(self) -> str:
-        return f"<AsyncSession {self._state.value} objects={len(self)}>"
+        return f"<AsyncSession {self._life.state.value} objects={len(self)}>"

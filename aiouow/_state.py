@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
+
+from .errors import ConcurrentUseError, SessionClosedError, SessionError
 
 #: The slot of `aiouow.Entity` that says who tracks the object: the `EntityTracker` of the session
 #: holding it, a `DetachedState`, or None (a slot, not a ``__dict__`` entry: a sixth key would
@@ -40,3 +43,75 @@ class SessionState(enum.Enum):
     ACTIVE = "active"
     FAILED = "failed"
     CLOSED = "closed"
+
+
+_IDLE, _ACTIVE, _FAILED, _CLOSED = SessionState.IDLE, SessionState.ACTIVE, SessionState.FAILED, SessionState.CLOSED
+
+
+class SessionLifecycle:
+    """Where one session stands: its `SessionState`, what made it FAILED, the event loop it
+    belongs to, and the checks every operation makes before it starts."""
+
+    __slots__ = ("commit_unknown", "failure", "loop", "state", "transactions_ended")
+
+    def __init__(self) -> None:
+        self.state = _IDLE
+        self.failure: BaseException | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.commit_unknown = False
+        #: Counts the transactions ended by commit() or rollback(): a begin() block checks that
+        #: nothing ended the transaction it began.
+        self.transactions_ended = 0
+
+    def check(self, op: str) -> None:
+        """Refuse ``op`` in a closed or failed session, saying why."""
+        state = self.state
+        if state is _CLOSED:
+            raise SessionClosedError(f"cannot {op}: the session is closed")
+        if state is _FAILED:
+            raise SessionError(
+                f"cannot {op}: an earlier statement of this session failed or was interrupted, and its "
+                f"transaction was rolled back ({type(self.failure).__name__}: {self.failure}); "
+                "call rollback() or close() first"
+            )
+
+    def enter(self, op: str) -> None:
+        """`check`, on the session's own event loop (bound on first use)."""
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:
+            if self.loop is not None:
+                raise ConcurrentUseError(
+                    f"cannot {op}: the session belongs to another event loop (sessions are not thread-safe)"
+                )
+            self.loop = loop
+        state = self.state
+        if state is not _IDLE and state is not _ACTIVE:
+            self.check(op)
+
+    def enter_to_end(self, op: str) -> None:
+        """`enter` for rollback() and close(), which a FAILED session accepts."""
+        if self.state is _FAILED:
+            self.loop = self.loop or asyncio.get_running_loop()
+        elif self.state is not _CLOSED:
+            self.enter(op)
+
+    def usable_here(self) -> bool:
+        """Whether the session is IDLE or ACTIVE and this is its event loop (the fast paths' check)."""
+        state = self.state
+        return (state is _IDLE or state is _ACTIVE) and self.loop is asyncio.get_running_loop()
+
+    def failed(self, exc: BaseException, *, commit_unknown: bool = False) -> None:
+        self.failure = exc
+        self.state = _FAILED
+        self.commit_unknown = commit_unknown
+
+    def ended(self) -> None:
+        """The transaction ended by commit() or rollback(): the session is IDLE."""
+        self.transactions_ended += 1
+        self.state = _IDLE
+        self.failure = None
+        self.commit_unknown = False
+
+    def closed(self) -> bool:
+        # A method call, so that type checkers do not narrow the state across awaits.
+        return self.state is _CLOSED

@@ -9,8 +9,9 @@ cleanup is shielded from cancellation and bounded by the pool's ``cleanup_timeou
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
@@ -76,6 +77,17 @@ class Transaction:
         if write:
             await conn.prepare_write(fresh_reads=True)
         return await conn.fetch(sql, params)
+
+    async def stream(
+        self, sql: str, params: Sequence[Any], batch_size: int, *, write: bool
+    ) -> AsyncGenerator[list[Row], None]:
+        """Start a query whose rows come in batches (``write``: as `fetch`)."""
+        if write:
+            await self.conn.prepare_write(fresh_reads=True)
+        return self.conn.stream(sql, params, batch_size)
+
+    async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        return await self.conn.execute_raw(sql, params)
 
     async def run(self, flush: Flush) -> None:
         """Run a flush's steps and settle it; on any failure the flush is aborted and re-raised
@@ -208,6 +220,14 @@ class Transaction:
         """Close the connection at once, without awaiting (the last resort)."""
         self.state = TransactionState.FAILED
         self.driver.discard(self.conn)
+
+    def discard_soon(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """`discard`, from any thread (a session garbage-collected while it held the connection):
+        on the session's event loop while it runs."""
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.discard)
+        else:
+            self.discard()
 
     async def _release(self, *, rollback: bool) -> None:
         """Give the connection back (rolling back first when asked), shielded and bounded in time.
