@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from ._query import Select, select
 from ._state import STATE_ATTR, ObjectState, SessionLifecycle, SessionState
 from ._stats import SessionStats, StatsRecorder
 from ._tracking import NOT_HELD, EntityTracker
-from ._transaction import CommitOutcome, Transaction
+from ._transaction import CommitOutcome, Transaction, TransactionBlock
 from .dialects._base import Row
 from .errors import (
     DetachedInstanceError,
@@ -72,7 +72,6 @@ class AsyncSession:
         self._tx: Transaction | None = None
         self._lock = asyncio.Lock()
         self._objects = IdentityMap(self)
-        self._in_begin = False
         self._stats = StatsRecorder()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -254,41 +253,14 @@ class AsyncSession:
         )
         tx.discard_soon(self._life.loop)
 
-    @asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncSession]:
+    def begin(self) -> TransactionBlock:
         """``async with s.begin():`` commits when the block succeeds and rolls back when it raises.
 
         The block owns one transaction from start to end: it cannot begin over work the session
         already holds, and a ``commit()`` or ``rollback()`` inside it is a `SessionError` when
         the block ends (what was done after it is rolled back, never committed by the block).
         """
-        self._life.enter("begin")
-        if self._in_begin:
-            raise SessionError("cannot begin: a begin() block is already open in this session")
-        if self._tx is not None or self.new or self.deleted or self.dirty:
-            raise SessionError(
-                "cannot begin: the session already holds work (an open transaction or unflushed changes) "
-                "that the block would take over; commit or roll it back first"
-            )
-        self._in_begin = True
-        ended = self._life.transactions_ended
-        try:
-            yield self
-        except BaseException:
-            if not self._life.closed():
-                await self.rollback()
-            raise
-        else:
-            if self._life.transactions_ended != ended:
-                if not self._life.closed():
-                    await self.rollback()
-                raise SessionError(
-                    "cannot commit the begin() block: its transaction was already ended inside it by commit() "
-                    "or rollback(), so what was done after that was rolled back (let the block commit instead)"
-                )
-            await self.commit()
-        finally:
-            self._in_begin = False
+        return TransactionBlock(self, self._life)
 
     @contextmanager
     def no_autoflush(self) -> Iterator[AsyncSession]:

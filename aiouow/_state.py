@@ -52,7 +52,7 @@ class SessionLifecycle:
     """Where one session stands: its `SessionState`, what made it FAILED, the event loop it
     belongs to, and the checks every operation makes before it starts."""
 
-    __slots__ = ("commit_unknown", "failure", "loop", "state", "transactions_ended")
+    __slots__ = ("commit_unknown", "failure", "in_block", "loop", "state", "transactions_ended")
 
     def __init__(self) -> None:
         self.state = _IDLE
@@ -62,6 +62,7 @@ class SessionLifecycle:
         #: Counts the transactions ended by commit() or rollback(): a begin() block checks that
         #: nothing ended the transaction it began.
         self.transactions_ended = 0
+        self.in_block = False  # whether a begin() block is open
 
     def check(self, op: str) -> None:
         """Refuse ``op`` in a closed or failed session, saying why."""

@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 
-from .errors import CommitOutcomeUnknownError, ConnectionLostError, DatabaseError
+from ._state import SessionState
+from .errors import CommitOutcomeUnknownError, ConnectionLostError, DatabaseError, SessionError
 
 if TYPE_CHECKING:
     from ._flush import Flush
+    from ._session import AsyncSession
+    from ._state import SessionLifecycle
     from .dialects._base import Connection, DriverPool, Observer, Row
 
 
@@ -268,6 +271,50 @@ class Transaction:
         except BaseException:
             driver.discard(conn)
             raise
+
+
+class TransactionBlock:
+    """What ``async with session.begin():`` runs: one transaction of the session from start to end,
+    committed when the block succeeds and rolled back when it raises."""
+
+    __slots__ = ("_ended", "_life", "_session")
+
+    def __init__(self, session: AsyncSession, life: SessionLifecycle) -> None:
+        self._session = session
+        self._life = life
+        self._ended = 0
+
+    async def __aenter__(self) -> AsyncSession:
+        life, session = self._life, self._session
+        life.enter("begin")
+        if life.in_block:
+            raise SessionError("cannot begin: a begin() block is already open in this session")
+        if life.state is SessionState.ACTIVE or session.new or session.deleted or session.dirty:
+            raise SessionError(
+                "cannot begin: the session already holds work (an open transaction or unflushed changes) "
+                "that the block would take over; commit or roll it back first"
+            )
+        life.in_block = True
+        self._ended = life.transactions_ended
+        return session
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        life, session = self._life, self._session
+        try:
+            if exc_type is not None:
+                if not life.closed():
+                    await session.rollback()
+                return  # (the exception propagates)
+            if life.transactions_ended != self._ended:
+                if not life.closed():
+                    await session.rollback()
+                raise SessionError(
+                    "cannot commit the begin() block: its transaction was already ended inside it by commit() "
+                    "or rollback(), so what was done after that was rolled back (let the block commit instead)"
+                )
+            await session.commit()
+        finally:
+            life.in_block = False
 
 
 def _commit_lost(exc: BaseException) -> CommitOutcomeUnknownError:
