@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anyio
 
 from ._state import SessionState
+from .dialects._base import CommitOutcome
 from .errors import CommitOutcomeUnknownError, ConnectionLostError, DatabaseError, SessionError
 
 if TYPE_CHECKING:
@@ -36,14 +37,7 @@ class TransactionState(enum.Enum):
     FAILED = "failed"
 
 
-class CommitOutcome(enum.Enum):
-    """What a COMMIT did: ``COMMITTED``; ``NOT_COMMITTED`` (a statement or the COMMIT failed, and
-    the transaction was rolled back); ``UNKNOWN`` (the COMMIT was interrupted or lost its
-    connection in flight: it may or may not have gone through, and nothing is retried)."""
-
-    COMMITTED = "committed"
-    NOT_COMMITTED = "not committed"
-    UNKNOWN = "unknown"
+__all__ = ["CommitOutcome", "CommitResult", "Transaction", "TransactionBlock", "TransactionState"]
 
 
 class CommitResult(NamedTuple):
@@ -75,19 +69,14 @@ class Transaction:
 
     # -- statements -------------------------------------------------------------------------------
     async def fetch(self, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]:
-        """Run a query (``write``: one that locks rows, so that SQLite takes its write lock first)."""
-        conn = self.conn
-        if write:
-            await conn.prepare_write(fresh_reads=True)
-        return await conn.fetch(sql, params)
+        """Run a query (``write``: one that locks rows)."""
+        return await self.conn.fetch(sql, params, write=write)
 
     async def stream(
         self, sql: str, params: Sequence[Any], batch_size: int, *, write: bool
     ) -> AsyncGenerator[list[Row], None]:
-        """Start a query whose rows come in batches (``write``: as `fetch`)."""
-        if write:
-            await self.conn.prepare_write(fresh_reads=True)
-        return self.conn.stream(sql, params, batch_size)
+        """A query whose rows come in batches (``write``: as `fetch`)."""
+        return self.conn.stream(sql, params, batch_size, write=write)
 
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         return await self.conn.execute_raw(sql, params)
@@ -96,10 +85,7 @@ class Transaction:
         """Run a flush's steps and settle it; on any failure the flush is aborted and re-raised
         (the caller fails the transaction)."""
         try:
-            conn = self.conn
-            if conn.prepares_writes:
-                await conn.prepare_write()
-            results = await conn.run_steps(flush.plan.steps)
+            results = await self.conn.run_steps(flush.plan.steps)
             flush.check(results)
         except BaseException:
             flush.abort()
@@ -111,84 +97,45 @@ class Transaction:
         """Run what ``flush`` holds, then COMMIT: the one commit path. It never raises: the result
         says whether the transaction committed, and what to raise once the session has settled.
 
-        Where the pool sends the statements and the COMMIT in one call (SQLite), an interrupted
-        call is cleaned up first; then the connection tells whether its COMMIT went through.
+        The flush is settled as soon as its statements' results are in (before the COMMIT where
+        the COMMIT is a statement of its own, so that objects show what was sent should the
+        COMMIT's outcome be unknown); a flush that did not settle is aborted unless the COMMIT
+        went through. After an interruption the connection is cleaned up first; then it tells
+        whether its COMMIT went through (SQLite sends the flush and the COMMIT in one call).
         """
-        if flush is not None and not self.driver.fuses_commit:
-            try:
-                await self.run(flush)
-            except BaseException as exc:
-                await self.fail(exc)
-                return CommitResult(CommitOutcome.NOT_COMMITTED, exc)
-            flush = None
-        if flush is not None:
-            outcome, error = await self._fused_commit(flush)
-        else:
-            outcome, error = await self._commit()
-        if outcome is CommitOutcome.COMMITTED and self.state is TransactionState.OPEN:
-            self.state = TransactionState.COMMITTED
-            try:
-                await self._release(rollback=False)
-            except BaseException as exc:  # a cancellation in the release: committed even so
-                return CommitResult(outcome, exc)
-        return CommitResult(outcome, error)
-
-    async def _commit(self) -> tuple[CommitOutcome, BaseException | None]:
         conn = self.conn
-        try:
-            await conn.commit()
-        except ConnectionLostError as exc:
-            conn.broken = True
-            lost = _commit_lost(exc)
-            await self.fail(lost)
-            return CommitOutcome.UNKNOWN, lost
-        except DatabaseError as exc:
-            await self.fail(exc)
-            return CommitOutcome.NOT_COMMITTED, exc
-        except BaseException as exc:
-            conn.broken = True
-            await self.fail(exc)
-            return CommitOutcome.UNKNOWN, exc
-        return CommitOutcome.COMMITTED, None
+        steps = flush.plan.steps if flush is not None else ()
+        settled = False
 
-    async def _fused_commit(self, flush: Flush) -> tuple[CommitOutcome, BaseException | None]:
-        conn = self.conn
-        steps = flush.plan.steps
-        try:
-            await conn.prepare_write()
-        except BaseException as exc:
-            flush.abort()
-            await self.fail(exc)
-            return CommitOutcome.NOT_COMMITTED, exc
-        try:
-            results = await conn.run_steps(steps, commit=True)
-            flush.check(results)
-        except DatabaseError as exc:
-            if isinstance(exc, ConnectionLostError):
-                return await self._interrupted(flush, exc, lost=True)
-            flush.abort()
-            await self.fail(exc)
-            return CommitOutcome.NOT_COMMITTED, exc
-        except BaseException as exc:
-            return await self._interrupted(flush, exc, lost=False)
-        flush.settle(results)
-        return CommitOutcome.COMMITTED, None
+        def written(results: list[Any]) -> None:
+            nonlocal settled
+            assert flush is not None
+            flush.check(results)  # a stale step stops the commit
+            flush.settle(results)
+            settled = True
 
-    async def _interrupted(
-        self, flush: Flush, exc: BaseException, *, lost: bool
-    ) -> tuple[CommitOutcome, BaseException | None]:
-        """A fused commit was interrupted or lost its connection: clean up, then ask whether its
-        COMMIT went through (a lost connection after a COMMIT that went through is no error)."""
-        await self.fail(exc)
-        committed, results = self.conn.fused_outcome(flush.plan.steps)
-        if committed:
-            flush.settle(results or [])
-            self.state = TransactionState.COMMITTED
-            return CommitOutcome.COMMITTED, None if lost else exc
-        flush.abort()
-        if committed is None:
-            return CommitOutcome.UNKNOWN, _commit_lost(exc) if lost else exc
-        return CommitOutcome.NOT_COMMITTED, exc
+        try:
+            await conn.commit_steps(steps, written)
+        except BaseException as exc:
+            await self.fail(exc)
+            outcome, results = conn.commit_outcome(steps, exc)
+            lost = isinstance(exc, ConnectionLostError)
+            if outcome is CommitOutcome.COMMITTED:
+                if flush is not None and not settled:
+                    flush.settle(results or [])
+                self.state = TransactionState.COMMITTED
+                return CommitResult(outcome, None if lost else exc)  # (only the connection is gone)
+            if flush is not None and not settled:
+                flush.abort()
+            if outcome is CommitOutcome.UNKNOWN and lost:
+                return CommitResult(outcome, _commit_lost(exc))
+            return CommitResult(outcome, exc)
+        self.state = TransactionState.COMMITTED
+        try:
+            await self._release(rollback=False)
+        except BaseException as exc:  # a cancellation in the release: committed even so
+            return CommitResult(CommitOutcome.COMMITTED, exc)
+        return CommitResult(CommitOutcome.COMMITTED)
 
     async def rollback(self) -> None:
         """ROLLBACK and give the connection back."""

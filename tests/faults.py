@@ -93,7 +93,7 @@ class Injector:
     cancels the current task at that point, the way a real ``Task.cancel()`` would land there.
     """
 
-    CALLS = ("begin", "prepare_write", "fetch", "run_steps", "commit", "execute_raw")
+    CALLS = ("begin", "prepare_write", "fetch", "run_steps", "commit_steps", "commit", "execute_raw")
 
     def __init__(self, pool: aiouow.Pool) -> None:
         self.pool = pool
@@ -116,7 +116,9 @@ class Injector:
 
     def _wrap(self, conn: Connection) -> Connection:
         for name in self.CALLS:
-            real = getattr(conn, name)
+            real = getattr(conn, name, None)
+            if real is None:  # (a call this dialect does not have)
+                continue
 
             def make(name: str, real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
                 async def wrapped(*args: Any, **kwargs: Any) -> Any:

@@ -9,6 +9,7 @@ driver's exceptions into the ``aiouow.errors`` tree.
 from __future__ import annotations
 
 import abc
+import enum
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
 from .._types import ColumnType, check
-from ..errors import AiouowError, QueryError
+from ..errors import AiouowError, ConnectionLostError, DatabaseError, QueryError
 
 if TYPE_CHECKING:
     from .._mapping import Mapper
@@ -55,6 +56,16 @@ class _Unobserved:
 
     def statement(self, kind: str, elapsed: float, rows_read: int, rows_written: int) -> None:
         return None
+
+
+class CommitOutcome(enum.Enum):
+    """What a COMMIT did: ``COMMITTED``; ``NOT_COMMITTED`` (a statement or the COMMIT failed, and
+    the transaction was rolled back); ``UNKNOWN`` (the COMMIT was interrupted or lost its
+    connection in flight: it may or may not have gone through, and nothing is retried)."""
+
+    COMMITTED = "committed"
+    NOT_COMMITTED = "not committed"
+    UNKNOWN = "unknown"
 
 
 #: A connection's observer while no session holds it (never None, so that counting a
@@ -267,8 +278,8 @@ class Connection(abc.ABC):
     echo: bool = False
     #: The driver's exception classes that `translate` turns into aiouow errors.
     driver_errors: tuple[type[BaseException], ...] = ()
-    #: Whether a flush must call `prepare_write` first (False where it does nothing).
-    prepares_writes: bool = True
+    #: Whether the COMMIT of the last `commit_steps` (or `commit`) call was sent (see `commit_outcome`).
+    commit_sent: bool = False
 
     @staticmethod
     @abc.abstractmethod
@@ -277,15 +288,7 @@ class Connection(abc.ABC):
 
     @abc.abstractmethod
     async def begin(self) -> None:
-        """Open a transaction (reads may share the database; writes call `prepare_write`)."""
-
-    @abc.abstractmethod
-    async def prepare_write(self, *, fresh_reads: bool = False) -> None:
-        """Make the open transaction able to write (SQLite takes the pool's write lock here).
-
-        ``fresh_reads``: the next reads must see the latest committed rows, as a locking read
-        (``FOR UPDATE``) does.
-        """
+        """Open a transaction."""
 
     @abc.abstractmethod
     async def commit(self) -> None: ...
@@ -294,32 +297,55 @@ class Connection(abc.ABC):
     async def rollback(self) -> None: ...
 
     @abc.abstractmethod
-    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        """Run a query and return its rows."""
+    async def fetch(self, sql: str, params: Sequence[Any], *, write: bool = False) -> list[Row]:
+        """Run a query and return its rows (``write``: a locking read, ``FOR UPDATE``, which must
+        see the latest committed rows; SQLite takes its write lock first)."""
 
     @abc.abstractmethod
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         """Run any statement with the driver's placeholders; rows as dicts."""
 
     @abc.abstractmethod
-    def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
-        """Run a query and yield its rows in batches."""
+    def stream(
+        self, sql: str, params: Sequence[Any], batch_size: int, *, write: bool = False
+    ) -> AsyncGenerator[list[Row], None]:
+        """Run a query and yield its rows in batches (``write``: as for `fetch`)."""
 
     @abc.abstractmethod
-    async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
-        """Run a flush's steps in order, in the open transaction (after `prepare_write`).
+    async def run_steps(self, steps: Sequence[Step]) -> list[Any]:
+        """Run a flush's steps in order, in the open transaction.
 
         One result per step: an insert's generated keys in row order (None when it asks for
-        none), an update's or a delete's count of matched rows. ``commit=True`` (only where the
-        pool `fuses_commit`): COMMIT in the same call, unless a step matched other than its
-        expected rows (`expected_rows`), which leaves the transaction open.
+        none), an update's or a delete's count of matched rows.
         """
 
-    def fused_outcome(self, steps: Sequence[Step]) -> tuple[bool | None, list[Any] | None]:
-        """After ``run_steps(steps, commit=True)`` was interrupted and the cleanup ran: (True,
-        its results) when its COMMIT went through, (False, None) when it did not, (None, None)
-        when that cannot be known (the call may still be running)."""
-        return None, None
+    async def commit_steps(self, steps: Sequence[Step], written: Callable[[list[Any]], None]) -> None:
+        """Run a flush's steps, hand their results to ``written`` (which checks them, raising to
+        stop the commit, and settles them), then COMMIT. When this raises, `commit_outcome` says
+        whether the COMMIT went through, once the cleanup has run.
+
+        Here the steps and the COMMIT are statements of their own; a dialect may send them in
+        one call (SQLite), holding the COMMIT back when a step matched other rows than expected.
+        """
+        self.commit_sent = False
+        if steps:
+            written(await self.run_steps(steps))
+        self.commit_sent = True
+        try:
+            await self.commit()
+        except BaseException as exc:
+            if not isinstance(exc, DatabaseError) or isinstance(exc, ConnectionLostError):
+                self.broken = True  # interrupted or lost in flight: its state is unknown, never reuse it
+            raise
+
+    def commit_outcome(self, steps: Sequence[Step], exc: BaseException) -> tuple[CommitOutcome, list[Any] | None]:
+        """After ``commit_steps(steps, ...)`` raised ``exc`` and the cleanup ran: whether its COMMIT
+        went through (then with the steps' results if ``written`` never got them)."""
+        if not self.commit_sent:
+            return CommitOutcome.NOT_COMMITTED, None
+        if isinstance(exc, DatabaseError) and not isinstance(exc, ConnectionLostError):
+            return CommitOutcome.NOT_COMMITTED, None  # the database refused the COMMIT: rolled back
+        return CommitOutcome.UNKNOWN, None  # interrupted or lost in flight
 
     @abc.abstractmethod
     async def execute_script(self, statements: Sequence[str]) -> None:
@@ -383,8 +409,6 @@ class DriverPool(abc.ABC):
     dialect: Dialect
     #: Seconds a rollback or release may take during cleanup before the connection is closed.
     cleanup_timeout: float = 5.0
-    #: Whether a commit sends the flush's statements and the COMMIT in one driver call.
-    fuses_commit: bool = False
 
     @abc.abstractmethod
     async def acquire(self) -> Connection:

@@ -37,7 +37,6 @@ class PostgresConnection(Connection):
     dialect: PostgresDialect
     driver_errors = DRIVER_ERRORS
     translate = staticmethod(translate)
-    prepares_writes = False
     #: Raw SQL ran on the connection (it may have changed session state: settings, LISTEN,
     #: advisory locks, cursors), so its release runs asyncpg's reset query.
     ran_sql = False
@@ -68,9 +67,6 @@ class PostgresConnection(Connection):
         await self._status("BEGIN", "begin a transaction")
         self._tx = True
 
-    async def prepare_write(self, *, fresh_reads: bool = False) -> None:
-        """Nothing to do: PostgreSQL's row locks and READ COMMITTED reads serve both cases."""
-
     async def commit(self) -> None:
         try:
             await self._status("COMMIT", "commit")
@@ -81,7 +77,8 @@ class PostgresConnection(Connection):
         self._tx = False
         await self._status("ROLLBACK", "roll back")
 
-    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+    async def fetch(self, sql: str, params: Sequence[Any], *, write: bool = False) -> list[Row]:
+        # (``write`` changes nothing: PostgreSQL's row locks and READ COMMITTED reads serve both.)
         if self.echo:
             log_statement(sql, params)
         started = time.perf_counter()
@@ -108,7 +105,9 @@ class PostgresConnection(Connection):
         self._observe(kind, started, rows_read=0 if dml else len(records), rows_written=written)
         return [dict(r.items()) for r in records]
 
-    async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
+    async def stream(
+        self, sql: str, params: Sequence[Any], batch_size: int, *, write: bool = False
+    ) -> AsyncGenerator[list[Row], None]:
         started = time.perf_counter()
         cursor = await self._driver(sql, params, "run query", self.raw.cursor, sql, *params)
         self._observe("select", started)
@@ -135,9 +134,8 @@ class PostgresConnection(Connection):
             return list(rows[0])
         return [list(values) for values in zip(*rows, strict=True)]
 
-    async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
-        # One prepared statement, so one round trip, per step (the pool does not fuse commits).
-        assert not commit
+    async def run_steps(self, steps: Sequence[Step]) -> list[Any]:
+        # One prepared statement, so one round trip, per step (the COMMIT is a statement of its own).
         out: list[Any] = []
         for step in steps:
             out.append(await (self.insert(step) if isinstance(step, InsertStep) else self._matched(step)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,12 +17,7 @@ from ...errors import (
     OperationalError,
     SerializationError,
 )
-from .._base import (
-    Connection,
-    Row,
-    log_statement,
-    statement_kind,
-)
+from .._base import CommitOutcome, Connection, Row, log_statement, statement_kind
 from .batch import COMMIT_IF, FETCH, ONE, RAW, Batch, Statement, reads_only, run_batch
 from .dialect import SQLiteDialect
 from .errors import DRIVER_ERRORS, translate
@@ -29,6 +25,35 @@ from .statements import delete_statements, insert_statements, update_statement
 
 if TYPE_CHECKING:
     from .pool import SQLitePool
+
+
+class Phase(enum.Enum):
+    """Where a connection's transaction stands, and whether it holds the pool's write lock.
+
+    ``NOT_BEGUN``: nothing sent yet (the BEGIN goes with the first statement). ``LOCKED``: the
+    write lock is held, and ``BEGIN IMMEDIATE`` will go with the first statement. ``READING``: a
+    deferred BEGIN was sent (a read snapshot). ``READING_LOCKED``: that, with the write lock held
+    (the next write takes SQLite's lock). ``WRITING``: SQLite's write lock is held (``BEGIN
+    IMMEDIATE`` was sent, or a write went through), and so is the pool's.
+    """
+
+    NOT_BEGUN = "not begun"
+    LOCKED = "locked"
+    READING = "reading"
+    READING_LOCKED = "reading, locked"
+    WRITING = "writing"
+
+    @property
+    def begun(self) -> bool:
+        return self in _BEGUN
+
+    @property
+    def locked(self) -> bool:
+        return self in _LOCKED
+
+
+_BEGUN = frozenset({Phase.READING, Phase.READING_LOCKED, Phase.WRITING})
+_LOCKED = frozenset({Phase.LOCKED, Phase.READING_LOCKED, Phase.WRITING})
 
 
 class SQLiteConnection(Connection):
@@ -48,9 +73,7 @@ class SQLiteConnection(Connection):
         self.pool = pool
         self.dialect = pool.dialect
         self.db = db
-        self._begun = False  # its BEGIN has been sent
-        self._write_tx = False  # it holds SQLite's write lock (BEGIN IMMEDIATE, or a write went through)
-        self._locked = False  # the pool's write lock is held
+        self.phase = Phase.NOT_BEGUN
         self.echo = pool.echo
         self._last_batch: Batch | None = None  # the last call to aiosqlite's thread
         #: The last run_steps(commit=True): its steps, their statement spans, its results once committed.
@@ -67,14 +90,15 @@ class SQLiteConnection(Connection):
 
     def _begin_statements(self) -> list[Statement]:
         """The BEGIN to send ahead of the next statement, in the same hop, if none was sent yet."""
-        if self._begun:
+        phase = self.phase
+        if phase.begun:
             return []
-        # Flags first: an interrupted BEGIN still runs in aiosqlite's thread, and the ROLLBACK of
-        # the cleanup must follow it (rollback() tolerates a BEGIN that did not happen).
-        self._begun = True
-        if self._locked:
-            self._write_tx = True
+        # The phase first: an interrupted BEGIN still runs in aiosqlite's thread, and the ROLLBACK
+        # of the cleanup must follow it (rollback() tolerates a BEGIN that did not happen).
+        if phase is Phase.LOCKED:
+            self.phase = Phase.WRITING
             return [Statement("BEGIN IMMEDIATE", (), ONE, "begin a write transaction")]
+        self.phase = Phase.READING
         return [Statement("BEGIN", (), ONE, "begin a transaction")]
 
     async def _ensure_begun(self) -> None:
@@ -119,7 +143,10 @@ class SQLiteConnection(Connection):
                 obs.statement(st.kind, 0.0, 0, 0)  # a failed statement counts too
 
     async def prepare_write(self, *, fresh_reads: bool = False) -> None:
-        if not self._locked:
+        """Make the open transaction able to write: take the pool's write lock (waiting up to the
+        pool's ``busy_timeout``). ``fresh_reads``: the next reads must see the latest committed
+        rows, as a locking read does (a read transaction is restarted for writing)."""
+        if not self.phase.locked:
             lock = self.pool.write_lock
             try:
                 if lock.locked():  # another session writes (or waits to): wait, up to busy_timeout
@@ -133,14 +160,14 @@ class SQLiteConnection(Connection):
                     "another session holds an open write transaction (if it is in this same task, "
                     "commit or close it first)"
                 ) from None
-            self._locked = True
-        if fresh_reads and self._begun and not self._write_tx:
+            self.phase = Phase.READING_LOCKED if self.phase is Phase.READING else Phase.LOCKED
+        if fresh_reads and self.phase is Phase.READING_LOCKED:
             await self._restart_for_writing()
 
     async def _restart_for_writing(self) -> None:
         # Only a transaction that has written nothing gets here: dropping its snapshot loses nothing.
         await self._rollback_statement("restart the transaction for writing")
-        self._write_tx = True
+        self.phase = Phase.WRITING
         await self._exec("BEGIN IMMEDIATE", "begin a write transaction")
 
     async def _rollback_statement(self, action: str) -> None:
@@ -159,9 +186,9 @@ class SQLiteConnection(Connection):
         """
         begin = self._begin_statements()
         statements = make()
-        if begin or self._write_tx:
+        if begin or self.phase is Phase.WRITING:
             await self._batch(begin + statements)
-            self._write_tx = True
+            self.phase = Phase.WRITING
             return statements
         try:
             await self._batch(statements)
@@ -171,30 +198,32 @@ class SQLiteConnection(Connection):
             await self._restart_for_writing()
             statements = make()
             await self._batch(statements)
-        self._write_tx = True
+        self.phase = Phase.WRITING
         return statements
 
     def _end(self) -> None:
-        self._begun = self._write_tx = False
-        if self._locked:
-            self._locked = False
+        locked = self.phase.locked
+        self.phase = Phase.NOT_BEGUN
+        if locked:
             self.pool.write_lock.release()
 
     async def commit(self) -> None:
         try:
-            if self._begun:
+            if self.phase.begun:
                 await self._exec("COMMIT", "commit")
         finally:
             self._end()
 
     async def rollback(self) -> None:
         try:
-            if self._begun:
+            if self.phase.begun:
                 await self._rollback_statement("roll back")
         finally:
             self._end()
 
-    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+    async def fetch(self, sql: str, params: Sequence[Any], *, write: bool = False) -> list[Row]:
+        if write:
+            await self.prepare_write(fresh_reads=True)
         query = Statement(sql, params, FETCH, "run query")
         await self._batch([*self._begin_statements(), query])  # the BEGIN, if any, in the same hop
         rows: list[Row] = query.result
@@ -210,7 +239,11 @@ class SQLiteConnection(Connection):
         names, rows, _ = statement.result
         return [dict(zip(names, r, strict=True)) for r in rows]
 
-    async def stream(self, sql: str, params: Sequence[Any], batch_size: int) -> AsyncGenerator[list[Row], None]:
+    async def stream(
+        self, sql: str, params: Sequence[Any], batch_size: int, *, write: bool = False
+    ) -> AsyncGenerator[list[Row], None]:
+        if write:
+            await self.prepare_write(fresh_reads=True)
         await self._ensure_begun()
         started = time.perf_counter()
         cur = await self._driver(sql, params, "run query", self.db.execute, sql, params)
@@ -226,8 +259,27 @@ class SQLiteConnection(Connection):
         finally:
             await cur.close()
 
+    async def commit_steps(self, steps: Sequence[Step], written: Callable[[list[Any]], None]) -> None:
+        """The fused commit: the flush's statements and the COMMIT in one call to aiosqlite's
+        thread (one hop instead of two), the COMMIT held back when a step matched other rows
+        than expected; ``written`` gets the results after the COMMIT."""
+        if not steps:
+            await super().commit_steps(steps, written)
+            return
+        self.commit_sent = False
+        written(await self.run_steps(steps, commit=True))
+
+    def commit_outcome(self, steps: Sequence[Step], exc: BaseException) -> tuple[CommitOutcome, list[Any] | None]:
+        if not steps:
+            return super().commit_outcome(steps, exc)
+        committed, results = self._fused_outcome(steps)
+        if committed:
+            return CommitOutcome.COMMITTED, results
+        return (CommitOutcome.NOT_COMMITTED if committed is False else CommitOutcome.UNKNOWN), None
+
     async def run_steps(self, steps: Sequence[Step], *, commit: bool = False) -> list[Any]:
         # Every statement of the flush, and with commit=True the COMMIT, go to aiosqlite's thread in one hop.
+        await self.prepare_write()
         spans: list[tuple[int, int]] = []
         expected = expected_rows(steps)
 
@@ -248,7 +300,7 @@ class SQLiteConnection(Connection):
                 statements.append(Statement("COMMIT", checks, COMMIT_IF, "commit"))
             return statements
 
-        if commit:  # fused_outcome() answers for this call, and may be asked after an interruption
+        if commit:  # _fused_outcome() answers for this call, and may be asked after an interruption
             self._fused = (steps, spans, None)
             self._last_batch = None
         statements = await self._write_batch(make)
@@ -279,7 +331,10 @@ class SQLiteConnection(Connection):
         self._last_batch = None
         self._fused = ((), [], None)
 
-    def fused_outcome(self, steps: Sequence[Step]) -> tuple[bool | None, list[Any] | None]:
+    def _fused_outcome(self, steps: Sequence[Step]) -> tuple[bool | None, list[Any] | None]:
+        """After ``run_steps(steps, commit=True)`` was interrupted and the cleanup ran: (True,
+        its results) when its COMMIT went through, (False, None) when it did not, (None, None)
+        when that cannot be known (the call may still be running)."""
         fused, spans, committed = self._fused
         if fused is not steps:
             return False, None  # that call never started

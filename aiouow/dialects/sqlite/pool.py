@@ -45,7 +45,6 @@ def connect_daemon(path: str) -> aiosqlite.Connection:
 class SQLitePool(DriverPool):
     """A pool of aiosqlite connections to one database file, with one writer at a time."""
 
-    fuses_commit = True  # a commit is one call to aiosqlite's thread: the flush, then COMMIT
     dialect: SQLiteDialect
 
     def __init__(self, path: str, options: PoolOptions, cleanup: Callable[[], None] | None = None) -> None:
