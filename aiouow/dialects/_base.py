@@ -368,17 +368,30 @@ class Connection(abc.ABC):
         """Close the connection without awaiting anything (last resort; also from ``__del__``)."""
 
     # -- shared helpers -------------------------------------------------------------------
-    async def _driver(self, sql: str, params: object, action: str, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Await ``call(*args)``, one driver call: logged when the pool echoes, driver errors translated
-        (also those raised by the call itself, such as asyncpg's on a released connection), and a
-        failed statement counted; the caller counts a successful one with what it returned."""
-        if self.echo:
+    async def _call(
+        self,
+        kind: str,
+        sql: str,
+        params: object,
+        action: str,
+        call: Callable[..., Awaitable[T]],
+        *args: Any,
+        counts: Callable[[T], tuple[int, int]] | None = None,
+    ) -> T:
+        """Await ``call(*args)``, one driver call, the one way every statement is sent: logged when
+        the pool echoes, timed, driver errors translated (also those the call itself raises, such
+        as asyncpg's on a released connection), and counted in the statistics as ``kind``, with
+        ``counts(result)`` = (rows read, rows written) when it succeeds (a failed one counts too)."""
+        if self.echo and sql:
             log_statement(sql, params)
         started = time.perf_counter()
         try:
-            return await call(*args)
+            result = await call(*args)
         except self.driver_errors as exc:
-            raise self._failed(statement_kind(sql) if sql else "fetch", started, exc, action) from exc
+            raise self._failed(kind, started, exc, action) from exc
+        read, written = (0, 0) if counts is None else counts(result)
+        self.observer.statement(kind, time.perf_counter() - started, read, written)
+        return result
 
     def _failed(self, kind: str, started: float, exc: BaseException, action: str) -> AiouowError:
         """A driver call failed: count the statement, and the error to raise instead."""
@@ -387,6 +400,11 @@ class Connection(abc.ABC):
 
     def _observe(self, kind: str, started: float, rows_read: int = 0, rows_written: int = 0) -> None:
         self.observer.statement(kind, time.perf_counter() - started, rows_read, rows_written)
+
+
+def rows_read(rows: Any) -> tuple[int, int]:
+    """`Connection._call`'s ``counts`` for a call returning the rows it read."""
+    return len(rows), 0
 
 
 def log_statement(sql: str, params: object) -> None:

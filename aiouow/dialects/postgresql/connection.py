@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,12 +11,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from ..._expressions import Column
 from ..._unitofwork import DeleteStep, InsertStep, Step, UpdateStep
-from .._base import (
-    Connection,
-    Row,
-    log_statement,
-    statement_kind,
-)
+from .._base import Connection, Row, rows_read, statement_kind
 from .dialect import PostgresDialect
 from .errors import DRIVER_ERRORS, translate
 
@@ -48,19 +42,9 @@ class PostgresConnection(Connection):
         self._tx = False
         self.echo = pool.echo
 
-    # The statements of every transaction (BEGIN, the queries, the flush, COMMIT) await asyncpg
-    # directly rather than through `_driver`: a coroutine less per statement is measurable in a
-    # request. Each logs, counts and translates as `_driver` does.
     async def _status(self, sql: str, action: str, kind: str = "other") -> str:
         """Run a statement without parameters (``kind``: how the statistics count it)."""
-        if self.echo:
-            log_statement(sql, ())
-        started = time.perf_counter()
-        try:
-            status: str = await self.raw.execute(sql)
-        except DRIVER_ERRORS as exc:
-            raise self._failed(kind, started, exc, action) from exc
-        self.observer.statement(kind, time.perf_counter() - started, 0, 0)
+        status: str = await self._call(kind, sql, (), action, self.raw.execute, sql)
         return status
 
     async def begin(self) -> None:
@@ -79,45 +63,32 @@ class PostgresConnection(Connection):
 
     async def fetch(self, sql: str, params: Sequence[Any], *, write: bool = False) -> list[Row]:
         # (``write`` changes nothing: PostgreSQL's row locks and READ COMMITTED reads serve both.)
-        if self.echo:
-            log_statement(sql, params)
-        started = time.perf_counter()
-        try:
-            rows: list[Row] = await self.raw.fetch(sql, *params)
-        except DRIVER_ERRORS as exc:
-            raise self._failed("select", started, exc, "run query") from exc
-        self.observer.statement("select", time.perf_counter() - started, len(rows), 0)
+        rows: list[Row] = await self._call(
+            "select", sql, params, "run query", self.raw.fetch, sql, *params, counts=rows_read
+        )
         return rows
 
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         self.ran_sql = True
         kind = statement_kind(sql)
         dml = kind in ("insert", "update", "delete")
-        started = time.perf_counter()
         # Both go through asyncpg's statement cache; a DML statement without RETURNING reports
         # its row count in the command status.
         if dml and "returning" not in sql.lower():
-            written = status_count(await self._driver(sql, params, "execute SQL", self.raw.execute, sql, *params))
-            records = []
-        else:
-            records = await self._driver(sql, params, "execute SQL", self.raw.fetch, sql, *params)
-            written = len(records) if dml else 0
-        self._observe(kind, started, rows_read=0 if dml else len(records), rows_written=written)
+            await self._call(kind, sql, params, "execute SQL", self.raw.execute, sql, *params, counts=_status_written)
+            return []
+        counts = _records_written if dml else rows_read
+        records = await self._call(kind, sql, params, "execute SQL", self.raw.fetch, sql, *params, counts=counts)
         return [dict(r.items()) for r in records]
 
     async def stream(
         self, sql: str, params: Sequence[Any], batch_size: int, *, write: bool = False
     ) -> AsyncGenerator[list[Row], None]:
-        started = time.perf_counter()
-        cursor = await self._driver(sql, params, "run query", self.raw.cursor, sql, *params)
-        self._observe("select", started)
+        cursor = await self._call("select", sql, params, "run query", self.raw.cursor, sql, *params)
         while True:
-            started = time.perf_counter()
-            try:
-                rows: list[Row] = await cursor.fetch(batch_size)
-            except DRIVER_ERRORS as exc:
-                raise translate(exc, "fetch rows") from exc
-            self._observe("fetch", started, rows_read=len(rows))
+            rows: list[Row] = await self._call(
+                "fetch", "", (), "fetch rows", cursor.fetch, batch_size, counts=rows_read
+            )
             if not rows:
                 return
             yield rows
@@ -146,14 +117,10 @@ class PostgresConnection(Connection):
         single = len(step.rows) == 1
         sql = self.dialect.flush_sql("insert", mapper, step.columns, step.returning, single and bool(step.columns))
         params = self._arrays(step.columns, step.rows)
-        if self.echo:
-            log_statement(sql, params)
-        started = time.perf_counter()
-        try:
-            records = await (self.raw.fetch if step.returning is not None else self.raw.execute)(sql, *params)
-        except DRIVER_ERRORS as exc:
-            raise self._failed("insert", started, exc, f"insert {mapper.name} into {mapper.table}") from exc
-        self.observer.statement("insert", time.perf_counter() - started, 0, len(step.rows))
+        call = self.raw.fetch if step.returning is not None else self.raw.execute
+        n = len(step.rows)
+        what = f"insert {mapper.name} into {mapper.table}"
+        records = await self._call("insert", sql, params, what, call, sql, *params, counts=lambda _: (0, n))
         if step.returning is None:
             return None
         # Identity values are drawn in insertion order: sorted keys match the input order.
@@ -182,17 +149,9 @@ class PostgresConnection(Connection):
             kind, (sql, params) = "update", self._update_statement(step)
         else:
             kind, (sql, params) = "delete", self._delete_statement(step)
-        if self.echo:
-            log_statement(sql, params)
-        started = time.perf_counter()
-        try:
-            status = await self.raw.execute(sql, *params)
-        except DRIVER_ERRORS as exc:
-            what = f"{kind} {step.mapper.name} {'in' if kind == 'update' else 'from'} {step.mapper.table}"
-            raise self._failed(kind, started, exc, what) from exc
-        matched = status_count(status)
-        self.observer.statement(kind, time.perf_counter() - started, 0, matched)
-        return matched
+        what = f"{kind} {step.mapper.name} {'in' if kind == 'update' else 'from'} {step.mapper.table}"
+        status = await self._call(kind, sql, params, what, self.raw.execute, sql, *params, counts=_status_written)
+        return status_count(status)
 
     async def execute_script(self, statements: Sequence[str]) -> None:
         await self.begin()
@@ -221,3 +180,11 @@ class PostgresConnection(Connection):
         self._tx = False
         with contextlib.suppress(pgerr.InterfaceError):  # already closed and detached by asyncpg
             self.raw.terminate()
+
+
+def _status_written(status: str) -> tuple[int, int]:
+    return 0, status_count(status)
+
+
+def _records_written(records: Sequence[Any]) -> tuple[int, int]:
+    return 0, len(records)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +16,7 @@ from ...errors import (
     OperationalError,
     SerializationError,
 )
-from .._base import CommitOutcome, Connection, Row, log_statement, statement_kind
+from .._base import CommitOutcome, Connection, Row, log_statement, rows_read, statement_kind
 from .batch import COMMIT_IF, FETCH, ONE, RAW, Batch, Statement, reads_only, run_batch
 from .dialect import SQLiteDialect
 from .errors import DRIVER_ERRORS, translate
@@ -80,9 +79,7 @@ class SQLiteConnection(Connection):
         self._fused: tuple[Sequence[Step], list[tuple[int, int]], list[Any] | None] = ((), [], None)
 
     async def _exec(self, sql: str, action: str, params: Sequence[Any] = ()) -> aiosqlite.Cursor:
-        started = time.perf_counter()
-        cur = await self._driver(sql, params, action, self.db.execute, sql, params)
-        self._observe(statement_kind(sql), started)
+        cur: aiosqlite.Cursor = await self._call(statement_kind(sql), sql, params, action, self.db.execute, sql, params)
         return cur
 
     async def begin(self) -> None:
@@ -245,14 +242,11 @@ class SQLiteConnection(Connection):
         if write:
             await self.prepare_write(fresh_reads=True)
         await self._ensure_begun()
-        started = time.perf_counter()
-        cur = await self._driver(sql, params, "run query", self.db.execute, sql, params)
-        self._observe("select", started)
+        cur = await self._call("select", sql, params, "run query", self.db.execute, sql, params)
         try:
             while True:
-                started = time.perf_counter()
-                rows: list[Row] = list(await self._driver("", (), "fetch rows", cur.fetchmany, batch_size))
-                self._observe("fetch", started, rows_read=len(rows))
+                fetched = await self._call("fetch", "", (), "fetch rows", cur.fetchmany, batch_size, counts=rows_read)
+                rows: list[Row] = list(fetched)
                 if not rows:
                     return
                 yield rows
