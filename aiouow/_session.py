@@ -308,11 +308,12 @@ class AsyncSession:
         tx = await self._transaction_for(flush)
         await self._guarded(tx.run(flush))
 
-    def _autoflush_due(self) -> bool:
-        """Whether a query flushes first: autoflush is on and some tracker may hold changes."""
-        if not self.autoflush or self._autoflush_off:
-            return False
-        return self._objects.has_changes()
+    async def _ready_to_read(self, op: str) -> None:
+        """Under the lock, before a statement that reads: the session is usable, and pending
+        changes are flushed first (autoflush) so that the statement sees them."""
+        self._life.check(op)
+        if self.autoflush and not self._autoflush_off and self._objects.has_changes():
+            await self._flush()
 
     # -- reads ----------------------------------------------------------------------------------
     async def get(self, entity: type[E], pk: Any, *, for_update: bool = False) -> E | None:
@@ -341,9 +342,7 @@ class AsyncSession:
         lock = self._lock
         await lock.acquire()  # (not `async with`: two coroutines less on a hot path)
         try:
-            self._life.check("get")
-            if self._autoflush_due():
-                await self._flush()
+            await self._ready_to_read("get")
             rows = await self._fetch_by_key(mapper, key, for_update=for_update)
             objs = self._load(mapper, rows, refresh=for_update)
             if not objs and for_update:  # another transaction deleted the row: its object goes
@@ -377,9 +376,7 @@ class AsyncSession:
         sql, params = self._dialect.compile_select(stmt)
         self._life.enter("query")
         async with self._lock:
-            self._life.check("query")
-            if self._autoflush_due():
-                await self._flush()
+            await self._ready_to_read("query")
             rows = await self._fetch(sql, params, write=stmt.locking)
             return self._load(stmt.mapper, rows, refresh=stmt.locking)
 
@@ -411,9 +408,7 @@ class AsyncSession:
         sql, params = self._dialect.compile_select(stmt)
         self._life.enter("stream")
         async with self._lock:
-            self._life.check("stream")
-            if self._autoflush_due():
-                await self._flush()
+            await self._ready_to_read("stream")
             tx = await self._transaction()
             batches = await self._guarded(tx.stream(sql, params, batch_size, write=stmt.locking))
         try:
@@ -440,9 +435,7 @@ class AsyncSession:
         """
         self._life.enter("execute")
         async with self._lock:
-            self._life.check("execute")
-            if self._autoflush_due():
-                await self._flush()
+            await self._ready_to_read("execute")
             tx = await self._transaction()
             return await self._guarded(tx.execute_raw(sql, params))
 
