@@ -288,7 +288,7 @@ class Entity:
             holder = None
         if holder is not None and name in holder.fields:
             d = self.__dict__
-            holder.record(self, name, d.get(name, MISSING))
+            holder.record(self, d, name, d.get(name, MISSING))
             d[name] = value  # a column: plain instance data (Column is not a descriptor)
             return
         object.__setattr__(self, name, value)

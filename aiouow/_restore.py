@@ -18,9 +18,8 @@ if TYPE_CHECKING:
 def after_commit(tracker: EntityTracker) -> None:
     """The transaction committed: objects whose rows a flush deleted leave the session, transient
     (as if no session had seen them), and the log starts again."""
-    for obj in tracker.removed.values():
-        if obj._aiouow_state is tracker:
-            set_state_slot(obj, None)
+    for obj in tracker.removed.values():  # (each points at the tracker: `forget` takes the others out)
+        set_state_slot(obj, None)
     tracker.clear_removed()
     tracker.log.clear()
 

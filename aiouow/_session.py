@@ -158,7 +158,11 @@ class AsyncSession:
                 return
             tx = await self._transaction_for(flush)
             self._tx = None
-            outcome, error = await tx.commit(flush)
+            try:
+                outcome, error = await tx.commit(flush)
+            except BaseException as exc:  # its cleanup was interrupted: the connection is gone
+                self._life.failed(exc, commit_unknown=tx.conn.commit_sent)
+                raise
             if outcome is CommitOutcome.COMMITTED:
                 # Once COMMIT has succeeded the session is committed, whatever came after it.
                 self._committed()

@@ -94,8 +94,9 @@ class Transaction:
 
     # -- the ends -----------------------------------------------------------------------------------
     async def commit(self, flush: Flush | None) -> CommitResult:
-        """Run what ``flush`` holds, then COMMIT: the one commit path. It never raises: the result
-        says whether the transaction committed, and what to raise once the session has settled.
+        """Run what ``flush`` holds, then COMMIT: the one commit path. It raises only when its own
+        cleanup is interrupted; otherwise the result says whether the transaction committed, and
+        what to raise once the session has settled.
 
         The flush is settled as soon as its statements' results are in (before the COMMIT where
         the COMMIT is a statement of its own, so that objects show what was sent should the
@@ -117,7 +118,12 @@ class Transaction:
         try:
             await conn.commit_steps(steps, written)
         except BaseException as exc:
-            await self.fail(exc)
+            try:
+                await self.fail(exc)
+            except BaseException:  # a native cancellation pierced the cleanup's shield
+                if flush is not None and not settled:
+                    flush.abort()
+                raise
             outcome, results = conn.commit_outcome(steps, exc)
             lost = isinstance(exc, ConnectionLostError)
             if outcome is CommitOutcome.COMMITTED:

@@ -46,6 +46,24 @@ class TestIdentityMap:
             assert not s.dirty
             await s.commit()
 
+    async def test_a_refresh_that_finds_the_row_gone_drops_its_object(self, pool: aiouow.Pool) -> None:
+        """refresh() finding no row: NotFoundError, and the object leaves the session (detached), so that
+        a plain get asks the database instead of returning it as PERSISTENT."""
+        await seed(pool)
+        async with AsyncSession(pool) as s:
+            a = await s.get_one(Tag, "a")
+            await s.commit()
+            async with AsyncSession(pool) as other:
+                await other.execute("DELETE FROM tags WHERE code = " + ("?" if pool.dialect == "sqlite" else "$1"), "a")
+                await other.commit()
+            with pytest.raises(aiouow.NotFoundError, match=r"Tag\(code='a'\): its row no longer exists"):
+                await s.refresh(a)
+            assert a not in s and s.state(a) is aiouow.ObjectState.DETACHED
+            before = s.stats().statements.get("select", 0)
+            assert await s.get(Tag, "a") is None
+            assert s.stats().statements.get("select", 0) == before + 1
+            await s.commit()
+
     async def test_get_twice_returns_same_object_without_sql(self, pool: aiouow.Pool) -> None:
         """A get that hits the identity map runs no SQL."""
         await seed(pool)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -16,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 import aiouow
-from aiouow import AsyncSession, SessionState, SessionStats
+from aiouow import AsyncSession, SessionState
 from aiouow.integrations import RequestInfo
 from aiouow.integrations.aiohttp import get_session, session_middleware, setup
 
@@ -105,98 +104,8 @@ class TestCommitBeforeResponse:
             release.set()
             assert await response.text() == "first\nlast\n"
 
-    async def test_raised_redirect_commits(self, pool: aiouow.Pool) -> None:
-        """``raise web.HTTPFound(...)`` is a success response: the session is committed."""
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            add_user(request)
-            raise web.HTTPFound("/elsewhere")
-
-        async with client_for(make_app(pool, handler)) as client:
-            response = await client.post("/", allow_redirects=False)
-            assert response.status == 302
-        assert await emails(pool) == ["bob@example.org"]
-
-
-class TestLazySession:
-    async def test_request_without_get_session_takes_no_connection(
-        self, pool: aiouow.Pool, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """A request that never asks for its session acquires no connection and reports no stats."""
-        acquired: list[None] = []
-        acquire = type(pool.driver).acquire
-
-        async def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
-            acquired.append(None)
-            return await acquire(self, *args, **kwargs)
-
-        monkeypatch.setattr(type(pool.driver), "acquire", counting)
-        reports: list[RequestInfo] = []
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            return web.json_response({"hello": "world"})
-
-        async with client_for(make_app(pool, handler, on_stats=lambda s, info: reports.append(info))) as client:
-            response = await client.get("/")
-            assert response.status == 200
-        assert acquired == []
-        assert reports == []
-
-    async def test_one_session_per_request(self, pool: aiouow.Pool) -> None:
-        """Every get_session call of a request returns the same session, closed after the request."""
-        sessions: list[AsyncSession] = []
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            assert get_session(request) is get_session(request)
-            sessions.append(get_session(request))
-            return web.json_response({})
-
-        async with client_for(make_app(pool, handler)) as client:
-            await client.get("/")
-            await client.get("/")
-        assert len(sessions) == 2
-        assert sessions[0] is not sessions[1]
-        assert all(s.session_state is SessionState.CLOSED for s in sessions)
-
 
 class TestRollback:
-    async def test_exception_rolls_back(self, pool: aiouow.Pool) -> None:
-        """A handler that raises after flushing leaves nothing in the database."""
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            await add_user(request).flush()
-            raise RuntimeError("boom")
-
-        async with client_for(make_app(pool, handler)) as client:
-            response = await client.post("/")
-            assert response.status == 500
-        assert await emails(pool) == []
-        assert pool.stats().in_use == 0
-
-    async def test_client_error_response_rolls_back(self, pool: aiouow.Pool) -> None:
-        """A returned 4xx is preceded by a rollback."""
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            await add_user(request).flush()
-            return web.json_response({"error": "invalid"}, status=422)
-
-        async with client_for(make_app(pool, handler)) as client:
-            response = await client.post("/")
-            assert response.status == 422
-        assert await emails(pool) == []
-
-    async def test_raised_http_error_rolls_back(self, pool: aiouow.Pool) -> None:
-        """``raise web.HTTPNotFound()`` rolls back."""
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            await add_user(request).flush()
-            raise web.HTTPNotFound()
-
-        async with client_for(make_app(pool, handler)) as client:
-            response = await client.post("/")
-            assert response.status == 404
-        assert await emails(pool) == []
-
     async def test_handler_prepared_error_rolls_back(self, pool: aiouow.Pool) -> None:
         """A StreamResponse the handler prepares with a 4xx status is preceded by a rollback."""
         in_use_after_prepare: list[int] = []
@@ -217,59 +126,6 @@ class TestRollback:
 
 
 class TestCommitFailure:
-    async def test_unique_violation_is_409(self, pool: aiouow.Pool) -> None:
-        """A unique violation found by the commit turns the 201 into a 409, and nothing is written."""
-        await seed(pool)
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            get_session(request).add(User(name="c", email="carol@example.org"), User(name="d", email="bob@example.org"))
-            return web.json_response({"ok": True}, status=201)
-
-        async with client_for(make_app(pool, handler)) as client:
-            response = await client.post("/")
-            assert response.status == 409
-            assert response.content_type == "application/json"
-            assert (await response.json())["error"] == "conflict"
-        assert await emails(pool) == ["bob@example.org"]
-
-    async def test_foreign_key_violation_is_409(self, pool: aiouow.Pool) -> None:
-        """A foreign-key violation found by the commit is a 409."""
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            get_session(request).add(Order(user_id=999_999, total=Decimal("1.00")))
-            return web.json_response({"ok": True})
-
-        async with client_for(make_app(pool, handler)) as client:
-            response = await client.post("/")
-            assert response.status == 409
-
-    async def test_other_commit_failure_is_500(self, pool: aiouow.Pool) -> None:
-        """A commit failing for another reason (here a DataError at flush) is a 500."""
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            user = User(name="bob", email="bob@example.org")
-            user.name = 123  # type: ignore[assignment]  # found by the flush inside commit()
-            get_session(request).add(user)
-            return web.json_response({"ok": True})
-
-        async with client_for(make_app(pool, handler)) as client:
-            response = await client.post("/")
-            assert response.status == 500
-            assert (await response.json())["error"] == "internal server error"
-        assert await emails(pool) == []
-
-    async def test_raised_redirect_with_failing_commit_is_409(self, pool: aiouow.Pool) -> None:
-        """A raised 3xx whose commit fails becomes the 409."""
-        await seed(pool)
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            add_user(request)
-            raise web.HTTPSeeOther("/elsewhere")
-
-        async with client_for(make_app(pool, handler)) as client:
-            response = await client.post("/", allow_redirects=False)
-            assert response.status == 409
-
     @pytest.mark.parametrize("compressed", [False, True], ids=["plain", "compressed"])
     async def test_handler_prepared_stream_gets_the_error_instead(self, pool: aiouow.Pool, compressed: bool) -> None:
         """When the commit before a handler-prepared stream fails, prepare() raises and the client gets the 409."""
@@ -438,24 +294,6 @@ class TestCancellation:
 
 
 class TestInstallation:
-    async def test_get_session_without_middleware_raises(self, pool: aiouow.Pool) -> None:
-        """get_session in an application without the integration says the middleware is missing."""
-        errors: list[Exception] = []
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            try:
-                get_session(request)
-            except aiouow.SessionError as exc:
-                errors.append(exc)
-            return web.json_response({})
-
-        app = web.Application()
-        app.router.add_get("/", handler)
-        async with client_for(app) as client:
-            await client.get("/")
-        assert len(errors) == 1
-        assert "session middleware is not installed" in str(errors[0])
-
     async def test_middleware_alone_commits_returned_responses(self, pool: aiouow.Pool) -> None:
         """``web.Application(middlewares=[session_middleware(pool)])`` commits before a returned response."""
 
@@ -551,24 +389,6 @@ class TestInstallation:
 
 
 class TestStats:
-    async def test_callback_receives_the_request_statistics(self, pool: aiouow.Pool) -> None:
-        """on_stats gets the session's statement counts and the request's method, path and status."""
-        received: list[tuple[SessionStats, RequestInfo]] = []
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            s = add_user(request)
-            await s.all(User)
-            return web.json_response({}, status=201)
-
-        app = make_app(pool, handler, on_stats=lambda stats, info: received.append((stats, info)))
-        async with client_for(app) as client:
-            await client.post("/")
-        [(stats, info)] = received
-        assert info == RequestInfo("POST", "/", 201)
-        assert stats.statements["insert"] == 1
-        assert stats.statements["select"] == 1
-        assert stats.rows_written == 1
-
     async def test_status_of_a_failed_commit_and_of_an_exception(self, pool: aiouow.Pool) -> None:
         """The status reported is the one the client got; None when the handler raised."""
         received: list[RequestInfo] = []
@@ -586,17 +406,3 @@ class TestStats:
             await client.post("/")
             await client.get("/")
         assert [info.status for info in received] == [409, None]
-
-    async def test_debug_line_without_a_callback(self, pool: aiouow.Pool, caplog: pytest.LogCaptureFixture) -> None:
-        """Without on_stats, each request that used its session logs one DEBUG line."""
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            await get_session(request).all(User)
-            return web.json_response({})
-
-        caplog.set_level(logging.DEBUG, logger="aiouow.integrations")
-        async with client_for(make_app(pool, handler)) as client:
-            await client.get("/")
-        [record] = [r for r in caplog.records if r.name == "aiouow.integrations"]
-        assert record.levelno == logging.DEBUG
-        assert "GET / -> 200" in record.getMessage()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from decimal import Decimal
 from typing import Annotated, Any
 
 import httpx
@@ -19,17 +17,16 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 import aiouow
-from aiouow import AsyncSession, SessionState, SessionStats, select
-from aiouow.integrations import RequestInfo
+from aiouow import AsyncSession, SessionState, select
 from aiouow.integrations.starlette import SessionMiddleware, get_session
 
-from .models import Order, Tag, User
+from .models import Tag, User
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -115,111 +112,8 @@ class TestCommitBeforeResponse:
         assert (response.status_code, response.text) == (200, "done")
         assert seen_in_body == [["bob@example.org"]]
 
-    async def test_redirect_commits(self, pool: aiouow.Pool) -> None:
-        """A 3xx is a success: the session is committed."""
-
-        async def endpoint(request: Request) -> Response:
-            add_user(request)
-            return RedirectResponse("/elsewhere", status_code=303)
-
-        async with client_for(make_app(pool, endpoint)) as client:
-            response = await client.post("/")
-        assert response.status_code == 303
-        assert await emails(pool) == ["bob@example.org"]
-
-
-class TestLazySession:
-    async def test_request_without_get_session_takes_no_connection(
-        self, pool: aiouow.Pool, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """A request that never asks for its session acquires no connection and reports no stats."""
-        acquired: list[None] = []
-        acquire = type(pool.driver).acquire
-
-        async def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
-            acquired.append(None)
-            return await acquire(self, *args, **kwargs)
-
-        monkeypatch.setattr(type(pool.driver), "acquire", counting)
-        reports: list[RequestInfo] = []
-
-        async def endpoint(request: Request) -> Response:
-            return JSONResponse({"hello": "world"})
-
-        app = make_app(pool, endpoint, on_stats=lambda stats, info: reports.append(info))
-        async with client_for(app) as client:
-            response = await client.get("/")
-        assert response.status_code == 200
-        assert acquired == []
-        assert reports == []
-
-    async def test_unused_session_takes_no_connection(self, pool: aiouow.Pool) -> None:
-        """Asking for the session without using it runs no statement."""
-        stats: list[SessionStats] = []
-
-        async def endpoint(request: Request) -> Response:
-            get_session(request)
-            return JSONResponse({})
-
-        app = make_app(pool, endpoint, on_stats=lambda s, info: stats.append(s))
-        async with client_for(app) as client:
-            await client.get("/")
-        assert [s.total_statements for s in stats] == [0]
-
-    async def test_one_session_per_request(self, pool: aiouow.Pool) -> None:
-        """Every get_session call of a request returns the same session; another request gets another."""
-        sessions: list[AsyncSession] = []
-
-        async def endpoint(request: Request) -> Response:
-            assert get_session(request) is get_session(request)
-            sessions.append(get_session(request))
-            return JSONResponse({})
-
-        async with client_for(make_app(pool, endpoint)) as client:
-            await client.get("/")
-            await client.get("/")
-        assert len(sessions) == 2
-        assert sessions[0] is not sessions[1]
-        assert all(s.session_state is SessionState.CLOSED for s in sessions)
-
 
 class TestRollback:
-    async def test_exception_rolls_back(self, pool: aiouow.Pool) -> None:
-        """A handler that raises after flushing leaves nothing in the database."""
-
-        async def endpoint(request: Request) -> Response:
-            await add_user(request).flush()
-            raise RuntimeError("boom")
-
-        async with client_for(make_app(pool, endpoint), raise_app_exceptions=False) as client:
-            response = await client.post("/")
-        assert response.status_code == 500
-        assert await emails(pool) == []
-
-    async def test_client_error_response_rolls_back(self, pool: aiouow.Pool) -> None:
-        """A 4xx response is preceded by a rollback."""
-
-        async def endpoint(request: Request) -> Response:
-            await add_user(request).flush()
-            return JSONResponse({"error": "invalid"}, status_code=422)
-
-        async with client_for(make_app(pool, endpoint)) as client:
-            response = await client.post("/")
-        assert response.status_code == 422
-        assert await emails(pool) == []
-
-    async def test_http_exception_rolls_back(self, pool: aiouow.Pool) -> None:
-        """An HTTPException (turned into a response inside the middleware) rolls back."""
-
-        async def endpoint(request: Request) -> Response:
-            add_user(request)
-            raise HTTPException(404)
-
-        async with client_for(make_app(pool, endpoint)) as client:
-            response = await client.post("/")
-        assert response.status_code == 404
-        assert await emails(pool) == []
-
     async def test_rollback_happens_before_the_error_response(self, pool: aiouow.Pool) -> None:
         """The connection is back in the pool when the 4xx starts."""
         in_use_at_start: list[int] = []
@@ -244,50 +138,6 @@ class TestRollback:
 
 
 class TestCommitFailure:
-    async def test_unique_violation_is_409(self, pool: aiouow.Pool) -> None:
-        """A unique violation found by the commit turns the 201 into a 409, and nothing is written."""
-        async with AsyncSession(pool) as s:
-            s.add(User(name="first", email="bob@example.org"))
-            await s.commit()
-
-        async def endpoint(request: Request) -> Response:
-            s = get_session(request)
-            s.add(User(name="second", email="carol@example.org"), User(name="dup", email="bob@example.org"))
-            return JSONResponse({"ok": True}, status_code=201)
-
-        async with client_for(make_app(pool, endpoint)) as client:
-            response = await client.post("/")
-        assert response.status_code == 409
-        assert response.headers["content-type"] == "application/json"
-        assert response.json()["error"] == "conflict"
-        assert await emails(pool) == ["bob@example.org"]
-
-    async def test_foreign_key_violation_is_409(self, pool: aiouow.Pool) -> None:
-        """A foreign-key violation found by the commit is a 409."""
-
-        async def endpoint(request: Request) -> Response:
-            get_session(request).add(Order(user_id=999_999, total=Decimal("1.00")))
-            return JSONResponse({"ok": True})
-
-        async with client_for(make_app(pool, endpoint)) as client:
-            response = await client.post("/")
-        assert response.status_code == 409
-
-    async def test_other_commit_failure_is_500(self, pool: aiouow.Pool) -> None:
-        """A commit failing for another reason (here a DataError at flush) is a 500."""
-
-        async def endpoint(request: Request) -> Response:
-            user = User(name="bob", email="bob@example.org")
-            user.name = 123  # type: ignore[assignment]  # found by the flush inside commit()
-            get_session(request).add(user)
-            return JSONResponse({"ok": True})
-
-        async with client_for(make_app(pool, endpoint)) as client:
-            response = await client.post("/")
-        assert response.status_code == 500
-        assert response.json()["error"] == "internal server error"
-        assert await emails(pool) == []
-
     async def test_swallowed_database_error_is_500(self, pool: aiouow.Pool) -> None:
         """A handler that catches a database error and answers 200 gets a 500: its work was rolled back."""
         async with AsyncSession(pool) as s:
@@ -572,72 +422,6 @@ class TestPoolFunction:
         async with client_for(app) as client:
             with pytest.raises(aiouow.ConfigurationError, match="the pool function returned str"):
                 await client.get("/")
-
-
-class TestStats:
-    async def test_callback_receives_the_request_statistics(self, pool: aiouow.Pool) -> None:
-        """on_stats gets the session's statement counts and the request's method, path and status."""
-        received: list[tuple[SessionStats, RequestInfo]] = []
-
-        async def endpoint(request: Request) -> Response:
-            s = add_user(request)
-            await s.all(User)
-            return JSONResponse({}, status_code=201)
-
-        app = make_app(pool, endpoint, on_stats=lambda stats, info: received.append((stats, info)))
-        async with client_for(app) as client:
-            await client.post("/")
-        [(stats, info)] = received
-        assert info == RequestInfo("POST", "/", 201)
-        assert stats.statements["insert"] == 1
-        assert stats.statements["select"] == 1
-        assert stats.rows_written == 1
-        assert stats.db_time > 0
-
-    async def test_status_is_the_error_status_when_the_commit_fails(self, pool: aiouow.Pool) -> None:
-        """The status reported is the one the client got."""
-        received: list[RequestInfo] = []
-
-        async def endpoint(request: Request) -> Response:
-            get_session(request).add(Order(user_id=999_999, total=Decimal("1.00")))
-            return JSONResponse({})
-
-        app = make_app(pool, endpoint, on_stats=lambda stats, info: received.append(info))
-        async with client_for(app) as client:
-            await client.post("/")
-        assert [info.status for info in received] == [409]
-
-    async def test_debug_line_without_a_callback(self, pool: aiouow.Pool, caplog: pytest.LogCaptureFixture) -> None:
-        """Without on_stats, each request that used its session logs one DEBUG line."""
-
-        async def endpoint(request: Request) -> Response:
-            await get_session(request).all(User)
-            return JSONResponse({})
-
-        caplog.set_level(logging.DEBUG, logger="aiouow.integrations")
-        async with client_for(make_app(pool, endpoint)) as client:
-            await client.get("/")
-        [record] = [r for r in caplog.records if r.name == "aiouow.integrations"]
-        assert record.levelno == logging.DEBUG
-        assert "GET / -> 200" in record.getMessage()
-        assert "select 1" in record.getMessage()
-
-    async def test_failing_callback_does_not_fail_the_request(
-        self, pool: aiouow.Pool, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """A callback that raises is logged; the response was already sent."""
-
-        def on_stats(stats: SessionStats, info: RequestInfo) -> None:
-            raise ValueError("bad callback")
-
-        async def endpoint(request: Request) -> Response:
-            await get_session(request).all(User)
-            return JSONResponse({})
-
-        async with client_for(make_app(pool, endpoint, on_stats=on_stats)) as client:
-            response = await client.get("/")
-        assert response.status_code == 200
-        assert "on_stats callback raised" in caplog.text
 
 
 async def run_asgi(app: ASGIApp, scope: Scope, incoming: list[Message]) -> list[Message]:
