@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._changes import originals_of
 from ._mapping import Mapper, set_state_slot
-from ._tracking import originals_of
 
 if TYPE_CHECKING:
     from ._tracking import EntityTracker

@@ -21,14 +21,13 @@ written) is in `aiouow._flush`; what a commit settles and a rollback puts back i
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ._changes import group_changes, names_of, original_of
 from ._mapping import set_state_slot
 from ._state import ObjectState
 from ._txlog import TransactionLog
-from ._types import PLAIN_TYPES, dump_json, same_value
+from ._types import dump_json
 from ._unitofwork import ChangedRows, EntityChanges, UpdateStep
 
 if TYPE_CHECKING:
@@ -194,20 +193,26 @@ class EntityTracker:
         until the next flush takes it."""
         pk = self.pk
         key = d.get(pk) if pk is not None else self.mapper.key_of_values(d)
-        if self.identity.get(key) is obj:  # persistent (maybe marked for deletion): the usual case
-            changed = self.changes.get(key)
-            if changed is None:
-                self.changes[key] = {name: original}
-            elif name not in changed:
-                changed[name] = original
-            else:
-                return
-            if name in self.key_fields:
-                self.rekeyed[id(obj)] = key
+        # Without pending objects, objects deleted by a flush, assigned keys or a closed session,
+        # every object held here is backed by a row: no need to look it up in the identity map
+        # (the usual case; the lookup measured 0.2-0.4 µs more per assignment).
+        if (self.new or self.removed or self.rekeyed or self.session is None) and (
+            self.session is None or self.identity.get(key) is not obj
+        ):
+            self._record_elsewhere(obj, name, original)
             return
-        self._record_elsewhere(obj, name, original)
+        changed = self.changes.get(key)
+        if changed is None:
+            self.changes[key] = {name: original}
+        elif name not in changed:
+            changed[name] = original
+        else:
+            return
+        if name in self.key_fields:
+            self.rekeyed[id(obj)] = key
 
     def _record_elsewhere(self, obj: Any, name: str, original: Any) -> None:
+        """`record` for an object that is not a persistent one of an open session."""
         if self.session is None:  # closed: the object is detached and records its own changes
             detached = DetachedState(self.mapper, self.key_of(obj), {}, None)
             _set_slot(obj, detached)
@@ -510,106 +515,3 @@ class EntityTracker:
         changed = self.changes.get(key, {})
         json_text = self.json_text.get(key)
         return {name: original_of(self.mapper, obj, name, changed, json_text) for name in names}
-
-
-def group_changes(
-    mapper: Mapper,
-    identity: dict[Any, Any],
-    found: Iterable[tuple[Any, dict[str, Any]]],
-    json_text: dict[Any, dict[str, str]] | None,
-    deleting: dict[Any, Any] | None,
-) -> dict[tuple[str, ...], ChangedRows]:
-    """The one place that decides what changed. Of the objects ``found`` (identity key, the
-    originals of the fields assigned since the last load or flush; the objects in ``identity``),
-    those that differ from their originals, grouped by the fields that changed (in column order);
-    JSON fields compare their JSON text with ``json_text`` (by key). A field set back to its
-    original is no change; objects in ``deleting`` are left out.
-
-    A single assigned field, the common case, is decided inline, plain values compared with ``==``
-    (`same_value` gives the same answer): with a call per object instead, finding 1,000 changed
-    objects measured 0.40 ms instead of 0.32 ms.
-    """
-    updates: dict[tuple[str, ...], ChangedRows] = {}
-    single = mapper.single_names  # one shared ``(name,)`` per field: runs of it group by identity
-    last: tuple[str, ...] | None = None  # the changed fields of the previous object
-    group = ChangedRows()  # (the group of the previous object)
-    names: tuple[str, ...]
-    for key, changed in found:
-        if deleting and key in deleting:
-            continue
-        obj = identity[key]
-        d = obj.__dict__
-        text = json_text.get(key) if json_text else None
-        if text is None and len(changed) == 1:
-            ((name, old),) = changed.items()
-            new = d[name]
-            kind = type(old)
-            if kind is type(new) and (old == new if kind in PLAIN_TYPES else same_value(old, new)):
-                continue
-            names = single[name]
-        else:
-            names = _changed_names(mapper, d, changed, text)
-            if not names:
-                continue
-        if names is not last:
-            last = names
-            held = updates.get(names)
-            group = updates[names] = ChangedRows() if held is None else held
-        group.objs.append(obj)
-        group.keys.append(key)
-        group.originals.append(changed)
-    return updates
-
-
-def names_of(
-    mapper: Mapper, obj: Any, key: Any, changed: dict[str, Any], json_text: dict[str, str] | None
-) -> tuple[str, ...]:
-    """The changed fields of one object (`group_changes` for it alone)."""
-    updates = group_changes(mapper, {key: obj}, [(key, changed)], {key: json_text} if json_text else None, None)
-    return next(iter(updates), ())
-
-
-def _changed_names(
-    mapper: Mapper, d: dict[str, Any], changed: dict[str, Any], json_text: dict[str, str] | None
-) -> tuple[str, ...]:
-    """`group_changes` for an object that assigned several fields, or has JSON fields."""
-    if json_text is None:
-        names = [n for n, old in changed.items() if not same_value(old, d[n])]
-        if len(names) > 1:
-            position = mapper.column_names
-            names.sort(key=lambda n: position[n].position)
-        return tuple(names)
-    out: list[str] = []
-    for c in mapper.columns:
-        name = c.name
-        if c.json:
-            if _json_text(d[name]) != json_text.get(name):
-                out.append(name)
-        elif name in changed and not same_value(changed[name], d[name]):
-            out.append(name)
-    return tuple(out)
-
-
-def original_of(mapper: Mapper, obj: Any, name: str, changed: dict[str, Any], json_text: dict[str, str] | None) -> Any:
-    """The value of ``name`` at the last load or flush, from the recorded originals."""
-    if json_text is not None and mapper.column_names[name].json:
-        return json.loads(json_text[name])
-    if name in changed:
-        return changed[name]
-    return obj.__dict__[name]
-
-
-def originals_of(changed: dict[str, Any], json_text: dict[str, str] | None) -> dict[str, Any]:
-    """The values at the last load or flush of every field that may have changed since."""
-    out = dict(changed)
-    if json_text is not None:
-        for name, text in json_text.items():
-            out[name] = json.loads(text)
-    return out
-
-
-def _json_text(value: Any) -> str | None:
-    try:
-        return dump_json(value)
-    except (TypeError, ValueError):
-        return None  # not JSON-able: counts as a change, and the flush's value check names it
