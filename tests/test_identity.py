@@ -21,6 +21,13 @@ async def seed(pool: aiouow.Pool) -> None:
         await s.commit()
 
 
+async def delete_elsewhere(pool: aiouow.Pool, code: str) -> None:
+    """Another transaction deletes the tag's row (and commits)."""
+    async with AsyncSession(pool) as other:
+        await other.execute("DELETE FROM tags WHERE code = " + ("?" if pool.dialect == "sqlite" else "$1"), code)
+        await other.commit()
+
+
 class TestIdentityMap:
     @pytest.mark.parametrize("changed", [False, True])
     async def test_a_locking_read_that_finds_the_row_gone_drops_its_object(
@@ -31,9 +38,7 @@ class TestIdentityMap:
         async with AsyncSession(pool) as s:
             a = await s.get_one(Tag, "a")
             await s.commit()
-            async with AsyncSession(pool) as other:
-                await other.execute("DELETE FROM tags WHERE code = " + ("?" if pool.dialect == "sqlite" else "$1"), "a")
-                await other.commit()
+            await delete_elsewhere(pool, "a")
             if changed:  # an unflushed change goes with the object (a flush would find no row to update)
                 a.label = "unflushed"
             with s.no_autoflush():
@@ -53,9 +58,7 @@ class TestIdentityMap:
         async with AsyncSession(pool) as s:
             a = await s.get_one(Tag, "a")
             await s.commit()
-            async with AsyncSession(pool) as other:
-                await other.execute("DELETE FROM tags WHERE code = " + ("?" if pool.dialect == "sqlite" else "$1"), "a")
-                await other.commit()
+            await delete_elsewhere(pool, "a")
             with pytest.raises(aiouow.NotFoundError, match=r"Tag\(code='a'\): its row no longer exists"):
                 await s.refresh(a)
             assert a not in s and s.state(a) is aiouow.ObjectState.DETACHED

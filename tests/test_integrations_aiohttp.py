@@ -20,6 +20,7 @@ from aiouow.integrations import RequestInfo
 from aiouow.integrations.aiohttp import get_session, session_middleware, setup
 
 from .models import Order, Tag, User
+from .web import emails, seed, wait_released
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -38,25 +39,6 @@ def make_app(pool: aiouow.Pool, handler: Handler, **options: Any) -> web.Applica
 async def client_for(app: web.Application) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     async with TestClient(TestServer(app)) as client:
         yield client
-
-
-async def emails(pool: aiouow.Pool) -> list[str]:
-    """The users' emails as another session sees them (only what is committed)."""
-    async with AsyncSession(pool) as s:
-        return sorted(u.email for u in await s.all(User))
-
-
-async def seed(pool: aiouow.Pool, email: str = "bob@example.org") -> None:
-    async with AsyncSession(pool) as s:
-        s.add(User(name="first", email=email))
-        await s.commit()
-
-
-async def wait_released(pool: aiouow.Pool) -> None:
-    """Wait (a bounded time) until no connection is lent out."""
-    async with asyncio.timeout(10):
-        while pool.stats().in_use:  # noqa: ASYNC110  (the pool has no event to wait on)
-            await asyncio.sleep(0.01)
 
 
 def add_user(request: web.Request, email: str = "bob@example.org") -> AsyncSession:

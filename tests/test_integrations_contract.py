@@ -35,6 +35,7 @@ from aiouow.integrations import aiohttp as aiohttp_integration
 from aiouow.integrations import starlette as starlette_integration
 
 from .models import Order, User
+from .web import emails, seed
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -156,18 +157,6 @@ class AiohttpFramework:
 def framework(request: pytest.FixtureRequest) -> Framework:
     chosen: Framework = request.param
     return chosen
-
-
-async def emails(pool: aiouow.Pool) -> list[str]:
-    """The users' emails as another session sees them (only what is committed)."""
-    async with AsyncSession(pool) as s:
-        return sorted(u.email for u in await s.all(User))
-
-
-async def seed(pool: aiouow.Pool, email: str = "bob@example.org") -> None:
-    async with AsyncSession(pool) as s:
-        s.add(User(name="first", email=email))
-        await s.commit()
 
 
 def adding(reply: Reply, *, flush: bool = False, email: str = "bob@example.org") -> Work:

@@ -27,6 +27,7 @@ from aiouow import AsyncSession, SessionState, select
 from aiouow.integrations.starlette import SessionMiddleware, get_session
 
 from .models import Tag, User
+from .web import emails, wait_released
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -49,19 +50,6 @@ async def client_for(app: ASGIApp, *, raise_app_exceptions: bool = True) -> Asyn
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
-
-
-async def emails(pool: aiouow.Pool) -> list[str]:
-    """The users' emails as another session sees them (only what is committed)."""
-    async with AsyncSession(pool) as s:
-        return sorted(u.email for u in await s.all(User))
-
-
-async def wait_released(pool: aiouow.Pool) -> None:
-    """Wait (a bounded time) until no connection is lent out."""
-    async with asyncio.timeout(10):
-        while pool.stats().in_use:  # noqa: ASYNC110  (the pool has no event to wait on)
-            await asyncio.sleep(0.01)
 
 
 def add_user(request: Request, email: str = "bob@example.org") -> AsyncSession:
