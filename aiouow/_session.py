@@ -290,7 +290,10 @@ class AsyncSession:
 
     def delete(self, obj: Any) -> None:
         """Mark an object for deletion at the next flush; a pending object is just un-added."""
-        holder = getattr(obj, STATE_ATTR, None)
+        try:
+            holder = obj._aiouow_state
+        except AttributeError:  # not an entity, or made without __init__
+            holder = None
         if holder is not None and holder.session is self and (self._life.state is _IDLE or self._life.state is _ACTIVE):
             holder.mark_deleted(obj)  # an object of this usable session
             return
@@ -331,7 +334,12 @@ class AsyncSession:
             tracker = self._objects.by_class.get(entity)
             if tracker is not None and type(pk) is tracker.key_type:
                 found = tracker.lookup(pk)
-                if found is not NOT_HELD and self._life.usable_here():
+                life = self._life
+                if (
+                    found is not NOT_HELD
+                    and (life.state is _IDLE or life.state is _ACTIVE)
+                    and life.loop is asyncio.get_running_loop()
+                ):
                     hit: E | None = found
                     return hit
         mapper = mapper_of(entity)

@@ -96,11 +96,6 @@ class SessionLifecycle:
         elif self.state is not _CLOSED:
             self.enter(op)
 
-    def usable_here(self) -> bool:
-        """Whether the session is IDLE or ACTIVE and this is its event loop (the fast paths' check)."""
-        state = self.state
-        return (state is _IDLE or state is _ACTIVE) and self.loop is asyncio.get_running_loop()
-
     def failed(self, exc: BaseException, *, commit_unknown: bool = False) -> None:
         self.failure = exc
         self.state = _FAILED

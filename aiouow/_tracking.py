@@ -251,11 +251,14 @@ class EntityTracker:
 
     def mark_deleted(self, obj: Any) -> None:
         """``delete(obj)``: a pending object is un-added (transient), a persistent one marked."""
-        i = id(obj)
-        if self.new and i in self.new:
-            self.discard_new(obj)
-        elif i not in self.removed:  # (deleted by a flush already: nothing to do)
-            self.deleting[self.key_of(obj)] = obj
+        if self.new or self.removed:  # (else every object held here is persistent)
+            i = id(obj)
+            if i in self.new:
+                self.discard_new(obj)
+                return
+            if i in self.removed:  # deleted by a flush already: nothing to do
+                return
+        self.deleting[self.key_of(obj)] = obj
 
     def discard_new(self, obj: Any) -> None:
         """A pending object leaves the session, transient."""
