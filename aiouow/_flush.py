@@ -95,8 +95,8 @@ def take(trackers: Iterable[EntityTracker], dialect: Dialect, stats: StatsRecord
             changes = tracker.changes_to_flush()
             if changes is not None:
                 found.append((tracker, changes))
-            elif tracker.changes:  # only fields set back to their originals: nothing to keep
-                tracker.take(EntityChanges(tracker.mapper, [], {}, {}))
+            else:  # only fields set back to their originals (if anything): nothing to keep
+                tracker.drop_changes()
     if not found:
         return None
     plan = plan_flush([changes for _, changes in found], dialect)  # may raise DataError

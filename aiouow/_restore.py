@@ -96,17 +96,9 @@ def _make_inserted_transient(tracker: EntityTracker, key: Any, obj: Any) -> None
     its generated key cleared, with whatever was recorded for it."""
     if obj._aiouow_state is not tracker or id(obj) in tracker.new:
         return
-    if id(obj) in tracker.removed:
-        tracker.pop_removed(obj)
-    else:
-        if tracker.identity.get(key) is not obj:
-            return  # (no longer stands for that row)
-        del tracker.identity[key]
-        tracker.changes.pop(key, None)
-        if tracker.deleting.get(key) is obj:
-            del tracker.deleting[key]
-        tracker.json_text.pop(key, None)
-    tracker.rekeyed.pop(id(obj), None)
+    if id(obj) not in tracker.removed and tracker.identity.get(key) is not obj:
+        return  # (no longer stands for that row)
+    tracker.release(obj)
     _forget_generated_key(tracker.mapper, obj)
     set_state_slot(obj, None)
 

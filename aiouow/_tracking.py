@@ -275,17 +275,22 @@ class EntityTracker:
         if self.new and i in self.new:
             self.discard_new(obj)
             return
+        _set_slot(obj, DetachedState(self.mapper, *self.release(obj)))
+
+    def release(self, obj: Any) -> tuple[Any, dict[str, Any], dict[str, str] | None]:
+        """A held object backed by a row (persistent, marked for deletion, or deleted by a flush)
+        leaves every collection of the tracker; returns what was recorded for it: its identity
+        key, the originals of its unflushed changes, its JSON text. The caller sets its slot."""
+        i = id(obj)
         if i in self.removed:
-            _set_slot(obj, DetachedState(self.mapper, *self.pop_removed(obj)))
-            return
+            return self.pop_removed(obj)
         key = self.key_of(obj)
         self.rekeyed.pop(i, None)
         if self.identity.get(key) is obj:
             del self.identity[key]
         if self.deleting.get(key) is obj:
             del self.deleting[key]
-        changes = self.changes.pop(key, {})
-        _set_slot(obj, DetachedState(self.mapper, key, changes, self.json_text.pop(key, None)))
+        return key, self.changes.pop(key, {}), self.json_text.pop(key, None)
 
     def evict(self, key: Any) -> None:
         """The object held for ``key``, if any, no longer stands for the row: it leaves, detached."""
@@ -391,13 +396,18 @@ class EntityTracker:
     def take(self, changes: EntityChanges) -> None:
         """The flush is planned: its changes are taken from the tracker (those of fields set back
         go too), and assignments to the objects it inserts are recorded while it is in flight."""
+        self.drop_changes()
+        if changes.new:
+            self.inflight = {}
+
+    def drop_changes(self) -> None:
+        """Forget the recorded changes a flush takes (or that set fields back, when it takes none);
+        an object marked for deletion keeps its changes, for a rollback to put back."""
         if self.changes:
-            if self.deleting:  # an object marked for deletion keeps its changes for a rollback
+            if self.deleting:
                 self.changes = {k: v for k, v in self.changes.items() if k in self.deleting}
             else:
                 self.changes = {}
-        if changes.new:
-            self.inflight = {}
 
     def untake(self, changes: EntityChanges) -> None:
         """The flush failed: what it took is recorded again, merged with what was assigned since."""

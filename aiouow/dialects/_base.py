@@ -390,7 +390,7 @@ class Connection(abc.ABC):
         except self.driver_errors as exc:
             raise self._failed(kind, started, exc, action) from exc
         read, written = (0, 0) if counts is None else counts(result)
-        self.observer.statement(kind, time.perf_counter() - started, read, written)
+        self._observe(kind, started, read, written)
         return result
 
     def _failed(self, kind: str, started: float, exc: BaseException, action: str) -> AiouowError:
