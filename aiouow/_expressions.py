@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._types import Kind, text_problem
 from .errors import QueryError
 
 if TYPE_CHECKING:
@@ -223,6 +224,16 @@ class Column(Generic[T]):
         """``column LIKE pattern`` (``%`` any run, ``_`` one character)."""
         if not isinstance(pattern, str):
             raise QueryError(f"cannot build {self!r}.like(): the pattern must be a str, got {type(pattern).__name__}")
+        kind = self.ctype.kind
+        if not (kind is Kind.STR or (kind is Kind.ENUM and not self.ctype.enum_values_are_int)):
+            # PostgreSQL has no LIKE for numbers, times, UUIDs or JSON (SQLite would compare their text).
+            raise QueryError(
+                f"cannot build {self!r}.like(): LIKE applies to str fields, "
+                f"and {self.name!r} holds {self.ctype.describe()}"
+            )
+        problem = text_problem(pattern)
+        if problem is not None:
+            raise QueryError(f"cannot build {self!r}.like(): the pattern {problem}")
         return Compare(self, "LIKE", pattern)
 
     def asc(self) -> Ordering:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._codegen import compile_function
 from ._mapping import Mapper, set_state_slot
+from ._types import Kind
+from .errors import DataError
 
 if TYPE_CHECKING:
     from ._tracking import EntityTracker
@@ -34,12 +36,40 @@ def load_objects(tracker: EntityTracker, dialect: Dialect, rows: Sequence[Row], 
     with ``refresh`` (a locking read), held objects take the row's values too."""
     mapper = tracker.mapper
     on_new = tracker.loaded if mapper.json_columns else None
-    objs = object_loader(mapper, dialect)(rows, tracker, on_new)
-    if refresh:
-        values = row_values(mapper, dialect)
-        for obj, row in zip(objs, rows, strict=True):
-            tracker.refreshed(obj, mapper.names, values(row))
+    try:
+        objs = object_loader(mapper, dialect)(rows, tracker, on_new)
+        if refresh:
+            values = row_values(mapper, dialect)
+            for obj, row in zip(objs, rows, strict=True):
+                tracker.refreshed(obj, mapper.names, values(row))
+    except Exception as exc:  # a value the database holds that its field cannot take
+        raise unloadable(mapper, dialect, rows, exc) from exc
     return objs
+
+
+def unloadable(mapper: Mapper, dialect: Dialect, rows: Sequence[Row], exc: Exception) -> Exception:
+    """The `DataError` naming the entity, field and value that a loader failed on (found again
+    value by value; the loaders themselves do not look, to stay fast), else ``exc`` itself."""
+    converters = [(c, dialect.from_db(c.ctype)) for c in mapper.columns]
+    for row in rows:
+        for i, (column, conv) in enumerate(converters):
+            value = row[i]
+            if conv is None or value is None:
+                continue
+            try:
+                conv(value)
+            except Exception as err:
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                if column.ctype.kind is Kind.ENUM:
+                    why = f"which is not a value of {column.ctype.python_type.__name__}"
+                elif column.ctype.kind is Kind.JSON:
+                    why = f"which cannot be read as JSON ({type(err).__name__}: {str(err)[:80]})"
+                else:
+                    why = f"which cannot be read as {column.ctype.describe()} ({type(err).__name__}: {str(err)[:80]})"
+                return DataError(
+                    f"cannot load {mapper.name}: field {column.name!r} holds {shown} in the database, {why}"
+                )
+    return exc
 
 
 def object_loader(mapper: Mapper, dialect: Dialect) -> Loader:

@@ -7,6 +7,7 @@ import inspect
 import keyword
 import re
 import typing
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overload
@@ -15,7 +16,7 @@ from . import _types
 from ._codegen import compile_function
 from ._expressions import Column
 from ._state import STATE_ATTR
-from ._types import ColumnType, Kind, check
+from ._types import MAX_IDENTIFIER, ColumnType, Kind, check
 from .errors import MappingError, QueryError
 
 E = TypeVar("E", bound="Entity")
@@ -31,6 +32,10 @@ class _Missing:
 MISSING: Any = _Missing()
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TOO_LONG = (
+    f"is longer than {MAX_IDENTIFIER} characters, the most PostgreSQL keeps "
+    "(it cuts longer names, so two of them could name the same table or column)"
+)
 #: Names aiouow uses on entity classes, objects and in generated code (``_aiouow_state``,
 #: ``_aiouow_self`` ...): no field may take one.
 RESERVED_PREFIX = "_aiouow"
@@ -277,6 +282,8 @@ class Entity:
             table = _snake(cls.__name__)
         if not _IDENT.match(table):
             raise MappingError(f"cannot map {cls.__name__}: table name {table!r} is not a plain SQL identifier")
+        if len(table) > MAX_IDENTIFIER:
+            raise MappingError(f"cannot map {cls.__name__}: table name {table!r} {_TOO_LONG}")
         _map_class(cls, table, specs)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -351,14 +358,21 @@ def _map_class(cls: type, table: str, specs: dict[str, FieldSpec]) -> None:
         raise MappingError(
             f"cannot map {cls.__name__}: more than one version field ({', '.join(c.name for c in versions)})"
         )
-    seen: dict[str, str] = {}
+    seen: dict[str, Column[Any]] = {}
     for c in columns:
-        if c.column_name in seen:
+        other = seen.get(c.column_name.lower())  # SQLite ignores the case of names
+        if other is not None and other.column_name == c.column_name:
             raise MappingError(
-                f"cannot map {cls.__name__}: fields {seen[c.column_name]!r} and {c.name!r} "
-                f"both use column {c.column_name!r}"
+                f"cannot map {cls.__name__}: fields {other.name!r} and {c.name!r} both use column {c.column_name!r}"
             )
-        seen[c.column_name] = c.name
+        if other is not None:
+            raise MappingError(
+                f"cannot map {cls.__name__}: fields {other.name!r} and {c.name!r} use columns "
+                f"{other.column_name!r} and {c.column_name!r}, which differ only in case: SQLite ignores "
+                "the case of names, so both would be one column"
+            )
+        seen[c.column_name.lower()] = c
+    _claim_table(cls, table)
     mapper = Mapper(cls, table, tuple(columns))
     for c in columns:
         if c.init is None:
@@ -369,6 +383,21 @@ def _map_class(cls: type, table: str, specs: dict[str, FieldSpec]) -> None:
         setattr(cls, c.name, c)
     type.__setattr__(cls, "__aiouow_mapper__", mapper)
     type.__setattr__(cls, "__init__", _make_init(cls, mapper))
+
+
+#: The table names of the entity classes alive, by their lower-case form: two names that differ
+#: only in case name one table on SQLite, which ignores the case of identifiers.
+_TABLES: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
+
+
+def _claim_table(cls: type, table: str) -> None:
+    other = _TABLES.get(table.lower())
+    if other is not None and other.__aiouow_mapper__.table != table:  # type: ignore[attr-defined]
+        raise MappingError(
+            f"cannot map {cls.__name__}: table name {table!r} differs only in case from {other.__name__}'s "
+            f"{other.__aiouow_mapper__.table!r}, and SQLite ignores the case of names: both would use one table"  # type: ignore[attr-defined]
+        )
+    _TABLES[table.lower()] = cls
 
 
 def _has_default(c: Column[Any]) -> bool:
@@ -415,6 +444,8 @@ def _make_column(cls: type, name: str, annotation: Any, spec: FieldSpec, positio
     column_name = spec.column or name
     if not _IDENT.match(column_name):
         raise MappingError(f"{where}: column name {column_name!r} is not a plain SQL identifier")
+    if len(column_name) > MAX_IDENTIFIER:
+        raise MappingError(f"{where}: column name {column_name!r} {_TOO_LONG}")
     c: Column[Any] = Column()
     c.name = name
     c.column_name = column_name

@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from ._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or, Ordering
 from ._mapping import Mapper, mapper_of
+from ._types import INT64_MAX
 from .errors import QueryError
 
 E = TypeVar("E")
@@ -141,6 +142,8 @@ def _columns_in(expr: Expression) -> Iterator[Column[Any]]:
 def _check_count(what: str, n: object) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise QueryError(f"cannot set {what}: expected a non-negative int, got {n!r}")
+    if n > INT64_MAX:
+        raise QueryError(f"cannot set {what}: {n} is larger than the largest the databases take (2**63 - 1)")
 
 
 def select(entity: type[E]) -> Select[E]:

@@ -445,6 +445,8 @@ class AsyncSession:
 
         Pending changes are flushed first; rows come back as dicts.
         """
+        if not isinstance(sql, str):
+            raise QueryError(f"cannot execute {type(sql).__name__} {sql!r:.60}: expected the SQL as a str")
         self._life.enter("execute")
         async with self._lock:
             await self._ready_to_read("execute")

@@ -389,11 +389,11 @@ class TestSmallFixes:
         assert type(pg.translate(pgerr.TransactionRollbackError("x"), "do")) is errors.DatabaseError
 
     async def test_closed_pool_says_so(self, tmp_path: Path) -> None:
-        """Acquiring from a closed PostgreSQL pool raises OperationalError saying the pool is closed."""
+        """Acquiring from a closed PostgreSQL pool raises ConnectionLostError saying the pool is closed."""
         url = await url_for("postgresql", tmp_path)
         pool = await aiouow.create_pool(url)
         await pool.close()
-        with pytest.raises(aiouow.OperationalError, match="the pool is closed"):
+        with pytest.raises(aiouow.ConnectionLostError, match="the pool is closed"):
             async with AsyncSession(pool) as s:
                 await s.all(User)
 

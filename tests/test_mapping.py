@@ -267,3 +267,52 @@ class TestGeneratedCode:
         assert "<locals>.Factoried.__init__ #" in text  # <aiouow: ....Factoried.__init__ #N>
         assert "_aiouow_factory_items()" in text  # the generated line itself
         assert "<string>" not in text
+
+
+class TestNamesThatWouldShareATable:
+    def test_table_names_differing_only_in_case_are_refused(self) -> None:
+        class Upper(Entity, table="adv_Case_t"):
+            id: int = field(primary_key=True)
+
+        with pytest.raises(MappingError, match=r"'adv_case_t' differs only in case from Upper's 'adv_Case_t'"):
+
+            class Lower(Entity, table="adv_case_t"):
+                id: int = field(primary_key=True)
+
+        class Again(Entity, table="adv_Case_t"):  # the same name again (a class redefined) is fine
+            id: int = field(primary_key=True)
+
+        assert Upper and Again
+
+    def test_names_longer_than_postgresql_keeps_are_refused(self) -> None:
+        with pytest.raises(MappingError, match="longer than 63 characters"):
+
+            class LongTable(Entity, table="t" * 64):
+                id: int = field(primary_key=True)
+
+        with pytest.raises(MappingError, match=r"column name .* longer than 63 characters"):
+
+            class LongColumn(Entity, table="long_column"):
+                id: int = field(primary_key=True)
+                x: int = field(column="c" * 64)
+
+        class Longest(Entity, table="t" * 63):
+            id: int = field(primary_key=True)
+
+        assert Longest
+
+    def test_column_names_differing_only_in_case_are_refused(self) -> None:
+        with pytest.raises(MappingError, match="differ only in case"):
+
+            class Cased(Entity, table="cased"):
+                id: int = field(primary_key=True)
+                Name: str
+                name: str
+
+    def test_long_constraint_names_stay_whole_and_distinct(self) -> None:
+        from aiouow.dialects._base import derived_name
+
+        a = derived_name("ix", "t" * 60, "alpha")
+        b = derived_name("ix", "t" * 60, "alphb")
+        assert len(a) == len(b) == 63 and a != b
+        assert derived_name("ix", "users", "email") == "ix_users_email"

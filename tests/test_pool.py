@@ -33,7 +33,7 @@ class TestURLsAndOptions:
         [
             ({"max_size": 0}, "max_size must be at least 1"),
             ({"min_size": 3, "max_size": 2}, "min_size \\(3\\) is larger than max_size \\(2\\)"),
-            ({"acquire_timeout": 0}, "acquire_timeout must be a positive number"),
+            ({"acquire_timeout": 0}, "acquire_timeout must be a positive, finite number"),
             ({"min_size": -1}, "min_size must be a non-negative int"),
         ],
     )
@@ -57,7 +57,7 @@ class TestURLsAndOptions:
         pool = await create_pool(f"sqlite:///{tmp_path}/a.db")
         await pool.create_all(Tag)
         await pool.close()
-        with pytest.raises(aiouow.OperationalError, match="the pool is closed"):
+        with pytest.raises(aiouow.ConnectionLostError, match="the pool is closed"):
             async with AsyncSession(pool) as s:
                 await s.all(Tag)
 

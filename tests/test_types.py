@@ -120,8 +120,8 @@ class TestValueCheck:
             ("u", "not-a-uuid", "expects UUID"),
             ("color", "red", "expects Color, got str"),
             ("level", 1, "expects Level, got int"),
-            ("data", {1, 2}, "not JSON-serializable"),
-            ("data", float("nan"), "not JSON-serializable"),
+            ("data", {1, 2}, "set {1, 2} is not a JSON type"),
+            ("data", float("nan"), "nan is not a JSON number"),
         ],
     )
     async def test_wrong_value_fails_flush_naming_field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import hashlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
-from .._types import ColumnType, check
+from .._types import MAX_IDENTIFIER, ColumnType, check
 from ..errors import AiouowError, ConnectionLostError, DatabaseError, QueryError
 
 if TYPE_CHECKING:
@@ -235,26 +236,37 @@ class Dialect(abc.ABC):
             if c.primary_key and len(mapper.pk) == 1:
                 d += " PRIMARY KEY"
             if c.unique and not c.primary_key:
-                d += f" CONSTRAINT {q(f'uq_{mapper.table}_{c.column_name}')} UNIQUE"
+                d += f" CONSTRAINT {q(derived_name('uq', mapper.table, c.column_name))} UNIQUE"
             defs.append(d)
         if len(mapper.pk) > 1:
             defs.append(f"PRIMARY KEY ({', '.join(q(c.column_name) for c in mapper.pk)})")
         for c, table, target in mapper.foreign_keys:
             defs.append(
-                f"CONSTRAINT {q(f'fk_{mapper.table}_{c.column_name}')} "
+                f"CONSTRAINT {q(derived_name('fk', mapper.table, c.column_name))} "
                 f"FOREIGN KEY ({q(c.column_name)}) REFERENCES {q(table)} ({q(target)})"
             )
         out = [f"CREATE TABLE IF NOT EXISTS {q(mapper.table)} (\n  " + ",\n  ".join(defs) + "\n)"]
         for c in mapper.columns:
             if c.indexed and not c.unique and not c.primary_key:
                 out.append(
-                    f"CREATE INDEX IF NOT EXISTS {q(f'ix_{mapper.table}_{c.column_name}')} "
+                    f"CREATE INDEX IF NOT EXISTS {q(derived_name('ix', mapper.table, c.column_name))} "
                     f"ON {q(mapper.table)} ({q(c.column_name)})"
                 )
         return out
 
     def drop_table_sql(self, mapper: Mapper) -> list[str]:
         return [f"DROP TABLE IF EXISTS {self.quote(mapper.table)}"]
+
+
+def derived_name(prefix: str, table: str, column: str) -> str:
+    """The name of a constraint or index aiouow declares (``uq_users_email``). One longer than
+    PostgreSQL keeps (63) ends in a hash of the whole name instead, so that it is kept whole
+    and stays distinct from the others (PostgreSQL would cut it, and two cut names could clash)."""
+    name = f"{prefix}_{table}_{column}"
+    if len(name) <= MAX_IDENTIFIER:
+        return name
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:10]
+    return f"{name[: MAX_IDENTIFIER - 11]}_{digest}"
 
 
 def checked_param(column: Column[Any], value: Any, op: str) -> Any:
@@ -328,6 +340,8 @@ class Connection(abc.ABC):
         one call (SQLite), holding the COMMIT back when a step matched other rows than expected.
         """
         self.commit_sent = False
+        if self.broken:  # closed under the session (its pool was closed): nothing can be sent
+            raise ConnectionLostError("cannot commit: the connection is closed (was its pool closed?)")
         if steps:
             written(await self.run_steps(steps))
         self.commit_sent = True

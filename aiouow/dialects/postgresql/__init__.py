@@ -9,10 +9,11 @@ keys and new values, DELETEs use ``= ANY($1)``. No parameter limit, no statement
 
 from __future__ import annotations
 
+from ..._url import redact
 from .connection import PostgresConnection
 from .dialect import PostgresDialect
 from .errors import TRANSLATED, translate
-from .pool import PooledConnection, PostgresPool, open_pool, redact, wrap_pool
+from .pool import PooledConnection, PostgresPool, open_pool, wrap_pool
 
 __all__ = [
     "TRANSLATED",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from ..._expressions import Column
 from ..._unitofwork import DeleteStep, InsertStep, Step, UpdateStep
+from ...errors import DataError
 from .._base import Connection, Row, rows_read, statement_kind
 from .dialect import PostgresDialect
 from .errors import DRIVER_ERRORS, translate
@@ -120,7 +122,10 @@ class PostgresConnection(Connection):
         call = self.raw.fetch if step.returning is not None else self.raw.execute
         n = len(step.rows)
         what = f"insert {mapper.name} into {mapper.table}"
-        records = await self._call("insert", sql, params, what, call, sql, *params, counts=lambda _: (0, n))
+        try:
+            records = await self._call("insert", sql, params, what, call, sql, *params, counts=lambda _: (0, n))
+        except DataError as err:
+            raise naming_field(err, step.columns) from err.__cause__
         if step.returning is None:
             return None
         # Identity values are drawn in insertion order: sorted keys match the input order.
@@ -145,12 +150,17 @@ class PostgresConnection(Connection):
 
     async def _matched(self, step: UpdateStep | DeleteStep) -> int:
         """Run an UPDATE or DELETE step's statement; the rows it matched, from the command status."""
+        mapper = step.mapper
+        keyed = [*mapper.pk] + ([step.version] if step.version is not None else [])
         if isinstance(step, UpdateStep):
-            kind, (sql, params) = "update", self._update_statement(step)
+            kind, (sql, params), columns = "update", self._update_statement(step), [*step.columns, *keyed]
         else:
-            kind, (sql, params) = "delete", self._delete_statement(step)
-        what = f"{kind} {step.mapper.name} {'in' if kind == 'update' else 'from'} {step.mapper.table}"
-        status = await self._call(kind, sql, params, what, self.raw.execute, sql, *params, counts=_status_written)
+            kind, (sql, params), columns = "delete", self._delete_statement(step), keyed
+        what = f"{kind} {mapper.name} {'in' if kind == 'update' else 'from'} {mapper.table}"
+        try:
+            status = await self._call(kind, sql, params, what, self.raw.execute, sql, *params, counts=_status_written)
+        except DataError as err:
+            raise naming_field(err, columns) from err.__cause__
         return status_count(status)
 
     async def execute_script(self, statements: Sequence[str]) -> None:
@@ -180,6 +190,22 @@ class PostgresConnection(Connection):
         self._tx = False
         with contextlib.suppress(pgerr.InterfaceError):  # already closed and detached by asyncpg
             self.raw.terminate()
+
+
+_ARGUMENT_NUMBER = re.compile(r"query argument \$(\d+)|bind parameter (\d+)")
+
+
+def naming_field(err: DataError, columns: Sequence[Column[Any]]) -> DataError:
+    """A flush step's DataError that names its parameter by number (asyncpg: "query argument
+    $3"; the server: "bind parameter 3") with the field it carries named too."""
+    found = _ARGUMENT_NUMBER.search(str(err))
+    if found is None:
+        return err
+    index = int(found.group(1) or found.group(2)) - 1
+    if not 0 <= index < len(columns):
+        return err
+    action, _, reason = str(err).partition(": ")
+    return DataError(f"{action}: field {columns[index].name!r} holds a value the database refused: {reason}")
 
 
 def _status_written(status: str) -> tuple[int, int]:

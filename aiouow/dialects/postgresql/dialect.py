@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Sequence
@@ -36,6 +37,12 @@ def _std_uuid(v: Any) -> uuid.UUID:
     return uuid.UUID(bytes=v.bytes)
 
 
+def _aware(v: dt.datetime) -> dt.datetime:
+    # asyncpg reads timestamptz 'infinity' and '-infinity' (what it writes for the UTC
+    # datetime.max and datetime.min) as naive datetime.max and datetime.min: make them aware.
+    return v if v.tzinfo is not None else v.replace(tzinfo=dt.UTC)
+
+
 def _enum_value(v: Any) -> Any:
     return v.value
 
@@ -64,6 +71,8 @@ class PostgresDialect(Dialect):
             return json.loads
         if ctype.kind is Kind.UUID:
             return _std_uuid  # asyncpg's own UUID subclass would compare as a change against uuid.UUID
+        if ctype.kind is Kind.DATETIME and ctype.timezone:
+            return _aware
         return None
 
     def placeholder(self, index: int) -> str:

@@ -87,6 +87,11 @@ def translate(exc: BaseException, action: str) -> AiouowError:
         return err
     if isinstance(exc, (pgerr.ConnectionDoesNotExistError, pgerr.ConnectionFailureError, OSError)):
         return ConnectionLostError(f"cannot {action}: the connection to the database was lost ({exc})")
+    if isinstance(exc, pgerr.InternalClientError) and "another operation" in str(exc):
+        # asyncpg's protocol is still busy with an operation that will not finish: met on a
+        # connection the server has just closed ("cannot switch to state 15; another operation
+        # (2) is in progress"). The connection is unusable.
+        return ConnectionLostError(f"cannot {action}: the connection is unusable ({exc})")
     if isinstance(exc, pgerr.InterfaceError) and ("closed" in str(exc) or "released back" in str(exc)):
         # asyncpg detaches a connection that closed under us ("released back to the pool").
         return ConnectionLostError(f"cannot {action}: the connection was lost ({exc})")

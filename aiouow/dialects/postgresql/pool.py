@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 import asyncpg.exceptions as pgerr
 
-from ..._url import DatabaseURL, PoolOptions
+from ..._url import DatabaseURL, PoolOptions, redact
 from ...errors import (
     ConfigurationError,
-    OperationalError,
+    ConnectionLostError,
     PoolTimeoutError,
 )
 from .._base import (
@@ -100,7 +99,7 @@ class PostgresPool(DriverPool):
             ) from None
         except DRIVER_ERRORS as exc:
             if isinstance(exc, pgerr.InterfaceError) and ("closing" in str(exc) or "closed" in str(exc)):
-                raise OperationalError("cannot acquire a connection: the pool is closed") from exc
+                raise ConnectionLostError("cannot acquire a connection: the pool is closed") from exc
             raise translate(exc, "acquire a connection") from exc
         finally:
             self._waiting -= 1
@@ -126,7 +125,11 @@ class PostgresPool(DriverPool):
         # asyncpg shields the release, resets the connection (terminating it when the reset
         # exceeds the timeout), and replaces a closed one; a connection lost while lent was
         # already taken back, and releasing it again does nothing.
-        await self.raw.release(conn.raw, timeout=self.cleanup_timeout)
+        try:
+            await self.raw.release(conn.raw, timeout=self.cleanup_timeout)
+        except DRIVER_ERRORS as exc:
+            # Its reset query failed (the server went away): asyncpg has terminated it already.
+            raise ConnectionLostError(f"cannot release the connection: its reset failed ({exc})") from exc
 
     def discard(self, conn: Connection) -> None:
         assert isinstance(conn, PostgresConnection)
@@ -157,6 +160,8 @@ async def open_pool(url: DatabaseURL, options: PoolOptions) -> PostgresPool:
             connection_class=PooledConnection,
             reset=reset_pooled,
         )
+    except (ValueError, OverflowError) as exc:  # asyncpg's parse of the URL (ClientConfigurationError too)
+        raise ConfigurationError(f"cannot open a PostgreSQL pool on {redact(url.raw)}: {exc}") from exc
     except DRIVER_ERRORS as exc:
         raise translate(exc, f"open a PostgreSQL pool on {redact(url.raw)}") from exc
     return PostgresPool(raw, options, owned=True)
@@ -170,13 +175,3 @@ def wrap_pool(raw: asyncpg.Pool[Any], *, echo: bool, acquire_timeout: float, cle
         max_size=raw.get_max_size(), echo=echo, acquire_timeout=acquire_timeout, cleanup_timeout=cleanup_timeout
     )
     return PostgresPool(raw, options, owned=False)
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password (in the user part or the query string)."""
-    scheme, _, rest = dsn.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if at and ":" in creds:
-        creds = creds.split(":", 1)[0] + ":***"
-    host = re.sub(r"(?i)(password=)[^&]*", r"\1***", host)
-    return f"{scheme}://{creds}{at}{host}"

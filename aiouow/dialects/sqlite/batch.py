@@ -64,10 +64,13 @@ class Statement:
 class Batch:
     """Statements handed to aiosqlite's thread in one call; ``ended`` once that call is over."""
 
-    __slots__ = ("ended", "statements", "stopped")
+    __slots__ = ("ended", "started", "statements", "stopped")
 
     def __init__(self, statements: Sequence[Statement]) -> None:
         self.statements = statements
+        #: Set in aiosqlite's thread as the call begins: a batch that never started sent nothing
+        #: (aiosqlite refuses calls on a closed connection before queuing them).
+        self.started = False
         self.ended = False
         #: Set by `SQLiteConnection.abort`: no further statement starts (sqlite3's interrupt()
         #: stops only the statement running at that moment).
@@ -76,6 +79,7 @@ class Batch:
 
 def run_batch(db: sqlite3.Connection, batch: Batch) -> None:
     """Run statements back to back; this runs in aiosqlite's thread (one hop for all of them)."""
+    batch.started = True
     clock = time.perf_counter
     statements = batch.statements
     try:

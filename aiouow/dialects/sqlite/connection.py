@@ -12,6 +12,7 @@ import aiosqlite
 
 from ..._unitofwork import InsertStep, Step, UpdateStep, expected_rows
 from ...errors import (
+    ConnectionLostError,
     DatabaseError,
     OperationalError,
     SerializationError,
@@ -109,6 +110,8 @@ class SQLiteConnection(Connection):
         aiosqlite has no public call for several statements at once, so this queues one function
         through its ``_execute``, the call all of its own methods use (tests pin that it exists).
         """
+        if self.broken:  # closed under the session (its pool was closed): nothing is sent
+            raise ConnectionLostError(f"cannot {statements[0].action}: the connection is closed (was its pool closed?)")
         if self.echo:
             for st in statements:
                 log_statement(st.sql, st.params)
@@ -116,6 +119,8 @@ class SQLiteConnection(Connection):
         try:
             await self.db._execute(run_batch, self.db._conn, batch)  # type: ignore[no-untyped-call]
         except DRIVER_ERRORS as exc:
+            if not batch.started:  # refused before it reached the thread (a closed connection): nothing was sent
+                self._last_batch = None
             failed = next((st for st in statements if not st.done), statements[-1])
             self._observe_batch(statements, failed)
             raise translate(exc, failed.action) from exc
@@ -189,8 +194,13 @@ class SQLiteConnection(Connection):
             return statements
         try:
             await self._batch(statements)
-        except SerializationError as exc:
-            if statements[0].done or getattr(exc.__cause__, "sqlite_errorname", "") != "SQLITE_BUSY_SNAPSHOT":
+        except (SerializationError, OperationalError) as exc:
+            # SQLite does not wait for its write lock when a read transaction starts writing: it
+            # answers SQLITE_BUSY at once (or SQLITE_BUSY_SNAPSHOT, when another writer committed
+            # since the snapshot). Nothing was written: restart as BEGIN IMMEDIATE, which waits
+            # up to busy_timeout like any other writer.
+            busy = getattr(exc.__cause__, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT")
+            if statements[0].done or not busy:
                 raise
             await self._restart_for_writing()
             statements = make()

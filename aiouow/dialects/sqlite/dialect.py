@@ -29,6 +29,11 @@ VARIABLE_LIMIT = _variable_limit()
 MAX_ROWS_PER_STATEMENT = 500  # measured: larger VALUES lists cost more CPU per row, not less
 
 
+def _decimal_text(v: Any) -> str:
+    # An int goes through Decimal: str() of an int stops at 4300 digits, a Decimal's does not.
+    return str(v) if type(v) is Decimal else str(Decimal(v))
+
+
 def _load_decimal(v: Any) -> Decimal:
     return Decimal(v) if isinstance(v, str) else Decimal(str(v))
 
@@ -39,7 +44,7 @@ _TO_DB: dict[Kind, Converter | None] = {
     Kind.BOOL: int,
     Kind.STR: None,
     Kind.BYTES: None,
-    Kind.DECIMAL: str,
+    Kind.DECIMAL: _decimal_text,
     # Fixed width (microseconds always written), so that text order is time order.
     Kind.DATETIME: lambda v: v.isoformat(sep=" ", timespec="microseconds"),
     Kind.DATE: lambda v: v.isoformat(),

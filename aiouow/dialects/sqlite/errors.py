@@ -47,8 +47,11 @@ def translate(exc: BaseException, action: str) -> AiouowError:
         return OperationalError(f"cannot {action}: {msg}")
     if isinstance(exc, sqlite3.ProgrammingError) and "closed" in msg.lower():
         return ConnectionLostError(f"cannot {action}: the connection is closed ({msg})")
-    if isinstance(exc, ValueError) and "closed" in msg.lower():
+    if isinstance(exc, ValueError) and ("closed" in msg.lower() or "no active connection" in msg):
+        # aiosqlite's words for a connection it closed (the pool was closed, or it was lost).
         return ConnectionLostError(f"cannot {action}: the connection is closed ({msg})")
+    if isinstance(exc, UnicodeError):  # text that is not valid Unicode (a lone surrogate)
+        return DataError(f"cannot {action}: a text value is not valid Unicode ({msg})")
     if isinstance(exc, (sqlite3.Error, ValueError)):
         return DatabaseError(f"cannot {action}: {msg}")
     return DatabaseError(f"cannot {action}: {type(exc).__name__}: {msg}")

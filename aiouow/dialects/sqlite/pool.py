@@ -13,7 +13,7 @@ import anyio
 
 from ..._url import DatabaseURL, PoolOptions
 from ...errors import (
-    OperationalError,
+    ConnectionLostError,
     PoolTimeoutError,
 )
 from .._base import (
@@ -95,7 +95,7 @@ class SQLitePool(DriverPool):
 
     async def acquire(self) -> SQLiteConnection:
         if self._closed:
-            raise OperationalError("cannot acquire a connection: the pool is closed")
+            raise ConnectionLostError("cannot acquire a connection: the pool is closed")
         if self._slots.locked():  # every connection is lent: wait, up to acquire_timeout
             self._waiting += 1
             try:
