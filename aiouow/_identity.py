@@ -116,6 +116,22 @@ class IdentityMap:
     def deleted(self) -> frozenset[Any]:
         return frozenset(obj for tracker in self.trackers.values() for obj in tracker.deleting.values())
 
+    def state_of(self, obj: Any) -> ObjectState:
+        """Where ``obj`` stands relative to the session (`AsyncSession.state`)."""
+        mapper_of(obj)
+        holder = getattr(obj, STATE_ATTR, None)
+        return ObjectState.TRANSIENT if holder is None else holder.state_for(obj, self.session)
+
+    def dirty_fields(self, obj: Any) -> list[str]:
+        mapper_of(obj)
+        holder = getattr(obj, STATE_ATTR, None)
+        return [] if holder is None else list(holder.dirty_fields(obj))
+
+    def original_value(self, obj: Any, name: str) -> Any:
+        mapper_of(obj).column(name, purpose="read an original value")
+        holder = getattr(obj, STATE_ATTR, None)
+        return obj.__dict__[name] if holder is None else holder.original_value(obj, name)
+
     def persistent_count(self) -> int:
         return sum(len(tracker.identity) for tracker in self.trackers.values())
 
@@ -132,7 +148,9 @@ class IdentityMap:
             _restore.restore(tracker)
 
     def close(self) -> None:
-        """Every object is detached (after `restore`); the map holds nothing more."""
+        """What was not committed is put back (`restore`), then every object is detached; the map
+        holds nothing more."""
+        self.restore()
         for tracker in self.trackers.values():
             tracker.close()
         self.trackers.clear()

@@ -9,7 +9,6 @@ taken, planned and settled by ``_flush``; the database transaction and its conne
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
@@ -21,6 +20,7 @@ from . import _flush
 from ._identity import IdentityMap
 from ._loading import load_objects
 from ._mapping import Mapper, describe, key_argument, mapper_of
+from ._merge import merge_into
 from ._pool import Pool
 from ._query import Select, select
 from ._state import STATE_ATTR, ObjectState, SessionLifecycle, SessionState
@@ -239,23 +239,14 @@ class AsyncSession:
 
     def _finish_close(self) -> None:
         if self._life.state is not _CLOSED:
-            self._objects.restore()
             self._objects.close()
             self._life.state = _CLOSED
 
     def __del__(self) -> None:
         tx = getattr(self, "_tx", None)
-        if tx is None:
-            return
-        self._tx = None
-        warnings.warn(
-            "an aiouow session holding a connection was garbage-collected without close(); its "
-            "connection was closed and its transaction rolled back (use `async with AsyncSession(pool)`)",
-            ResourceWarning,
-            stacklevel=2,
-            source=self,
-        )
-        tx.discard_soon(self._life.loop)
+        if tx is not None:
+            self._tx = None
+            tx.discard_unclosed(self._life.loop, self)
 
     def begin(self) -> TransactionBlock:
         """``async with s.begin():`` commits when the block succeeds and rolls back when it raises.
@@ -477,22 +468,7 @@ class AsyncSession:
         Returns the session's object: loaded from the identity map or the database, or, when no
         row exists, a new pending copy. ``obj`` itself is left as it was.
         """
-        mapper = mapper_of(obj)
-        if obj in self:
-            return obj
-        values = mapper.copied_values(obj)
-        gen = mapper.generated_pk
-        target: E | None = None
-        if gen is None or values[gen.name] is not None:
-            target = await self.get(type(obj), mapper.key_of_values(values))
-        if target is None:
-            target = object.__new__(type(obj))
-            target.__dict__.update(values)
-            self.add(target)
-            return target
-        for name in mapper.settable:
-            setattr(target, name, values[name])
-        return target
+        return await merge_into(self, obj)
 
     def expunge(self, obj: Any) -> None:
         """Remove one object from the session: pending becomes transient, persistent becomes detached."""
@@ -529,9 +505,7 @@ class AsyncSession:
     # -- inspection -----------------------------------------------------------------------------
     def state(self, obj: Any) -> ObjectState:
         """Where the object stands relative to this session (see `ObjectState`)."""
-        mapper_of(obj)
-        holder = getattr(obj, STATE_ATTR, None)
-        return ObjectState.TRANSIENT if holder is None else holder.state_for(obj, self)
+        return self._objects.state_of(obj)
 
     def is_dirty(self, obj: Any) -> bool:
         """Whether a persistent object has changes not yet flushed."""
@@ -539,16 +513,11 @@ class AsyncSession:
 
     def dirty_fields(self, obj: Any) -> list[str]:
         """The names of the object's changed fields, in column order."""
-        mapper_of(obj)
-        holder = getattr(obj, STATE_ATTR, None)
-        return [] if holder is None else list(holder.dirty_fields(obj))
+        return self._objects.dirty_fields(obj)
 
     def original_value(self, obj: Any, name: str) -> Any:
         """The value ``name`` had at the last load or flush (the current value for new objects)."""
-        mapper = mapper_of(obj)
-        mapper.column(name, purpose="read an original value")
-        holder = getattr(obj, STATE_ATTR, None)
-        return obj.__dict__[name] if holder is None else holder.original_value(obj, name)
+        return self._objects.original_value(obj, name)
 
     @property
     def new(self) -> frozenset[Any]:

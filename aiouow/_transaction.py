@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import warnings
 from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -176,6 +177,17 @@ class Transaction:
         """Close the connection at once, without awaiting (the last resort)."""
         self.state = TransactionState.FAILED
         self.driver.discard(self.conn)
+
+    def discard_unclosed(self, loop: asyncio.AbstractEventLoop | None, session: object) -> None:
+        """The session was garbage-collected without ``close()``: warn, and `discard_soon`."""
+        warnings.warn(
+            "an aiouow session holding a connection was garbage-collected without close(); its "
+            "connection was closed and its transaction rolled back (use `async with AsyncSession(pool)`)",
+            ResourceWarning,
+            stacklevel=3,
+            source=session,
+        )
+        self.discard_soon(loop)
 
     def discard_soon(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """`discard`, from any thread (a session garbage-collected while it held the connection):
