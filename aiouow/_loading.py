@@ -42,14 +42,18 @@ def load_objects(tracker: EntityTracker, dialect: Dialect, rows: Sequence[Row], 
             values = row_values(mapper, dialect)
             for obj, row in zip(objs, rows, strict=True):
                 tracker.refreshed(obj, mapper.names, values(row))
-    except Exception as exc:  # a value the database holds that its field cannot take
-        raise unloadable(mapper, dialect, rows, exc) from exc
+    except Exception as exc:  # a value the database holds that its field cannot take?
+        named = unloadable(mapper, dialect, rows)
+        if named is None:
+            raise
+        raise named from exc
     return objs
 
 
-def unloadable(mapper: Mapper, dialect: Dialect, rows: Sequence[Row], exc: Exception) -> Exception:
-    """The `DataError` naming the entity, field and value that a loader failed on (found again
-    value by value; the loaders themselves do not look, to stay fast), else ``exc`` itself."""
+def unloadable(mapper: Mapper, dialect: Dialect, rows: Sequence[Row]) -> DataError | None:
+    """After a loader failed: the `DataError` naming the entity, field and value it failed on
+    (found again value by value; the loaders themselves do not look, to stay fast), or None
+    when no value is at fault."""
     converters = [(c, dialect.from_db(c.ctype)) for c in mapper.columns]
     for row in rows:
         for i, (column, conv) in enumerate(converters):
@@ -69,7 +73,7 @@ def unloadable(mapper: Mapper, dialect: Dialect, rows: Sequence[Row], exc: Excep
                 return DataError(
                     f"cannot load {mapper.name}: field {column.name!r} holds {shown} in the database, {why}"
                 )
-    return exc
+    return None
 
 
 def object_loader(mapper: Mapper, dialect: Dialect) -> Loader:

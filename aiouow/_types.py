@@ -27,6 +27,8 @@ NUMERIC_MAX_SCALE: Final = 16383
 JSON_FLOAT_LIMIT: Final = 1e16
 #: JSON values nested deeper than this are refused (Python's own JSON reader recurses per level).
 JSON_MAX_DEPTH: Final = 500
+#: JSON ints of more bits than this are refused: Python writes no int of more than 4,300 digits.
+JSON_MAX_INT_BITS: Final = 14_000
 #: Text that no database stores: NUL (PostgreSQL refuses it in text) and lone surrogates (not UTF-8).
 _UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]").search
 
@@ -183,7 +185,7 @@ def check(ctype: ColumnType, value: Any) -> str | None:
             return "holds an aware time; only naive times are supported"
         return None
     if kind is Kind.JSON:
-        problem = _json_problem(value, 0)
+        problem = _json_problem(value)
         return None if problem is None else f"holds a JSON value that cannot be stored: {problem}"
     if kind is Kind.ENUM:
         return None if isinstance(value, ctype.python_type) else _wrong(ctype, value)
@@ -229,38 +231,45 @@ def text_problem(text: str) -> str | None:
     return f"holds {what} at position {found.start()}, which text columns cannot store"
 
 
-def _json_problem(value: Any, depth: int) -> str | None:
+def _json_problem(value: Any) -> str | None:
     """Why a JSON value would not come back as it went in, or None: only dicts with str keys,
     lists, str, int, finite floats below `JSON_FLOAT_LIMIT`, bool and None, nested at most
-    `JSON_MAX_DEPTH` deep (a tuple would come back a list, an int key a str)."""
-    cls = type(value)
-    if cls is str:
-        return text_problem(value)
-    if value is None or cls is bool or cls is int:
-        return None
-    if cls is float:
-        if not math.isfinite(value):
-            return f"{value!r} is not a JSON number"
-        if abs(value) >= JSON_FLOAT_LIMIT:
-            return f"the float {value!r} would come back as an int (PostgreSQL's jsonb); store it as a str"
-        return None
-    if depth >= JSON_MAX_DEPTH:
-        return f"it is nested more than {JSON_MAX_DEPTH} levels deep"
-    if cls is list:
-        for item in value:
-            problem = _json_problem(item, depth + 1)
+    `JSON_MAX_DEPTH` deep (a tuple would come back a list, an int key a str). A loop, not a
+    recursion: the caller's own stack may be deep already."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        cls = type(item)
+        if cls is str:
+            problem = text_problem(item)
             if problem is not None:
                 return problem
-        return None
-    if cls is dict:
-        for key, item in value.items():
-            if type(key) is not str:
-                return f"the dict key {_short(key)} is not a str (JSON would make it one)"
-            problem = text_problem(key) or _json_problem(item, depth + 1)
-            if problem is not None:
-                return problem
-        return None
-    return f"{cls.__name__} {_short(value)} is not a JSON type (dict, list, str, int, float, bool, None)"
+        elif item is None or cls is bool:
+            continue
+        elif cls is int:
+            if item.bit_length() > JSON_MAX_INT_BITS:  # Python's JSON writer stops at 4300 digits
+                return f"the int {_short(item)} is too large for JSON text"
+        elif cls is float:
+            if not math.isfinite(item):
+                return f"{item!r} is not a JSON number"
+            if abs(item) >= JSON_FLOAT_LIMIT:
+                return f"the float {item!r} would come back as an int (PostgreSQL's jsonb); store it as a str"
+        elif cls is list or cls is dict:
+            if depth >= JSON_MAX_DEPTH:
+                return f"it is nested more than {JSON_MAX_DEPTH} levels deep"
+            if cls is list:
+                todo.extend((element, depth + 1) for element in item)
+                continue
+            for key, element in item.items():
+                if type(key) is not str:
+                    return f"the dict key {_short(key)} is not a str (JSON would make it one)"
+                problem = text_problem(key)
+                if problem is not None:
+                    return problem
+                todo.append((element, depth + 1))
+        else:
+            return f"{cls.__name__} {_short(item)} is not a JSON type (dict, list, str, int, float, bool, None)"
+    return None
 
 
 def _short(value: Any) -> str:

@@ -69,7 +69,7 @@ def _check_postgresql(url: str) -> None:
     query = parse_qs(parts.query, keep_blank_values=True)
     ports = [p for h in hosts if (p := _port_of(h))] + [p for v in query.get("port", []) for p in v.split(",")]
     for port in ports:
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
             raise ConfigurationError(f"cannot open a pool: port {port!r} in {shown!r} is not a number from 1 to 65535")
     for mode in query.get("sslmode", []):
         if mode not in SSL_MODES:

@@ -60,7 +60,7 @@ json_leaves = (
     | st.booleans()
     | st.integers(min_value=-(10**40), max_value=10**40)
     | st.floats(allow_nan=True, allow_infinity=True)
-    | st.sampled_from([1e15, 1e16, 1e308, -1e300, 5e-324, 0.1 + 0.2, -0.0])
+    | st.sampled_from([1e15, 1e16, 1e308, -1e300, 5e-324, 0.1 + 0.2, -0.0, 10**4000])
     | st.text(max_size=8)
 )
 json_values = st.recursive(
@@ -243,6 +243,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("data", [math.inf], "not a JSON number"),
     ("data", (1, 2), "tuple"),
     ("data", {1: "a"}, "is not a str"),
+    ("data", {"n": [10**5000]}, "too large for JSON text"),
 ]
 
 
