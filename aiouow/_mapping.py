@@ -10,7 +10,7 @@ import typing
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar, dataclass_transform, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, dataclass_transform, overload
 
 from . import _types
 from ._codegen import compile_function
@@ -286,19 +286,32 @@ class Entity:
             raise MappingError(f"cannot map {cls.__name__}: table name {table!r} {_TOO_LONG}")
         _map_class(cls, table, specs)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        """The assignment hook: a field's assignment is recorded by whoever tracks the object (see
-        `aiouow._tracking`), before it is made; other attributes are plain instance data."""
-        try:
-            holder = self._aiouow_state
-        except AttributeError:  # made without __init__ (object.__new__, copy): no session has seen it
-            holder = None
-        if holder is not None and name in holder.fields:
-            d = self.__dict__
-            holder.record(self, d, name, d.get(name, MISSING))
-            d[name] = value  # a column: plain instance data (Column is not a descriptor)
-            return
-        object.__setattr__(self, name, value)
+    if not TYPE_CHECKING:  # (hidden from type checkers, which then refuse unknown attributes too)
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            """The assignment hook: a field's assignment is recorded by whoever tracks the object
+            (see `aiouow._tracking`), before it is made. A name that is neither a field nor an
+            attribute the class declares (a property, say) is an `AttributeError`: a typo such as
+            ``user.emial = ...`` would otherwise be kept, never saved, and leak into ``vars()``."""
+            try:
+                holder = self._aiouow_state
+            except AttributeError:  # made without __init__ (object.__new__, copy): no session has seen it
+                holder = None
+            if holder is not None and name in holder.fields:
+                d = self.__dict__
+                holder.record(self, d, name, d.get(name, MISSING))
+                d[name] = value  # a column: plain instance data (Column is not a descriptor)
+                return
+            cls = type(self)
+            mapper = cls.__dict__.get("__aiouow_mapper__")
+            if mapper is not None and name not in mapper.column_names and not hasattr(cls, name):
+                known = ", ".join(mapper.column_names)
+                raise AttributeError(
+                    f"cannot set {cls.__name__}.{name}: {cls.__name__} has no field {name!r} (fields: {known})",
+                    name=name,
+                    obj=self,
+                )
+            object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         mapper = mapper_of(self)

@@ -23,6 +23,7 @@ from ._mapping import Mapper, describe, key_argument, mapper_of
 from ._merge import merge_into
 from ._pool import Pool
 from ._query import Select, select
+from ._sqltext import bind_named
 from ._state import STATE_ATTR, ObjectState, SessionLifecycle, SessionState
 from ._stats import SessionStats, StatsRecorder
 from ._tracking import NOT_HELD, EntityTracker
@@ -431,13 +432,18 @@ class AsyncSession:
             if self._tx is tx:
                 await batches.aclose()
 
-    async def execute(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        """Run raw SQL with the driver's own placeholders (``?`` on SQLite, ``$1`` on PostgreSQL).
-
-        Pending changes are flushed first; rows come back as dicts.
+    async def execute(self, sql: str, *params: Any, **named: Any) -> list[dict[str, Any]]:
+        """Run raw SQL, with the driver's own placeholders (``?`` on SQLite, ``$1`` on PostgreSQL)
+        and positional ``params``, or with ``:name`` placeholders and ``named`` values, which run
+        the same on every dialect. Pending changes are flushed first; rows come back as dicts.
         """
         if not isinstance(sql, str):
             raise QueryError(f"cannot execute {type(sql).__name__} {sql!r:.60}: expected the SQL as a str")
+        if named:
+            if params:
+                raise QueryError("cannot execute: pass positional parameters or :name ones, not both")
+            sql, bound = bind_named(sql, named, self._dialect.placeholder)
+            params = tuple(bound)
         self._life.enter("execute")
         async with self._lock:
             await self._ready_to_read("execute")

@@ -316,3 +316,31 @@ class TestNamesThatWouldShareATable:
         b = derived_name("ix", "t" * 60, "alphb")
         assert len(a) == len(b) == 63 and a != b
         assert derived_name("ix", "users", "email") == "ix_users_email"
+
+
+class TestUnknownAttributes:
+    def test_setting_an_attribute_that_is_not_a_field_is_an_attribute_error(self) -> None:
+        user = User(name="a", email="a@x")
+        with pytest.raises(
+            AttributeError, match=r"cannot set User.emial: User has no field 'emial' \(fields: id, name"
+        ):
+            user.emial = "typo"  # type: ignore[attr-defined]
+        assert "emial" not in vars(user)
+
+    def test_declared_properties_and_fields_can_be_set(self) -> None:
+        class WithProperty(Entity, table="with_property"):
+            id: int = field(primary_key=True)
+            first: str = ""
+
+            @property
+            def shout(self) -> str:
+                return self.first.upper()
+
+            @shout.setter
+            def shout(self, value: str) -> None:
+                self.first = value.lower()
+
+        obj = WithProperty()
+        obj.shout = "HEY"
+        obj.first += "!"
+        assert obj.first == "hey!" and obj.shout == "HEY!"

@@ -1,0 +1,38 @@
+"""What type checkers see of entities: mypy strict, run on code written the way users write it."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from mypy import api as mypy_api
+
+USER_CODE = """
+from aiouow import Entity, field
+
+
+class Hero(Entity, table="typing_heroes"):
+    id: int = field(primary_key=True)
+    name: str
+    secret_name: str = ""
+
+
+hero = Hero(name="Deadpond")
+hero.name = "Dead Pond"
+hero.secret_name = "Wade"
+"""
+
+
+def _mypy(tmp_path: Path, code: str) -> tuple[str, int]:
+    path = tmp_path / "user_code.py"
+    path.write_text(textwrap.dedent(code))
+    out, err, status = mypy_api.run(["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "cache"), str(path)])
+    return out + err, status
+
+
+def test_fields_type_check_and_a_misspelt_attribute_does_not(tmp_path: Path) -> None:
+    out, status = _mypy(tmp_path, USER_CODE)
+    assert status == 0, out
+    out, status = _mypy(tmp_path, USER_CODE + 'hero.secert_name = "typo"\n')
+    assert status == 1
+    assert '"Hero" has no attribute "secert_name"' in out, out
