@@ -19,6 +19,7 @@ async with aiouow.create_pool("sqlite:///app.db") as pool:
 from __future__ import annotations
 
 from . import errors
+from ._aggregates import Aggregate, func
 from ._expressions import Column, Expression, Ordering, col
 from ._mapping import Entity, field
 from ._pool import Pool, create_pool
@@ -56,6 +57,7 @@ from .errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aggregate",
     "AiouowError",
     "AsyncSession",
     "CheckViolationError",
@@ -94,5 +96,6 @@ __all__ = [
     "create_pool",
     "errors",
     "field",
+    "func",
     "select",
 ]

@@ -13,6 +13,7 @@ from ._types import Kind, text_problem
 from .errors import QueryError
 
 if TYPE_CHECKING:
+    from ._aggregates import Aggregate
     from ._types import ColumnType
 
 T = TypeVar("T")
@@ -52,11 +53,12 @@ def _expr(value: object) -> Expression:
 
 
 class Compare(Expression):
-    """``column <op> value`` where value is a Python value or another column."""
+    """``column <op> value`` where value is a Python value or another column (``column`` may be
+    an aggregate, in ``having()``)."""
 
     __slots__ = ("column", "op", "value")
 
-    def __init__(self, column: Column[Any], op: str, value: Any) -> None:
+    def __init__(self, column: Column[Any] | Aggregate, op: str, value: Any) -> None:
         self.column = column
         self.op = op
         self.value = value
@@ -114,11 +116,11 @@ class Not(Expression):
 
 
 class Ordering:
-    """A column with a direction, for ``order_by``."""
+    """A column (or an aggregate) with a direction, for ``order_by``."""
 
     __slots__ = ("column", "descending")
 
-    def __init__(self, column: Column[Any], descending: bool) -> None:
+    def __init__(self, column: Column[Any] | Aggregate, descending: bool) -> None:
         self.column = column
         self.descending = descending
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
+from ._aggregates import Aggregate
 from ._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or, Ordering
 from ._mapping import Mapper, mapper_of
 from ._types import INT64_MAX
 from .errors import QueryError
 
 E = TypeVar("E")
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
 
 
 class Select(Generic[E]):
@@ -22,26 +27,38 @@ class Select(Generic[E]):
     ```
     """
 
-    __slots__ = ("_for_update", "_limit", "_offset", "_order", "_where", "entity", "mapper")
+    __slots__ = (
+        "_distinct",
+        "_for_update",
+        "_group",
+        "_having",
+        "_limit",
+        "_offset",
+        "_order",
+        "_where",
+        "entity",
+        "items",
+        "mapper",
+    )
 
-    def __init__(self, entity: type[E]) -> None:
+    def __init__(self, entity: type[Any], items: tuple[Column[Any] | Aggregate, ...] = ()) -> None:
         self.entity = entity
         self.mapper: Mapper = mapper_of(entity)
+        #: A selection of columns and aggregates (rows of values), or () for the entity's objects.
+        self.items = items
         self._where: tuple[Expression, ...] = ()
         self._order: tuple[Ordering, ...] = ()
         self._limit: int | None = None
         self._offset: int | None = None
         self._for_update = False
+        self._distinct = False
+        self._group: tuple[Column[Any], ...] = ()
+        self._having: tuple[Expression, ...] = ()
 
     def _copy(self) -> Select[E]:
         new: Select[E] = Select.__new__(Select)
-        new.entity = self.entity
-        new.mapper = self.mapper
-        new._where = self._where
-        new._order = self._order
-        new._limit = self._limit
-        new._offset = self._offset
-        new._for_update = self._for_update
+        for name in Select.__slots__:
+            setattr(new, name, getattr(self, name))
         return new
 
     def where(self, *conditions: Expression | bool) -> Select[E]:
@@ -60,11 +77,12 @@ class Select(Generic[E]):
         return new
 
     def order_by(self, *columns: Ordering | Column[Any] | Any) -> Select[E]:
-        """Order by columns (ascending) or ``Column.desc()`` / ``Column.asc()``."""
+        """Order by columns (ascending) or ``Column.desc()`` / ``Column.asc()`` (aggregates too,
+        in a selection of them)."""
         new = self._copy()
         order: list[Ordering] = []
         for item in columns:
-            if isinstance(item, Column):
+            if isinstance(item, (Column, Aggregate)):
                 item = item.asc()
             if not isinstance(item, Ordering):
                 raise QueryError(f"cannot order {self.mapper.name} by {item!r}: expected a column or column.desc()")
@@ -85,6 +103,40 @@ class Select(Generic[E]):
         _check_count("offset", n)
         new = self._copy()
         new._offset = n
+        return new
+
+    def distinct(self) -> Select[E]:
+        """``SELECT DISTINCT``: each row of values once."""
+        new = self._copy()
+        new._distinct = True
+        return new
+
+    def group_by(self, *columns: Any) -> Select[E]:
+        """``GROUP BY`` columns, in a selection of columns and aggregates."""
+        if not self.items:
+            raise QueryError(f"cannot group a select of {self.mapper.name} objects: select columns and aggregates")
+        checked: list[Column[Any]] = []
+        for column in columns:
+            if not isinstance(column, Column):
+                raise QueryError(f"cannot group by {column!r}: expected a column such as {self.mapper.name}.id")
+            self._check_column(column)
+            checked.append(column)
+        new = self._copy()
+        new._group = self._group + tuple(checked)
+        return new
+
+    def having(self, *conditions: Expression | bool) -> Select[E]:
+        """Conditions on the groups (``HAVING``), over aggregates or grouped columns."""
+        if not self.items:
+            raise QueryError(f"cannot use having() on a select of {self.mapper.name} objects")
+        checked: list[Expression] = []
+        for cond in conditions:
+            if not isinstance(cond, Expression):
+                raise QueryError(f"cannot use {cond!r} in having(): expected a condition such as func.count(...) > 1")
+            self._check_columns(cond)
+            checked.append(cond)
+        new = self._copy()
+        new._having = self._having + tuple(checked)
         return new
 
     def for_update(self) -> Select[E]:
@@ -113,21 +165,48 @@ class Select(Generic[E]):
     def locking(self) -> bool:
         return self._for_update
 
+    @property
+    def is_distinct(self) -> bool:
+        return self._distinct
+
+    @property
+    def grouping(self) -> tuple[Column[Any], ...]:
+        return self._group
+
+    @property
+    def group_conditions(self) -> tuple[Expression, ...]:
+        return self._having
+
+    def check_grouping(self) -> None:
+        """PostgreSQL's rule, for every dialect: once a selection aggregates or groups, each
+        plain column it selects or orders by must be grouped (SQLite would pick any row's value)."""
+        if not (self._group or any(isinstance(i, Aggregate) for i in self.items)):
+            return
+        grouped = set(self._group)
+        for item in [*self.items, *(o.column for o in self._order)]:
+            if isinstance(item, Column) and item not in grouped:
+                raise QueryError(
+                    f"cannot select or order by {item!r} in a query that aggregates: group_by({item!r}) "
+                    "or aggregate it (func.min, func.max, ...)"
+                )
+
     def _check_columns(self, expr: Expression) -> None:
         for column in _columns_in(expr):
             self._check_column(column)
 
-    def _check_column(self, column: Column[Any]) -> None:
+    def _check_column(self, column: Column[Any] | Aggregate) -> None:
         if column.entity is not self.entity:
             raise QueryError(
                 f"cannot query {self.mapper.name} by {column!r}: the column belongs to {column.entity.__name__}"
             )
 
     def __repr__(self) -> str:
+        if self.items:
+            return f"<select {', '.join(map(repr, self.items))}>"
         return f"<select {self.mapper.name}>"
 
 
-def _columns_in(expr: Expression) -> Iterator[Column[Any]]:
+def _columns_in(expr: Expression) -> Iterator[Column[Any] | Aggregate]:
     if isinstance(expr, (Compare, InList, IsNull)):
         yield expr.column
         if isinstance(expr, Compare) and isinstance(expr.value, Column):
@@ -146,6 +225,33 @@ def _check_count(what: str, n: object) -> None:
         raise QueryError(f"cannot set {what}: {n} is larger than the largest the databases take (2**63 - 1)")
 
 
-def select(entity: type[E]) -> Select[E]:
-    """Start a SELECT of ``entity``."""
-    return Select(entity)
+@overload
+def select(entity: type[E], /) -> Select[E]: ...  # type: ignore[overload-overlap]
+@overload
+def select(item1: T1, /) -> Select[tuple[T1]]: ...
+@overload
+def select(item1: T1, item2: T2, /) -> Select[tuple[T1, T2]]: ...
+@overload
+def select(item1: T1, item2: T2, item3: T3, /) -> Select[tuple[T1, T2, T3]]: ...
+@overload
+def select(item1: T1, item2: T2, item3: T3, item4: T4, /) -> Select[tuple[T1, T2, T3, T4]]: ...
+@overload
+def select(item1: Any, item2: Any, item3: Any, item4: Any, item5: Any, /, *items: Any) -> Select[tuple[Any, ...]]: ...
+def select(*items: Any) -> Select[Any]:
+    """Start a SELECT: of an entity's objects (``select(User)``, for `AsyncSession.scalars`), or of
+    columns and aggregates of one entity (``select(User.name, func.count(User.id))``, rows of
+    values for `AsyncSession.rows`)."""
+    if len(items) == 1 and isinstance(items[0], type):
+        return Select(items[0])
+    if not items:
+        raise QueryError("cannot select nothing: pass an entity, or columns and aggregates")
+    for item in items:
+        if not isinstance(item, (Column, Aggregate)):
+            raise QueryError(
+                f"cannot select {item!r}: expected an entity class, or columns (User.name) and aggregates (func.count)"
+            )
+    entities = {item.entity for item in items}
+    if len(entities) > 1:
+        names = ", ".join(sorted(e.__name__ for e in entities))
+        raise QueryError(f"cannot select columns of several entities ({names}) in one statement")
+    return Select(entities.pop(), tuple(items))

@@ -12,20 +12,21 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple, cast
 
 import anyio
 
 from . import _flush
 from ._identity import IdentityMap
+from ._inspection import SessionInspection
 from ._loading import load_objects
 from ._mapping import Mapper, describe, key_argument, mapper_of
 from ._merge import merge_into
 from ._pool import Pool
 from ._query import Select, select
 from ._sqltext import bind_named
-from ._state import STATE_ATTR, ObjectState, SessionLifecycle, SessionState
-from ._stats import SessionStats, StatsRecorder
+from ._state import STATE_ATTR, SessionLifecycle, SessionState
+from ._stats import StatsRecorder
 from ._tracking import NOT_HELD, EntityTracker
 from ._transaction import CommitOutcome, Transaction, TransactionBlock
 from .dialects._base import Row
@@ -40,11 +41,13 @@ from .errors import (
 
 E = TypeVar("E")
 T = TypeVar("T")
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
 
 _IDLE, _ACTIVE, _FAILED, _CLOSED = SessionState.IDLE, SessionState.ACTIVE, SessionState.FAILED, SessionState.CLOSED
 
 
-class AsyncSession:
+class AsyncSession(SessionInspection):
     """A unit of work: an identity map, tracked changes, and one pooled connection.
 
     ```python
@@ -384,6 +387,43 @@ class AsyncSession:
             rows = await self._fetch(sql, params, write=stmt.locking)
             return self._load(stmt.mapper, rows, refresh=stmt.locking)
 
+    async def rows(self, stmt: Select[R]) -> list[R]:
+        """Run a selection of columns and aggregates (``select(User.name, func.count(User.id))``);
+        each row is a tuple of Python values, converted as the fields' values are."""
+        if not isinstance(stmt, Select):
+            raise QueryError(f"cannot read rows of {stmt!r}: expected a statement made by aiouow.select()")
+        sql, params, converters = self._dialect.compile_rows(stmt)
+        raw = await self._read("query", sql, params, write=stmt.locking)
+        values = [
+            tuple(v if v is None or conv is None else conv(v) for v, conv in zip(row, converters, strict=True))
+            for row in raw
+        ]
+        return cast("list[R]", values)
+
+    async def scalar(self, stmt: Select[tuple[T, *Ts]]) -> T | None:
+        """The first value of the first row of a selection of values (None when there is no row)."""
+        found = await self.rows(stmt if stmt.row_limit is not None else stmt.limit(1))
+        return found[0][0] if found else None
+
+    async def count(self, stmt: Select[Any]) -> int:
+        """How many rows (objects, or rows of values) a statement returns."""
+        sql, params = self._dialect.compile_count(_checked(stmt, "count"))
+        raw = await self._read("count", sql, params, write=False)
+        return int(raw[0][0])
+
+    async def exists(self, stmt: Select[Any]) -> bool:
+        """Whether a statement returns any row."""
+        sql, params = self._dialect.compile_exists(_checked(stmt, "check"))
+        raw = await self._read("exists", sql, params, write=False)
+        return bool(raw[0][0])
+
+    async def _read(self, op: str, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]:
+        """Under the lock, after autoflush: a query's driver rows."""
+        self._life.enter(op)
+        async with self._lock:
+            await self._ready_to_read(op)
+            return await self._fetch(sql, params, write=write)
+
     async def first(self, stmt: Select[E]) -> E | None:
         """The first object of a statement's result, or None."""
         if stmt.row_limit is None:
@@ -508,48 +548,11 @@ class AsyncSession:
     def _load(self, mapper: Mapper, rows: Sequence[Row], *, refresh: bool) -> list[Any]:
         return load_objects(self._objects.tracker(mapper), self._dialect, rows, refresh=refresh)
 
-    # -- inspection -----------------------------------------------------------------------------
-    def state(self, obj: Any) -> ObjectState:
-        """Where the object stands relative to this session (see `ObjectState`)."""
-        return self._objects.state_of(obj)
-
-    def is_dirty(self, obj: Any) -> bool:
-        """Whether a persistent object has changes not yet flushed."""
-        return bool(self.dirty_fields(obj))
-
-    def dirty_fields(self, obj: Any) -> list[str]:
-        """The names of the object's changed fields, in column order."""
-        return self._objects.dirty_fields(obj)
-
-    def original_value(self, obj: Any, name: str) -> Any:
-        """The value ``name`` had at the last load or flush (the current value for new objects)."""
-        return self._objects.original_value(obj, name)
-
-    @property
-    def new(self) -> frozenset[Any]:
-        """Objects added and not yet flushed."""
-        return self._objects.new()
-
-    @property
-    def dirty(self) -> frozenset[Any]:
-        """Persistent objects with changes not yet flushed."""
-        return self._objects.dirty()
-
-    @property
-    def deleted(self) -> frozenset[Any]:
-        """Objects marked for deletion and not yet flushed."""
-        return self._objects.deleted()
-
-    def __contains__(self, obj: object) -> bool:
-        holder = getattr(obj, STATE_ATTR, None)
-        return holder is not None and holder.session is self
-
-    def __len__(self) -> int:
-        return len(self._objects)
-
-    def stats(self) -> SessionStats:
-        """Statements by kind, rows read and written, flushes, time in the database, and sizes."""
-        return self._stats.snapshot(self._objects.persistent_count(), len(self.new), len(self.dirty), len(self.deleted))
-
     def __repr__(self) -> str:
         return f"<AsyncSession {self._life.state.value} objects={len(self)}>"
+
+
+def _checked(stmt: Any, what: str) -> Select[Any]:
+    if not isinstance(stmt, Select):
+        raise QueryError(f"cannot {what} {stmt!r}: expected a statement made by aiouow.select()")
+    return stmt

@@ -14,6 +14,8 @@ EXPECTED = {
     "col",
     "select",
     "Select",
+    "func",
+    "Aggregate",
     # pool and session
     "create_pool",
     "Pool",

@@ -8,7 +8,7 @@ import textwrap
 from pathlib import Path
 
 USER_CODE = """
-from aiouow import Entity, field
+from aiouow import AsyncSession, Entity, field, func, select
 
 
 class Hero(Entity, table="typing_heroes"):
@@ -20,6 +20,14 @@ class Hero(Entity, table="typing_heroes"):
 hero = Hero(name="Deadpond")
 hero.name = "Dead Pond"
 hero.secret_name = "Wade"
+
+
+async def report(s: AsyncSession) -> None:
+    rows: list[tuple[str, int]] = await s.rows(select(Hero.name, func.count(Hero.id)).group_by(Hero.name))
+    best: int | None = await s.scalar(select(func.max(Hero.id)))
+    many: int = await s.count(select(Hero))
+    heroes: list[Hero] = await s.scalars(select(Hero).where(Hero.name == "x"))
+    print(rows, best, many, heroes)
 """
 
 
@@ -42,3 +50,12 @@ def test_fields_type_check_and_a_misspelt_attribute_does_not(tmp_path: Path) -> 
     out, status = _mypy(tmp_path, USER_CODE + 'hero.secert_name = "typo"\n')
     assert status == 1
     assert '"Hero" has no attribute "secert_name"' in out, out
+
+
+def test_a_selection_has_the_type_of_its_rows(tmp_path: Path) -> None:
+    wrong = USER_CODE + (
+        "\n\nasync def wrong(s: AsyncSession) -> None:\n"
+        "    rows: list[tuple[int, int]] = await s.rows(select(Hero.name, func.count(Hero.id)))\n"
+    )
+    out, status = _mypy(tmp_path, wrong)
+    assert status == 1 and "incompatible type \"str\"; expected \"int\"" in out, out

@@ -17,8 +17,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from .._aggregates import Aggregate
 from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
-from .._types import MAX_IDENTIFIER, ColumnType, check
+from .._types import MAX_IDENTIFIER, ColumnType, Kind, check
 from ..errors import AiouowError, ConnectionLostError, DatabaseError, QueryError
 
 if TYPE_CHECKING:
@@ -102,11 +103,11 @@ class Dialect(abc.ABC):
             conv = self._dumpers[column] = self.to_db(column.ctype)
             return conv
 
-    def param(self, column: Column[Any], value: Any) -> Any:
-        """One Python value of ``column`` as a driver parameter."""
+    def param(self, column: Column[Any] | Aggregate, value: Any) -> Any:
+        """One Python value of ``column`` (or of an aggregate's result) as a driver parameter."""
         if value is None:
             return None
-        conv = self.dumper(column)
+        conv = self.dumper(column) if isinstance(column, Column) else self.to_db(column.ctype)
         return value if conv is None else conv(value)
 
     def key_params(self, mapper: Mapper, key: Any) -> list[Any]:
@@ -124,7 +125,7 @@ class Dialect(abc.ABC):
     def placeholder(self, index: int) -> str:
         """The parameter marker for the ``index``-th (1-based) parameter."""
 
-    def compare_sql(self, column: Column[Any], sql: str) -> str:
+    def compare_sql(self, column: Column[Any] | Aggregate, sql: str) -> str:
         """Wrap a column or parameter in a comparison (a hook for types stored as text)."""
         return sql
 
@@ -157,22 +158,97 @@ class Dialect(abc.ABC):
         return ", ".join(self.quote(c.column_name) for c in mapper.columns)
 
     def compile_select(self, stmt: Select[Any]) -> tuple[str, list[Any]]:
-        """Compile a `aiouow.Select` to SQL and parameters."""
-        mapper = stmt.mapper
+        """Compile a `aiouow.Select` of an entity's objects to SQL and parameters."""
+        if stmt.items:
+            raise QueryError(f"cannot load objects from {stmt!r}: it selects values (read it with rows() or scalar())")
         params: list[Any] = []
-        sql = f"SELECT {self.select_list(mapper)} FROM {self.quote(mapper.table)}"
+        sql = f"SELECT {self.select_list(stmt.mapper)} FROM {self.quote(stmt.mapper.table)}"
+        return sql + self._clauses(stmt, params), params
+
+    def compile_rows(self, stmt: Select[Any]) -> tuple[str, list[Any], list[Converter | None]]:
+        """Compile a selection of columns and aggregates: SQL, parameters, and each value's converter."""
+        if not stmt.items:
+            raise QueryError(
+                f"cannot read rows of values from {stmt!r}: it selects objects (read it with scalars(), "
+                "or select columns: select(User.name, ...))"
+            )
+        stmt.check_grouping()
+        for item in stmt.items:
+            problem = self.aggregate_problem(item) if isinstance(item, Aggregate) else None
+            if problem is None and not isinstance(item, Aggregate) and (stmt.is_distinct or item in stmt.grouping):
+                problem = self.grouping_problem(item)
+            if problem is not None:
+                raise QueryError(f"cannot select {item!r} on {self.name}: {problem}")
+        for column in stmt.grouping:
+            problem = self.grouping_problem(column)
+            if problem is not None:
+                raise QueryError(f"cannot group by {column!r} on {self.name}: {problem}")
+        params: list[Any] = []
+        items = ", ".join(
+            self.aggregate_sql(i) if isinstance(i, Aggregate) else self.quote(i.column_name) for i in stmt.items
+        )
+        distinct = "DISTINCT " if stmt.is_distinct else ""
+        sql = f"SELECT {distinct}{items} FROM {self.quote(stmt.mapper.table)}" + self._clauses(stmt, params)
+        converters = [
+            self.aggregate_converter(i) if isinstance(i, Aggregate) else self.from_db(i.ctype) for i in stmt.items
+        ]
+        return sql, params, converters
+
+    def compile_count(self, stmt: Select[Any]) -> tuple[str, list[Any]]:
+        """``SELECT count(*)`` of what a statement returns (its limit and offset included)."""
+        sql, params = self.compile_select(stmt) if not stmt.items else self.compile_rows(stmt)[:2]
+        return f"SELECT count(*) FROM ({sql}) AS counted", params
+
+    def compile_exists(self, stmt: Select[Any]) -> tuple[str, list[Any]]:
+        """``SELECT EXISTS (...)`` of a statement."""
+        sql, params = self.compile_select(stmt) if not stmt.items else self.compile_rows(stmt)[:2]
+        return f"SELECT EXISTS ({sql}) AS found", params
+
+    def _clauses(self, stmt: Select[Any], params: list[Any]) -> str:
+        """WHERE, GROUP BY, HAVING, ORDER BY, LIMIT / OFFSET and FOR UPDATE of a statement."""
+        sql = ""
         if stmt.conditions:
             sql += " WHERE " + " AND ".join(self.compile_condition(c, params) for c in stmt.conditions)
+        if stmt.grouping:
+            sql += " GROUP BY " + ", ".join(self.quote(c.column_name) for c in stmt.grouping)
+        if stmt.group_conditions:
+            sql += " HAVING " + " AND ".join(self.compile_condition(c, params) for c in stmt.group_conditions)
         if stmt.ordering:
             sql += " ORDER BY " + ", ".join(
-                self.compare_sql(o.column, self.quote(o.column.column_name)) + (" DESC" if o.descending else "")
-                for o in stmt.ordering
+                self.expression_sql(o.column) + (" DESC" if o.descending else "") for o in stmt.ordering
             )
         if stmt.row_limit is not None or stmt.row_offset is not None:
             sql += self.limit_offset(stmt.row_limit, stmt.row_offset, params)
         if stmt.locking:
             sql += self.for_update_clause()
-        return sql, params
+        return sql
+
+    def expression_sql(self, item: Column[Any] | Aggregate) -> str:
+        """A column or an aggregate as comparisons and ordering use it."""
+        if isinstance(item, Aggregate):
+            return self.aggregate_sql(item)
+        return self.compare_sql(item, self.quote(item.column_name))
+
+    def aggregate_sql(self, agg: Aggregate) -> str:
+        """``fn(column)``, over the column in its comparison form (on SQLite, aware datetimes as UTC)."""
+        column = agg.column
+        return f"{agg.fn}({self.compare_sql(column, self.quote(column.column_name))})"
+
+    def aggregate_converter(self, agg: Aggregate) -> Converter | None:
+        """How an aggregate's driver value becomes its Python value."""
+        if agg.fn == "count":
+            return None
+        if agg.fn in ("sum", "avg"):
+            return {Kind.INT: int, Kind.FLOAT: float, Kind.DECIMAL: None}[agg.ctype.kind]
+        return self.from_db(agg.ctype)
+
+    def aggregate_problem(self, agg: Aggregate) -> str | None:
+        """Why this dialect cannot compute an aggregate exactly, or None."""
+        return None
+
+    def grouping_problem(self, column: Column[Any]) -> str | None:
+        """Why this dialect cannot group (or DISTINCT) a column the way every dialect does, or None."""
+        return None
 
     def limit_offset(self, limit: int | None, offset: int | None, params: list[Any]) -> str:
         out = ""
@@ -189,11 +265,12 @@ class Dialect(abc.ABC):
     def compile_condition(self, expr: Expression, params: list[Any]) -> str:
         if isinstance(expr, Compare):
             column = expr.column
-            lhs = (
-                self.compare_sql(column, self.quote(column.column_name))
-                if expr.op != "LIKE"
-                else self.quote(column.column_name)
-            )
+            if isinstance(column, Aggregate):
+                lhs = self.aggregate_sql(column)
+            elif expr.op == "LIKE":
+                lhs = self.quote(column.column_name)
+            else:
+                lhs = self.compare_sql(column, self.quote(column.column_name))
             if isinstance(expr.value, Column):
                 return f"{lhs} {expr.op} {self.compare_sql(expr.value, self.quote(expr.value.column_name))}"
             if expr.op == "LIKE":
@@ -269,7 +346,7 @@ def derived_name(prefix: str, table: str, column: str) -> str:
     return f"{name[: MAX_IDENTIFIER - 11]}_{digest}"
 
 
-def checked_param(column: Column[Any], value: Any, op: str) -> Any:
+def checked_param(column: Column[Any] | Aggregate, value: Any, op: str) -> Any:
     """A value compared with ``column``, checked against the column's type (QueryError when it does not fit)."""
     problem = check(column.ctype, value)
     if problem is not None:

@@ -9,6 +9,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from ..._aggregates import Aggregate
 from ..._expressions import Column
 from ..._types import ColumnType, Kind, dump_json
 from .._base import (
@@ -111,7 +112,7 @@ class SQLiteDialect(Dialect):
     def placeholder(self, index: int) -> str:
         return f"?{index}"  # numbered, so that one parameter can appear twice in an expression
 
-    def compare_sql(self, column: Column[Any], sql: str) -> str:
+    def compare_sql(self, column: Column[Any] | Aggregate, sql: str) -> str:
         kind = column.ctype.kind
         if kind is Kind.DECIMAL:
             # Decimals are stored as exact text; compare and order them as numbers.
@@ -121,6 +122,27 @@ class SQLiteDialect(Dialect):
             # exact to the microsecond (strftime normalizes the seconds, the fraction is kept).
             return f"(strftime('%Y-%m-%d %H:%M:%S', {sql}) || substr({sql}, 20, 7))"
         return sql
+
+    def aggregate_problem(self, agg: Aggregate) -> str | None:
+        if agg.fn != "count" and agg.column.ctype.kind is Kind.DECIMAL:
+            return (
+                f"SQLite computes {agg.fn}() of decimals (stored as text) as floats, which is not exact; "
+                "compute it in Python from the values, or use PostgreSQL"
+            )
+        return None
+
+    def grouping_problem(self, column: Column[Any]) -> str | None:
+        kind = column.ctype.kind
+        if kind is Kind.DECIMAL:
+            return "decimals are stored as text, so 1.0 and 1.00 would be two values (PostgreSQL: one)"
+        if kind is Kind.DATETIME and column.ctype.timezone:
+            return "aware datetimes keep their offset in the text, so one instant would be several values"
+        return None
+
+    def aggregate_converter(self, agg: Aggregate) -> Converter | None:
+        if agg.fn in ("min", "max") and agg.ctype.kind is Kind.DATETIME and agg.ctype.timezone:
+            return _utc_text  # the comparison form: the instant in UTC, as on PostgreSQL
+        return super().aggregate_converter(agg)
 
     def for_update_clause(self) -> str:
         return ""  # the session takes the pool's write lock instead
@@ -132,6 +154,10 @@ class SQLiteDialect(Dialect):
 
     def generated_pk_sql(self, column: Column[Any]) -> str:
         return f"{self.quote(column.column_name)} INTEGER PRIMARY KEY AUTOINCREMENT"
+
+
+def _utc_text(v: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(v).replace(tzinfo=dt.UTC)
 
 
 def enum_value(v: Any) -> Any:
