@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._identity import IdentityMap
+from ._nplusone import NPlusOneDetector
 from ._state import STATE_ATTR, ObjectState
 from ._stats import SessionStats, StatsRecorder
 
@@ -16,6 +17,7 @@ class SessionInspection:
     __slots__ = ()
     _objects: IdentityMap
     _stats: StatsRecorder
+    _n_plus_one: NPlusOneDetector
 
     def state(self, obj: Any) -> ObjectState:
         """Where the object stands relative to this session (see `ObjectState`)."""
@@ -57,4 +59,6 @@ class SessionInspection:
 
     def stats(self) -> SessionStats:
         """Statements by kind, rows read and written, flushes, time in the database, and sizes."""
-        return self._stats.snapshot(self._objects.persistent_count(), len(self.new), len(self.dirty), len(self.deleted))
+        return self._stats.snapshot(
+            self._objects.persistent_count(), len(self.new), len(self.dirty), len(self.deleted), self._n_plus_one.found
+        )

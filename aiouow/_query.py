@@ -166,6 +166,20 @@ class Select(Generic[E]):
         return self._for_update
 
     @property
+    def keyed_column(self) -> Column[Any] | None:
+        """The column of a statement whose only condition is ``key == value`` on the primary
+        key, a foreign key or a unique field (what an N+1 loop sends), else None."""
+        if len(self._where) != 1 or self.items:
+            return None
+        cond = self._where[0]
+        if not isinstance(cond, Compare) or cond.op != "=" or not isinstance(cond.column, Column):
+            return None
+        column = cond.column
+        if isinstance(cond.value, Column) or not (column.primary_key or column.foreign_key or column.unique):
+            return None
+        return column
+
+    @property
     def is_distinct(self) -> bool:
         return self._distinct
 

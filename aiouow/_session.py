@@ -22,6 +22,7 @@ from ._inspection import SessionInspection
 from ._loading import load_objects
 from ._mapping import Mapper, describe, key_argument, mapper_of
 from ._merge import merge_into
+from ._nplusone import NPlusOneDetector
 from ._pool import Pool
 from ._query import Select, select
 from ._sqltext import bind_named
@@ -64,7 +65,7 @@ class AsyncSession(SessionInspection):
     Operations awaited from several tasks at once are serialized.
     """
 
-    def __init__(self, pool: Pool, *, autoflush: bool = True) -> None:
+    def __init__(self, pool: Pool, *, autoflush: bool = True, n_plus_one: str = "warn") -> None:
         if not isinstance(pool, Pool):
             raise TypeError(f"AsyncSession() takes an aiouow Pool, got {type(pool).__name__}")
         self._pool = pool
@@ -77,6 +78,7 @@ class AsyncSession(SessionInspection):
         self._lock = asyncio.Lock()
         self._objects = IdentityMap(self)
         self._stats = StatsRecorder()
+        self._n_plus_one = NPlusOneDetector(n_plus_one)
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
@@ -350,6 +352,10 @@ class AsyncSession(SessionInspection):
         await lock.acquire()  # (not `async with`: two coroutines less on a hot path)
         try:
             await self._ready_to_read("get")
+            self._n_plus_one.single_row(
+                self._dialect.select_by_pk_sql(mapper, for_update=for_update),
+                f"select({mapper.name}).where({mapper.pk[0]!r}.in_(keys))",
+            )
             rows = await self._fetch_by_key(mapper, key, for_update=for_update)
             objs = self._load(mapper, rows, refresh=for_update)
             if not objs and for_update:  # another transaction deleted the row: its object goes
@@ -384,6 +390,9 @@ class AsyncSession(SessionInspection):
         self._life.enter("query")
         async with self._lock:
             await self._ready_to_read("query")
+            keyed = stmt.keyed_column
+            if keyed is not None:
+                self._n_plus_one.single_row(sql, f"select({stmt.mapper.name}).where({keyed!r}.in_(values))")
             rows = await self._fetch(sql, params, write=stmt.locking)
             return self._load(stmt.mapper, rows, refresh=stmt.locking)
 

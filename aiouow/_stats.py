@@ -19,6 +19,7 @@ class SessionStats:
     - ``db_time``: seconds spent awaiting the database.
     - ``identity_map_size``, ``pending_new``, ``pending_dirty``, ``pending_deleted``: what the
       session holds now.
+    - ``n_plus_one``: call sites found reading rows one key at a time, over and over (N+1).
     """
 
     statements: Mapping[str, int]
@@ -30,6 +31,7 @@ class SessionStats:
     pending_new: int
     pending_dirty: int
     pending_deleted: int
+    n_plus_one: int = 0
 
     @property
     def total_statements(self) -> int:
@@ -55,7 +57,7 @@ class StatsRecorder:
         self.rows_written += rows_written
         self.db_time += elapsed
 
-    def snapshot(self, identity_map_size: int, new: int, dirty: int, deleted: int) -> SessionStats:
+    def snapshot(self, identity_map_size: int, new: int, dirty: int, deleted: int, n_plus_one: int) -> SessionStats:
         return SessionStats(
             statements=MappingProxyType(dict(self.statements)),
             rows_read=self.rows_read,
@@ -66,4 +68,5 @@ class StatsRecorder:
             pending_new=new,
             pending_dirty=dirty,
             pending_deleted=deleted,
+            n_plus_one=n_plus_one,
         )

@@ -16,6 +16,7 @@ AiouowError
 │   └── ConcurrentUseError
 ├── NotFoundError (LookupError)
 ├── MultipleResultsError
+├── NPlusOneError                one call site read rows one key at a time, over and over
 └── DatabaseError                the database refused or failed
     ├── IntegrityError
     │   ├── UniqueViolationError
@@ -48,6 +49,8 @@ __all__ = [
     "IntegrityError",
     "MappingError",
     "MultipleResultsError",
+    "NPlusOneError",
+    "NPlusOneWarning",
     "NotFoundError",
     "NotNullViolationError",
     "OperationalError",
@@ -99,6 +102,15 @@ class NotFoundError(AiouowError, LookupError):
 
 class MultipleResultsError(AiouowError):
     """Exactly one row was required and several matched."""
+
+
+class NPlusOneError(AiouowError):
+    """One line of the program sent the same single-row statement more than ten times in a session
+    (``AsyncSession(pool, n_plus_one="raise")``): read the rows in one statement instead."""
+
+
+class NPlusOneWarning(UserWarning):
+    """What `NPlusOneError` says, as a warning (``n_plus_one="warn"``, the default)."""
 
 
 class DatabaseError(AiouowError):

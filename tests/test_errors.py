@@ -16,7 +16,9 @@ class TestTree:
     def test_every_error_derives_from_the_root(self) -> None:
         """All public errors derive from AiouowError."""
         classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, Exception)]
-        assert all(issubclass(c, errors.AiouowError) for c in classes)
+        warns = [c for c in classes if issubclass(c, Warning)]
+        assert warns == [errors.NPlusOneWarning] and issubclass(errors.NPlusOneWarning, UserWarning)
+        assert all(issubclass(c, errors.AiouowError) for c in classes if c not in warns)
         assert set(errors.__all__) == {c.__name__ for c in classes}
 
     def test_documented_shape(self) -> None:

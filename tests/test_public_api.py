@@ -36,6 +36,8 @@ EXPECTED = {
     "ConcurrentUseError",
     "NotFoundError",
     "MultipleResultsError",
+    "NPlusOneError",
+    "NPlusOneWarning",
     "DatabaseError",
     "IntegrityError",
     "UniqueViolationError",

@@ -186,7 +186,7 @@ class SessionMachine(RuleBasedStateMachine):
         if dialect != "sqlite":  # a shared server: every example starts from empty tables
             await self.pool.drop_all(*ALL)
         await self.pool.create_all(*ENTITIES)
-        self.session = AsyncSession(self.pool)
+        self.session = AsyncSession(self.pool, n_plus_one="ignore")  # (its rules get() from one line)
 
     def teardown(self) -> None:
         try:
@@ -305,7 +305,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.do_commit()
         if reload:
             self.run(self.s.close())
-            self.session = AsyncSession(self.pool) if self.pool is not None else None
+            self.session = AsyncSession(self.pool, n_plus_one="ignore") if self.pool is not None else None
             for m in self.objects:
                 m.state = DETACHED
             for entity in ENTITIES:

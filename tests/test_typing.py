@@ -58,4 +58,4 @@ def test_a_selection_has_the_type_of_its_rows(tmp_path: Path) -> None:
         "    rows: list[tuple[int, int]] = await s.rows(select(Hero.name, func.count(Hero.id)))\n"
     )
     out, status = _mypy(tmp_path, wrong)
-    assert status == 1 and "incompatible type \"str\"; expected \"int\"" in out, out
+    assert status == 1 and 'incompatible type "str"; expected "int"' in out, out
