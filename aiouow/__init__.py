@@ -21,9 +21,11 @@ from __future__ import annotations
 from . import errors
 from ._aggregates import Aggregate, func
 from ._expressions import Column, Expression, Ordering, col
-from ._mapping import Entity, field
+from ._fields import field
+from ._mapping import Entity
 from ._pool import Pool, create_pool
 from ._query import Select, select
+from ._relations import Relationship, relationship
 from ._session import AsyncSession
 from ._state import ObjectState, SessionState
 from ._stats import SessionStats
@@ -43,6 +45,7 @@ from .errors import (
     MappingError,
     MultipleResultsError,
     NotFoundError,
+    NotLoadedError,
     NotNullViolationError,
     NPlusOneError,
     NPlusOneWarning,
@@ -80,6 +83,7 @@ __all__ = [
     "NPlusOneError",
     "NPlusOneWarning",
     "NotFoundError",
+    "NotLoadedError",
     "NotNullViolationError",
     "ObjectState",
     "OperationalError",
@@ -88,6 +92,7 @@ __all__ = [
     "PoolStats",
     "PoolTimeoutError",
     "QueryError",
+    "Relationship",
     "Select",
     "SerializationError",
     "SessionClosedError",
@@ -101,5 +106,6 @@ __all__ = [
     "errors",
     "field",
     "func",
+    "relationship",
     "select",
 ]

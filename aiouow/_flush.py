@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._relations import unload_touching
 from ._unitofwork import DeleteStep, EntityChanges, FlushPlan, InsertStep, UpdateStep, expected_count, plan_flush
 from .errors import StaleDataError
 
@@ -23,11 +24,16 @@ if TYPE_CHECKING:
 class Flush:
     """A planned flush, and what it took from each tracker, until it is settled or aborted."""
 
-    __slots__ = ("plan", "stats", "taken")
+    __slots__ = ("objects", "plan", "stats", "taken")
 
     def __init__(
-        self, plan: FlushPlan, taken: list[tuple[EntityTracker, EntityChanges, int]], stats: StatsRecorder
+        self,
+        plan: FlushPlan,
+        taken: list[tuple[EntityTracker, EntityChanges, int]],
+        stats: StatsRecorder,
+        objects: Iterable[EntityTracker],
     ) -> None:
+        self.objects = objects  # every tracker of the session (for the relationships it unloads)
         self.plan = plan
         #: (tracker, the changes taken from it, its count of edits to pending objects then)
         self.taken = taken
@@ -83,6 +89,7 @@ class Flush:
                 log.record_deletes(step.ids, step.objs)
         for tracker, _, _ in self.taken:
             tracker.inflight = None
+        unload_touching(self.objects, {step.mapper for step in self.plan.steps})
         self.stats.flushes += 1
 
 
@@ -104,4 +111,4 @@ def take(trackers: Iterable[EntityTracker], dialect: Dialect, stats: StatsRecord
         tracker.take(changes)
     if plan.empty:
         return None
-    return Flush(plan, [(tracker, changes, tracker.new_edits) for tracker, changes in found], stats)
+    return Flush(plan, [(tracker, changes, tracker.new_edits) for tracker, changes in found], stats, trackers)

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import _restore
 from ._mapping import Mapper, describe, mapper_of
+from ._relations import unload_touching
 from ._state import STATE_ATTR, ObjectState
 from ._tracking import EntityTracker
 from .errors import SessionError
@@ -144,8 +145,10 @@ class IdentityMap:
             _restore.after_commit(tracker)
 
     def restore(self) -> None:
+        touched = [t.mapper for t in self.trackers.values() if t.log or t.changes or t.deleting or t.removed]
         for tracker in self.trackers.values():
             _restore.restore(tracker)
+        unload_touching(self.trackers.values(), touched)  # (what they held may have been undone)
 
     def close(self) -> None:
         """What was not committed is put back (`restore`), then every object is detached; the map

@@ -42,6 +42,8 @@ def load_objects(tracker: EntityTracker, dialect: Dialect, rows: Sequence[Row], 
             values = row_values(mapper, dialect)
             for obj, row in zip(objs, rows, strict=True):
                 tracker.refreshed(obj, mapper.names, values(row))
+        if mapper.relationships:  # peers for batched relationship loads
+            tracker.loaded_batch(objs)
     except Exception as exc:  # a value the database holds that its field cannot take?
         named = unloadable(mapper, dialect, rows)
         if named is None:

@@ -33,6 +33,7 @@ class Select(Generic[E]):
         "_group",
         "_having",
         "_limit",
+        "_loads",
         "_offset",
         "_order",
         "_where",
@@ -54,6 +55,7 @@ class Select(Generic[E]):
         self._distinct = False
         self._group: tuple[Column[Any], ...] = ()
         self._having: tuple[Expression, ...] = ()
+        self._loads: tuple[Any, ...] = ()
 
     def _copy(self) -> Select[E]:
         new: Select[E] = Select.__new__(Select)
@@ -104,6 +106,18 @@ class Select(Generic[E]):
         new = self._copy()
         new._offset = n
         return new
+
+    def load(self, *paths: Any) -> Select[E]:
+        """Load these relationships of the objects the statement returns (see `AsyncSession.load`)."""
+        if self.items:
+            raise QueryError(f"cannot load relationships from {self!r}: it selects values, not objects")
+        new = self._copy()
+        new._loads = self._loads + paths
+        return new
+
+    @property
+    def loads(self) -> tuple[Any, ...]:
+        return self._loads
 
     def distinct(self) -> Select[E]:
         """``SELECT DISTINCT``: each row of values once."""

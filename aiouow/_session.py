@@ -16,7 +16,7 @@ from typing import Any, TypeVar, TypeVarTuple, cast
 
 import anyio
 
-from . import _flush
+from . import _flush, _graph
 from ._identity import IdentityMap
 from ._inspection import SessionInspection
 from ._loading import load_objects
@@ -24,7 +24,9 @@ from ._mapping import Mapper, describe, key_argument, mapper_of
 from ._merge import merge_into
 from ._nplusone import NPlusOneDetector
 from ._pool import Pool
-from ._query import Select, select
+from ._query import Select
+from ._relations import unload_touching
+from ._shortcuts import QueryShortcuts
 from ._sqltext import bind_named
 from ._state import STATE_ATTR, SessionLifecycle, SessionState
 from ._stats import StatsRecorder
@@ -33,7 +35,6 @@ from ._transaction import CommitOutcome, Transaction, TransactionBlock
 from .dialects._base import Row
 from .errors import (
     DetachedInstanceError,
-    MultipleResultsError,
     NotFoundError,
     QueryError,
     SessionClosedError,
@@ -48,7 +49,7 @@ Ts = TypeVarTuple("Ts")
 _IDLE, _ACTIVE, _FAILED, _CLOSED = SessionState.IDLE, SessionState.ACTIVE, SessionState.FAILED, SessionState.CLOSED
 
 
-class AsyncSession(SessionInspection):
+class AsyncSession(QueryShortcuts, SessionInspection):
     """A unit of work: an identity map, tracked changes, and one pooled connection.
 
     ```python
@@ -364,24 +365,6 @@ class AsyncSession(SessionInspection):
             lock.release()
         return objs[0] if objs else None
 
-    async def get_one(self, entity: type[E], pk: Any, *, for_update: bool = False) -> E:
-        """Like `get`, but raises `NotFoundError` when there is no such row."""
-        obj = await self.get(entity, pk, for_update=for_update)
-        if obj is None:
-            raise NotFoundError(f"cannot get {entity.__name__}: no row with primary key {pk!r}")
-        return obj
-
-    async def all(self, entity: type[E]) -> list[E]:
-        """Every row of an entity's table."""
-        return await self.scalars(select(entity))
-
-    async def filter(self, entity: type[E], **equals: Any) -> list[E]:
-        """Rows whose fields equal the given values: ``await s.filter(User, name="alice")``."""
-        mapper = mapper_of(entity)
-        stmt = select(entity)
-        conds = [mapper.column(name, purpose=f"filter {mapper.name}") == value for name, value in equals.items()]
-        return await self.scalars(stmt.where(*conds) if conds else stmt)
-
     async def scalars(self, stmt: Select[E]) -> list[E]:
         """Run a `aiouow.select` and return its objects."""
         if not isinstance(stmt, Select):
@@ -394,7 +377,11 @@ class AsyncSession(SessionInspection):
             if keyed is not None:
                 self._n_plus_one.single_row(sql, f"select({stmt.mapper.name}).where({keyed!r}.in_(values))")
             rows = await self._fetch(sql, params, write=stmt.locking)
-            return self._load(stmt.mapper, rows, refresh=stmt.locking)
+            objs = self._load(stmt.mapper, rows, refresh=stmt.locking)
+            if stmt.loads and objs:
+                paths = _graph.paths_of(stmt.entity, stmt.loads)
+                await _graph.load_paths(self._objects, self._dialect, self._fetch_rows, objs, paths)
+            return objs
 
     async def rows(self, stmt: Select[R]) -> list[R]:
         """Run a selection of columns and aggregates (``select(User.name, func.count(User.id))``);
@@ -433,22 +420,30 @@ class AsyncSession(SessionInspection):
             await self._ready_to_read(op)
             return await self._fetch(sql, params, write=write)
 
-    async def first(self, stmt: Select[E]) -> E | None:
-        """The first object of a statement's result, or None."""
-        if stmt.row_limit is None:
-            stmt = stmt.limit(1)
-        objs = await self.scalars(stmt)
-        return objs[0] if objs else None
+    async def load(self, objs: Any, *paths: Any) -> None:
+        """Load relationships of one object or of a list of objects of one entity: ``paths`` are
+        relationships (``Hero.team``) or tuples of them, one per level (``(Team.heroes, Hero.powers)``).
 
-    async def one(self, stmt: Select[E]) -> E:
-        """The only object of a statement's result: `NotFoundError` for none,
-        `MultipleResultsError` for more than one."""
-        objs = await self.scalars(stmt if stmt.row_limit is not None and stmt.row_limit < 2 else stmt.limit(2))
-        if not objs:
-            raise NotFoundError(f"cannot get one {stmt.mapper.name}: the query matched no row")
-        if len(objs) > 1:
-            raise MultipleResultsError(f"cannot get one {stmt.mapper.name}: the query matched more than one row")
-        return objs[0]
+        One statement per relationship and level (chunked), never one per object; for one object,
+        the objects that came from the same statement and lack the relationship are loaded too
+        (peer batching). Rows go through the identity map; pending changes are flushed first."""
+        many = list(objs) if isinstance(objs, (list, tuple, set, frozenset)) else [objs]
+        if not many:
+            return
+        owned = _graph.owned(self._objects, many)
+        checked = _graph.paths_of(type(owned[0]), paths)
+        self._life.enter("load")
+        async with self._lock:
+            await self._ready_to_read("load")
+            await _graph.load_paths(self._objects, self._dialect, self._fetch_rows, owned, checked)
+
+    def is_loaded(self, obj: Any, relationship: Any) -> bool:
+        """Whether a relationship of the object is loaded (reading it will not raise `NotLoadedError`)."""
+        (path,) = _graph.paths_of(type(obj), [relationship])
+        return _graph.is_loaded(obj, path[0])
+
+    async def _fetch_rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        return await self._fetch(sql, params, write=False)
 
     async def stream(self, stmt: Select[E], *, batch_size: int = 500) -> AsyncIterator[E]:
         """Iterate a statement's objects, fetching ``batch_size`` rows at a time.
@@ -555,7 +550,10 @@ class AsyncSession(SessionInspection):
         return await self._fetch(sql, self._dialect.key_params(mapper, key), write=for_update)
 
     def _load(self, mapper: Mapper, rows: Sequence[Row], *, refresh: bool) -> list[Any]:
-        return load_objects(self._objects.tracker(mapper), self._dialect, rows, refresh=refresh)
+        objs = load_objects(self._objects.tracker(mapper), self._dialect, rows, refresh=refresh)
+        if refresh and rows:  # rows read again: what loaded relationships hold may have changed
+            unload_touching(self._objects, [mapper])
+        return objs
 
     def __repr__(self) -> str:
         return f"<AsyncSession {self._life.state.value} objects={len(self)}>"

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._changes import group_changes, names_of, original_of
 from ._mapping import set_state_slot
+from ._relations import unload_references
 from ._state import ObjectState
 from ._txlog import TransactionLog
 from ._types import dump_json
@@ -41,18 +42,22 @@ _DETACHED, _TRANSIENT = ObjectState.DETACHED, ObjectState.TRANSIENT
 
 
 _set_slot = set_state_slot
+_HELD = frozenset({ObjectState.PERSISTENT, ObjectState.PENDING})
+#: Statements whose objects a tracker keeps as peers for batched relationship loads.
+KEPT_BATCHES = 64
 
 
 class DetachedState:
     """An object backed by a row that no open session holds: its identity key, what was assigned
     since it left its session, and the JSON text of its JSON fields at its last load or flush."""
 
-    __slots__ = ("changes", "fields", "json_text", "key", "mapper")
+    __slots__ = ("changes", "fields", "json_text", "key", "mapper", "watched")
     session: None = None  # (no session holds it)
 
     def __init__(self, mapper: Mapper, key: Any, changes: dict[str, Any], json_text: dict[str, str] | None) -> None:
         self.mapper = mapper
         self.fields = mapper.column_names  # the names the assignment hook records
+        self.watched = mapper.watched  # foreign keys that loaded relationships go through
         self.key = key
         self.changes = changes
         self.json_text = json_text
@@ -64,6 +69,10 @@ class DetachedState:
 
     def state_for(self, obj: Any, session: object) -> ObjectState:
         return _DETACHED
+
+    def key_assigned(self, obj: Any, name: str) -> None:
+        """A foreign key the object's loaded references go through was assigned: they are unloaded."""
+        unload_references(obj, self.mapper, name)
 
     def detached_parts(self, obj: Any) -> tuple[Any, dict[str, Any], dict[str, str] | None]:
         """What a session adopting the object takes over: key, changes, JSON text."""
@@ -98,6 +107,7 @@ class EntityTracker:
     """
 
     __slots__ = (
+        "batches",
         "changes",
         "deleting",
         "fields",
@@ -117,6 +127,7 @@ class EntityTracker:
         "removed_json",
         "removed_keys",
         "session",
+        "watched",
     )
 
     def __init__(self, mapper: Mapper, session: object) -> None:
@@ -144,6 +155,32 @@ class EntityTracker:
         self.inflight: dict[int, dict[str, Any]] | None = None
         self.json_text: dict[Any, dict[str, str]] = {}
         self.log = TransactionLog()
+        #: Entities with relationships: the objects of the last statements that loaded some, for
+        #: peer batching (see ``_graph``); at most `KEPT_BATCHES`.
+        self.batches: list[list[Any]] = []
+        self.watched = mapper.watched  # foreign keys that loaded relationships go through
+
+    # -- relationships ---------------------------------------------------------------------------
+    def loaded_batch(self, objs: list[Any]) -> None:
+        """Objects one statement loaded (entities with relationships): peers for batched loads."""
+        self.batches.append(objs)
+        if len(self.batches) > KEPT_BATCHES:
+            del self.batches[0]
+
+    def holds(self, obj: Any) -> bool:
+        """Whether the object is persistent or pending here."""
+        return self.state(obj) in _HELD
+
+    def held(self) -> list[Any]:
+        """The persistent and pending objects."""
+        return [*self.identity.values(), *self.new.values()]
+
+    def key_assigned(self, obj: Any, name: str) -> None:
+        """A foreign key that loaded relationships go through was assigned: they are unloaded."""
+        from ._graph import unload_for_key  # (the loading of relationships builds on this module)
+
+        assert self.session is not None
+        unload_for_key(self.session._objects, obj, self.mapper, name)  # type: ignore[attr-defined]
 
     # -- keys and states -------------------------------------------------------------------------
     def key_of(self, obj: Any) -> Any:

@@ -14,6 +14,7 @@ AiouowError
 │   ├── SessionClosedError
 │   ├── DetachedInstanceError
 │   └── ConcurrentUseError
+├── NotLoadedError               a relationship was read before it was loaded (aiouow never loads by itself)
 ├── NotFoundError (LookupError)
 ├── MultipleResultsError
 ├── NPlusOneError                one call site read rows one key at a time, over and over
@@ -52,6 +53,7 @@ __all__ = [
     "NPlusOneError",
     "NPlusOneWarning",
     "NotFoundError",
+    "NotLoadedError",
     "NotNullViolationError",
     "OperationalError",
     "PoolTimeoutError",
@@ -94,6 +96,14 @@ class DetachedInstanceError(SessionError):
 
 class ConcurrentUseError(SessionError):
     """The session was used in a way that cannot be serialized safely (another thread or loop)."""
+
+
+class NotLoadedError(AiouowError):
+    """A relationship of an object was read before it was loaded; the message says how to load it.
+
+    Deliberately not an ``AttributeError``: ``hasattr``, ``getattr(obj, name, default)`` and
+    pydantic's ``from_attributes`` must not mistake an unloaded relationship for an absent one.
+    """
 
 
 class NotFoundError(AiouowError, LookupError):

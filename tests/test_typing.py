@@ -8,13 +8,23 @@ import textwrap
 from pathlib import Path
 
 USER_CODE = """
-from aiouow import AsyncSession, Entity, field, func, select
+from __future__ import annotations
+
+from aiouow import AsyncSession, Entity, field, func, relationship, select
+
+
+class Team(Entity, table="typing_teams"):
+    id: int = field(primary_key=True)
+    name: str
+    heroes: list[Hero] = relationship(back_populates="team")
 
 
 class Hero(Entity, table="typing_heroes"):
     id: int = field(primary_key=True)
     name: str
     secret_name: str = ""
+    team_id: int | None = field(default=None, foreign_key="typing_teams.id")
+    team: Team | None = relationship(back_populates="heroes")
 
 
 hero = Hero(name="Deadpond")
@@ -26,8 +36,11 @@ async def report(s: AsyncSession) -> None:
     rows: list[tuple[str, int]] = await s.rows(select(Hero.name, func.count(Hero.id)).group_by(Hero.name))
     best: int | None = await s.scalar(select(func.max(Hero.id)))
     many: int = await s.count(select(Hero))
-    heroes: list[Hero] = await s.scalars(select(Hero).where(Hero.name == "x"))
-    print(rows, best, many, heroes)
+    heroes: list[Hero] = await s.scalars(select(Hero).where(Hero.name == "x").load(Hero.team))
+    await s.load(heroes, Hero.team)
+    team: Team | None = heroes[0].team
+    names: list[str] = [h.name for h in team.heroes] if team else []
+    print(rows, best, many, heroes, names)
 """
 
 

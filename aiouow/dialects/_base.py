@@ -130,8 +130,14 @@ class Dialect(abc.ABC):
         return sql
 
     def render_in(self, column: Column[Any], values: tuple[Any, ...], negate: bool, params: list[Any]) -> str:
-        """``column IN (...)``; dialects with arrays override this."""
-        col_sql = self.compare_sql(column, self.quote(column.column_name))
+        """``column IN (...)`` of a query's condition."""
+        return self.keys_in(self.quote(column.column_name), column, values, params, negate=negate)
+
+    def keys_in(
+        self, sql: str, column: Column[Any], values: tuple[Any, ...], params: list[Any], *, negate: bool = False
+    ) -> str:
+        """``sql IN (...)``, ``sql`` being ``column`` (possibly qualified); dialects with arrays override this."""
+        col_sql = self.compare_sql(column, sql)
         if not values:
             return "1 = 1" if negate else "1 = 0"
         marks = []

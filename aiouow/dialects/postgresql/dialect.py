@@ -78,10 +78,12 @@ class PostgresDialect(Dialect):
     def placeholder(self, index: int) -> str:
         return f"${index}"
 
-    def render_in(self, column: Column[Any], values: tuple[Any, ...], negate: bool, params: list[Any]) -> str:
+    def keys_in(
+        self, sql: str, column: Column[Any], values: tuple[Any, ...], params: list[Any], *, negate: bool = False
+    ) -> str:
         # One array parameter: the statement text stays the same whatever the list's length.
         params.append([self.param(column, checked_param(column, v, "in_")) for v in values])
-        col = self.quote(column.column_name)
+        col = sql
         mark = f"${len(params)}::{self.column_type_sql(column)}[]"
         return f"NOT ({col} = ANY({mark}))" if negate else f"{col} = ANY({mark})"
 

@@ -1,0 +1,264 @@
+"""Relationships: declared, resolved, loaded explicitly and in batches, never read stale."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+import aiouow
+from aiouow import AsyncSession, Entity, MappingError, NotLoadedError, QueryError, field, relationship, select
+
+from .relmodels import REL_ALL, Hero, HeroPower, Node, Passport, Power, Team
+
+
+@pytest.fixture
+async def graph(pool: aiouow.Pool) -> AsyncIterator[aiouow.Pool]:
+    """Two teams with heroes, powers through a link carrying a level, a passport, a small tree."""
+    await pool.drop_all(*REL_ALL)
+    await pool.create_all(*REL_ALL)
+    async with AsyncSession(pool) as s:
+        z, r = Team(name="Z-Force"), Team(name="Rusty")
+        s.add_all([z, r])
+        await s.flush()
+        heroes = [
+            Hero(name="Deadpond", team_id=z.id),
+            Hero(name="Rusty-Man", team_id=r.id),
+            Hero(name="Spider-Boy", team_id=z.id),
+            Hero(name="Loner"),
+        ]
+        flight, strength = Power(name="flight"), Power(name="strength")
+        s.add_all([*heroes, flight, strength])
+        await s.flush()
+        s.add_all(
+            [
+                HeroPower(hero_id=heroes[0].id, power_id=flight.id, level=3),
+                HeroPower(hero_id=heroes[0].id, power_id=strength.id),
+                HeroPower(hero_id=heroes[2].id, power_id=flight.id),
+            ]
+        )
+        s.add(Passport(number="P-1", hero_id=heroes[0].id))
+        root = Node(label="root")
+        s.add(root)
+        await s.flush()
+        s.add_all([Node(label="a", parent_id=root.id), Node(label="b", parent_id=root.id)])
+        await s.commit()
+    yield pool
+    await pool.drop_all(*REL_ALL)
+
+
+def selects(s: AsyncSession) -> int:
+    return s.stats().statements.get("select", 0)
+
+
+class TestNotLoaded:
+    async def test_reading_an_unloaded_relationship_says_how_to_load_it(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            hero = await s.get_one(Hero, 1)
+            with pytest.raises(NotLoadedError, match=r"Hero.team of Hero\(id=1\) is not loaded") as caught:
+                _ = hero.team
+            assert "await session.load(obj, Hero.team)" in str(caught.value)
+            assert "select(Hero).load(Hero.team)" in str(caught.value)
+            assert not isinstance(caught.value, AttributeError)
+            with pytest.raises(NotLoadedError):  # getattr with a default is not fooled either
+                getattr(hero, "team", None)
+            assert not s.is_loaded(hero, Hero.team)
+
+    def test_new_objects_have_their_relationships_loaded(self) -> None:
+        team, hero = Team(name="t"), Hero(name="h")
+        assert team.heroes == [] and hero.team is None and hero.powers == [] and hero.passport is None
+        with pytest.raises(NotLoadedError):  # a key was given: which team is not known here
+            _ = Hero(name="k", team_id=7).team
+
+
+class TestLoading:
+    async def test_many_to_one_in_one_statement_through_the_identity_map(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            heroes = await s.scalars(select(Hero).order_by(Hero.id))
+            z = await s.get_one(Team, 1)
+            z.name = "Z-Force (unflushed)"
+            before = selects(s)
+            await s.load(heroes, Hero.team)
+            assert selects(s) - before == 1
+            assert [h.team.name if h.team else None for h in heroes] == [
+                "Z-Force (unflushed)",
+                "Rusty",
+                "Z-Force (unflushed)",
+                None,
+            ]
+            assert heroes[0].team is z  # the object the session holds, changes kept
+            await s.rollback()
+
+    async def test_one_to_many_keeps_key_order_and_fills_the_back_reference(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            teams = await s.scalars(select(Team).order_by(Team.id))
+            await s.load(teams, Team.heroes)
+            assert [[h.name for h in t.heroes] for t in teams] == [["Deadpond", "Spider-Boy"], ["Rusty-Man"]]
+            before = selects(s)
+            assert teams[0].heroes[0].team is teams[0]  # set by the load: no statement
+            assert selects(s) == before and s.is_loaded(teams[0].heroes[0], Hero.team)
+
+    async def test_a_path_loads_level_by_level_with_many_to_many(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            teams = await s.scalars(select(Team).order_by(Team.id))
+            before = selects(s)
+            await s.load(teams, (Team.heroes, Hero.powers))
+            assert selects(s) - before == 2  # one per level: the many-to-many joins its link
+            deadpond = teams[0].heroes[0]
+            assert [p.name for p in deadpond.powers] == ["flight", "strength"]
+            assert [p.name for p in teams[0].heroes[1].powers] == ["flight"]
+            assert deadpond.powers[0] is teams[0].heroes[1].powers[0]  # one object per row
+
+    async def test_one_to_one_and_a_tree(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            heroes = await s.scalars(select(Hero).order_by(Hero.id))
+            await s.load(heroes, Hero.passport)
+            assert [h.passport.number if h.passport else None for h in heroes] == ["P-1", None, None, None]
+            nodes = await s.scalars(select(Node).order_by(Node.id))
+            await s.load(nodes, Node.children, Node.parent)
+            root, a, b = nodes
+            assert root.children == [a, b] and a.parent is root and root.parent is None and a.children == []
+
+    async def test_select_load(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            team = await s.one(select(Team).where(Team.name == "Rusty").load(Team.heroes))
+            assert [h.name for h in team.heroes] == ["Rusty-Man"]
+
+    async def test_peer_batching_makes_a_loop_one_statement(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            heroes = await s.scalars(select(Hero))
+            before = selects(s)
+            for hero in heroes:
+                await s.load(hero, Hero.team)  # the first loads it for all four
+            assert selects(s) - before == 1
+            assert all(s.is_loaded(h, Hero.team) for h in heroes)
+
+    async def test_large_sets_go_in_chunks(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            s.add_all(Team(name=f"t{i}") for i in range(1200))
+            await s.commit()
+        async with AsyncSession(graph) as s:
+            teams = await s.scalars(select(Team))
+            before = selects(s)
+            await s.load(teams, Team.heroes)
+            assert selects(s) - before == 3  # 1,202 keys, 500 per statement
+            assert sum(len(t.heroes) for t in teams) == 3
+
+
+class TestNeverStale:
+    async def test_assigning_a_foreign_key_unloads_what_goes_through_it(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            teams = await s.scalars(select(Team).order_by(Team.id).load(Team.heroes))
+            hero = teams[0].heroes[0]
+            hero.team_id = teams[1].id
+            assert not s.is_loaded(hero, Hero.team)
+            assert not s.is_loaded(teams[0], Team.heroes) and not s.is_loaded(teams[1], Team.heroes)
+            await s.load(teams, Team.heroes)  # (autoflush sends the change first)
+            assert [h.name for h in teams[1].heroes] == ["Deadpond", "Rusty-Man"]
+            await s.rollback()
+            assert not s.is_loaded(teams[1], Team.heroes)  # what the rollback undid is not kept
+
+    async def test_commit_without_writes_keeps_relationships_loaded(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            hero = await s.one(select(Hero).where(Hero.id == 1).load(Hero.team))
+            await s.commit()
+        assert hero.team is not None and hero.team.name == "Z-Force"  # detached, still loaded
+
+    async def test_a_flush_unloads_the_relationships_of_what_it_wrote(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            team = await s.one(select(Team).where(Team.id == 2).load(Team.heroes))
+            s.add(Hero(name="New", team_id=2))
+            await s.flush()
+            assert not s.is_loaded(team, Team.heroes)
+            await s.load(team, Team.heroes)
+            assert [h.name for h in team.heroes] == ["Rusty-Man", "New"]
+            await s.rollback()
+
+    async def test_a_refresh_or_a_locking_read_unloads(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s, AsyncSession(graph) as other:
+            hero = await s.one(select(Hero).where(Hero.id == 1).load(Hero.team))
+            moved = await other.get_one(Hero, 1)
+            moved.team_id = 2
+            await other.commit()
+            await s.get(Hero, 1, for_update=True)  # reads the row again: team_id is 2 now
+            assert hero.team_id == 2 and not s.is_loaded(hero, Hero.team)
+            await s.load(hero, Hero.team)
+            assert hero.team is not None and hero.team.name == "Rusty"
+            await s.rollback()
+
+
+class TestReadOnly:
+    async def test_writing_through_a_relationship_is_refused(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            team = await s.one(select(Team).where(Team.id == 1).load(Team.heroes))
+            with pytest.raises(AttributeError, match=r"cannot set Hero\.team: relationships are read-only"):
+                team.heroes[0].team = None
+            with pytest.raises(TypeError, match="relationships are read-only"):
+                team.heroes.append(Hero(name="x"))
+            assert s.dirty == frozenset()
+
+
+class TestBadInput:
+    async def test_paths_that_do_not_chain_and_foreign_objects(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s, AsyncSession(graph) as other:
+            teams = await s.scalars(select(Team))
+            with pytest.raises(QueryError, match=r"Hero\.powers is a relationship of Hero, not of Team"):
+                await s.load(teams, Hero.powers)
+            with pytest.raises(QueryError, match="a path is a relationship"):
+                await s.load(teams, "heroes")
+            with pytest.raises(aiouow.DetachedInstanceError):
+                await other.load(teams, Team.heroes)
+
+    def test_unresolvable_and_ambiguous_relationships_are_mapping_errors(self) -> None:
+        class Lost(Entity, table="rel_lost"):
+            id: int = field(primary_key=True)
+            ghost: Nowhere | None = relationship()  # type: ignore[name-defined]  # noqa: F821
+
+        with pytest.raises(MappingError, match=r"cannot map Lost\.ghost: .*cannot be resolved"):
+            Lost()
+
+        class Twice(Entity, table="rel_twice"):
+            id: int = field(primary_key=True)
+            a_id: int | None = field(default=None, foreign_key="rel_teams.id")
+            b_id: int | None = field(default=None, foreign_key="rel_teams.id")
+            team: Team | None = relationship()
+
+        with pytest.raises(MappingError, match=r"Twice.team: several foreign keys could serve \(a_id, b_id\)"):
+            Twice()
+
+        class NotEntity(Entity, table="rel_not_entity"):
+            id: int = field(primary_key=True)
+            thing: int | None = relationship()
+
+        with pytest.raises(MappingError, match="is not an entity class"):
+            NotEntity()
+
+        class Mismatch(Entity, table="rel_mismatch"):
+            id: int = field(primary_key=True)
+            team_id: int | None = field(default=None, foreign_key="rel_teams.id")
+            team: Team | None = relationship(back_populates="nothing")
+
+        with pytest.raises(MappingError, match="back_populates='nothing': Team has no such relationship"):
+            Mismatch()
+
+    def test_a_one_to_one_needs_a_unique_key(self) -> None:
+        class Owner(Entity, table="rel_owner"):
+            id: int = field(primary_key=True)
+            item: Item | None = relationship()
+
+        class Item(Entity, table="rel_item"):
+            id: int = field(primary_key=True)
+            owner_id: int = field(foreign_key="rel_owner.id")
+
+        with pytest.raises(MappingError, match="is not unique"):
+            Owner()
+        assert Item
+
+    def test_a_link_needs_a_key_to_each_side(self) -> None:
+        class Bad(Entity, table="rel_bad"):
+            id: int = field(primary_key=True)
+            powers: list[Power] = relationship(link=Passport)
+
+        with pytest.raises(MappingError, match="needs exactly one foreign key"):
+            Bad()
+        assert HeroPower
