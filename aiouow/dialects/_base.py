@@ -134,17 +134,29 @@ class Dialect(abc.ABC):
         return self.keys_in(self.quote(column.column_name), column, values, params, negate=negate)
 
     def keys_in(
-        self, sql: str, column: Column[Any], values: tuple[Any, ...], params: list[Any], *, negate: bool = False
+        self,
+        sql: str,
+        column: Column[Any],
+        values: tuple[Any, ...],
+        params: list[Any],
+        *,
+        negate: bool = False,
+        checked: bool = True,
     ) -> str:
-        """``sql IN (...)``, ``sql`` being ``column`` (possibly qualified); dialects with arrays override this."""
-        col_sql = self.compare_sql(column, sql)
+        """``sql IN (...)``, ``sql`` being ``column`` (possibly qualified); dialects with arrays
+        override this. ``checked=False``: the values are the column's already (keys from rows)."""
         if not values:
             return "1 = 1" if negate else "1 = 0"
-        marks = []
-        for v in values:
-            params.append(self.param(column, checked_param(column, v, "in_")))
-            marks.append(self.compare_sql(column, self.placeholder(len(params))))
-        return f"{col_sql} {'NOT IN' if negate else 'IN'} ({', '.join(marks)})"
+        first = len(params) + 1
+        params.extend(self._key_params(column, values, checked))
+        marks = ", ".join(self.compare_sql(column, self.placeholder(i)) for i in range(first, len(params) + 1))
+        return f"{self.compare_sql(column, sql)} {'NOT IN' if negate else 'IN'} ({marks})"
+
+    def _key_params(self, column: Column[Any], values: tuple[Any, ...], checked: bool) -> list[Any]:
+        if checked:
+            values = tuple(checked_param(column, v, "in_") for v in values)
+        conv = self.dumper(column)
+        return list(values) if conv is None else [None if v is None else conv(v) for v in values]
 
     def select_by_pk_sql(self, mapper: Mapper, *, for_update: bool) -> str:
         """The SELECT of one row by primary key (cached: it runs for every ``get``)."""

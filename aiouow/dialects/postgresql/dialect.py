@@ -13,7 +13,6 @@ from ..._types import ColumnType, Kind, dump_json
 from .._base import (
     Converter,
     Dialect,
-    checked_param,
 )
 
 if TYPE_CHECKING:
@@ -79,13 +78,19 @@ class PostgresDialect(Dialect):
         return f"${index}"
 
     def keys_in(
-        self, sql: str, column: Column[Any], values: tuple[Any, ...], params: list[Any], *, negate: bool = False
+        self,
+        sql: str,
+        column: Column[Any],
+        values: tuple[Any, ...],
+        params: list[Any],
+        *,
+        negate: bool = False,
+        checked: bool = True,
     ) -> str:
         # One array parameter: the statement text stays the same whatever the list's length.
-        params.append([self.param(column, checked_param(column, v, "in_")) for v in values])
-        col = sql
+        params.append(self._key_params(column, values, checked))
         mark = f"${len(params)}::{self.column_type_sql(column)}[]"
-        return f"NOT ({col} = ANY({mark}))" if negate else f"{col} = ANY({mark})"
+        return f"NOT ({sql} = ANY({mark}))" if negate else f"{sql} = ANY({mark})"
 
     def limit_offset(self, limit: int | None, offset: int | None, params: list[Any]) -> str:
         out = ""
