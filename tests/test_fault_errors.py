@@ -47,20 +47,32 @@ class TestPoolTimeoutLeavesTheSession:
             await pool.drop_all(*ALL)
 
 
+async def two_pools_on_one_file(tmp_path: Path, busy_timeout: float) -> tuple[aiouow.Pool, aiouow.Pool]:
+    """Two pools (as two processes would be) on one SQLite file holding the tag "a"."""
+    url = f"sqlite:///{tmp_path}/shared.db"
+    mine, theirs = await aiouow.create_pool(url, busy_timeout=busy_timeout), await aiouow.create_pool(url)
+    await mine.create_all(Tag)
+    async with AsyncSession(mine) as s:
+        s.add(Tag(code="a", label="a"))
+        await s.commit()
+    return mine, theirs
+
+
+async def read_then_lock_elsewhere(s: AsyncSession, other: AsyncSession) -> None:
+    """``s`` reads (a snapshot) and changes tag "a"; ``other`` then takes SQLite's write lock."""
+    tag = await s.get_one(Tag, "a")
+    await other.execute("INSERT INTO tags (code, label) VALUES ('b', 'b')")
+    tag.label = "changed"
+
+
 class TestSQLiteWriteLock:
     async def test_read_then_write_waits_for_another_pools_write_lock(self, tmp_path: Path) -> None:
         """A read transaction that starts writing while another pool (process) holds SQLite's write
         lock waits for it, up to busy_timeout, instead of failing at once."""
-        url = f"sqlite:///{tmp_path}/shared.db"
-        async with aiouow.create_pool(url, busy_timeout=5) as mine, aiouow.create_pool(url) as theirs:
-            await mine.create_all(Tag)
-            async with AsyncSession(mine) as s:
-                s.add(Tag(code="a", label="a"))
-                await s.commit()
+        mine, theirs = await two_pools_on_one_file(tmp_path, busy_timeout=5)
+        async with mine, theirs:
             async with AsyncSession(theirs) as other, AsyncSession(mine) as s:
-                tag = await s.get_one(Tag, "a")  # a read snapshot
-                await other.execute("INSERT INTO tags (code, label) VALUES ('b', 'b')")  # their write lock
-                tag.label = "changed"
+                await read_then_lock_elsewhere(s, other)
 
                 async def release_later() -> None:
                     await asyncio.sleep(0.3)
@@ -73,21 +85,14 @@ class TestSQLiteWriteLock:
                 assert {t.code: t.label for t in await s.all(Tag)} == {"a": "changed", "b": "b"}
 
     async def test_read_then_write_gives_up_after_busy_timeout(self, tmp_path: Path) -> None:
-        url = f"sqlite:///{tmp_path}/shared.db"
-        async with aiouow.create_pool(url, busy_timeout=0.5) as mine, aiouow.create_pool(url) as theirs:
-            await mine.create_all(Tag)
-            async with AsyncSession(mine) as s:
-                s.add(Tag(code="a", label="a"))
+        mine, theirs = await two_pools_on_one_file(tmp_path, busy_timeout=0.5)
+        async with mine, theirs, AsyncSession(theirs) as other, AsyncSession(mine) as s:
+            await read_then_lock_elsewhere(s, other)
+            started = time.monotonic()
+            with pytest.raises(aiouow.OperationalError, match="locked"):
                 await s.commit()
-            async with AsyncSession(theirs) as other, AsyncSession(mine) as s:
-                tag = await s.get_one(Tag, "a")
-                await other.execute("INSERT INTO tags (code, label) VALUES ('b', 'b')")
-                tag.label = "changed"
-                started = time.monotonic()
-                with pytest.raises(aiouow.OperationalError, match="locked"):
-                    await s.commit()
-                assert time.monotonic() - started >= 0.4  # it waited for the lock
-                await other.rollback()
+            assert time.monotonic() - started >= 0.4  # it waited for the lock
+            await other.rollback()
 
 
 class TestSQLiteClosedPool:
