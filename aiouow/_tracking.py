@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ._changes import group_changes, names_of, original_of
 from ._mapping import set_state_slot
 from ._relations import unload_references
-from ._state import ObjectState
+from ._state import STATE_ATTR, ObjectState
 from ._txlog import TransactionLog
 from ._types import dump_json
 from ._unitofwork import ChangedRows, EntityChanges, UpdateStep
@@ -168,8 +168,8 @@ class EntityTracker:
             del self.batches[0]
 
     def holds(self, obj: Any) -> bool:
-        """Whether the object is persistent or pending here."""
-        return self.state(obj) in _HELD
+        """Whether the object is persistent or pending here (it may have left since it was seen)."""
+        return getattr(obj, STATE_ATTR, None) is self and self.state(obj) in _HELD
 
     def held(self) -> list[Any]:
         """The persistent and pending objects."""
