@@ -145,6 +145,7 @@ class Column(Generic[T]):
         "init",
         "json",
         "name",
+        "on_delete",
         "position",
         "primary_key",
         "unique",
@@ -160,6 +161,7 @@ class Column(Generic[T]):
     unique: bool
     indexed: bool
     foreign_key: str | None
+    on_delete: str | None  # "cascade", "set null", "restrict" or None (a foreign key's ON DELETE)
     json: bool
     version: bool
     default: Any

@@ -6,6 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
+#: What ``field(on_delete=...)`` takes.
+OnDelete = Literal["cascade", "set null", "restrict"]
+ON_DELETE_SQL = {"cascade": "CASCADE", "set null": "SET NULL", "restrict": "RESTRICT"}
+
 
 class _Missing:
     __slots__ = ()
@@ -32,6 +36,7 @@ class FieldSpec:
     version: bool = False
     init: bool | None = None
     timezone: bool | None = None
+    on_delete: str | None = None
 
 
 # PEP 681: a field specifier can say, through an overload with a Literal default, that a field
@@ -52,6 +57,7 @@ def field(
     version: bool = False,
     init: Literal[False] = False,
     timezone: bool | None = None,
+    on_delete: OnDelete | None = None,
 ) -> Any: ...
 @overload
 def field(
@@ -67,6 +73,7 @@ def field(
     version: Literal[True],
     init: Literal[False] = False,
     timezone: bool | None = None,
+    on_delete: OnDelete | None = None,
 ) -> Any: ...
 @overload
 def field(
@@ -82,6 +89,7 @@ def field(
     version: bool = False,
     init: bool = True,
     timezone: bool | None = None,
+    on_delete: OnDelete | None = None,
 ) -> Any: ...
 def field(
     *,
@@ -96,6 +104,7 @@ def field(
     version: bool = False,
     init: bool | None = None,
     timezone: bool | None = None,
+    on_delete: OnDelete | None = None,
 ) -> Any:
     """Declare a mapped field with options.
 
@@ -110,6 +119,9 @@ def field(
       incremented by every UPDATE, checked by UPDATE and DELETE: see ``StaleDataError``).
     - ``init``: whether the field is an ``__init__`` argument.
     - ``timezone``: for ``datetime`` fields, whether values are aware (the default) or naive.
+    - ``on_delete``: for a foreign key, what the database does to this row when the row it
+      references is deleted: ``"cascade"`` (delete it too), ``"set null"`` (set the key to NULL),
+      ``"restrict"`` (refuse the delete); the session makes its objects agree.
     """
     if default is ...:
         default = MISSING
@@ -125,4 +137,5 @@ def field(
         version=version,
         init=init,
         timezone=timezone,
+        on_delete=on_delete,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._ondelete import mirror_on_delete
 from ._relations import unload_touching
 from ._unitofwork import DeleteStep, EntityChanges, FlushPlan, InsertStep, UpdateStep, expected_count, plan_flush
 from .errors import StaleDataError
@@ -89,7 +90,9 @@ class Flush:
                 log.record_deletes(step.ids, step.objs)
         for tracker, _, _ in self.taken:
             tracker.inflight = None
-        unload_touching(self.objects, {step.mapper for step in self.plan.steps})
+        deleted = [(step.mapper, step.ids) for step in self.plan.steps if isinstance(step, DeleteStep)]
+        mirrored = mirror_on_delete(self.objects, deleted) if deleted else set()
+        unload_touching(self.objects, {step.mapper for step in self.plan.steps} | mirrored)
         self.stats.flushes += 1
 
 

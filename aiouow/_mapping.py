@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 from . import _types
 from ._codegen import compile_function
 from ._expressions import Column
-from ._fields import MISSING, FieldSpec, field
+from ._fields import MISSING, ON_DELETE_SQL, FieldSpec, field
 from ._relations import (
     Relationship,
     RelationshipSpec,
@@ -410,6 +410,15 @@ def _make_column(cls: type, name: str, annotation: Any, spec: FieldSpec, positio
         parts = spec.foreign_key.split(".")
         if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
             raise MappingError(f"{where}: foreign_key must read 'table.column', got {spec.foreign_key!r}")
+    if spec.on_delete is not None:
+        if spec.on_delete not in ON_DELETE_SQL:
+            raise MappingError(
+                f"{where}: on_delete must be 'cascade', 'set null' or 'restrict', got {spec.on_delete!r}"
+            )
+        if spec.foreign_key is None:
+            raise MappingError(f"{where}: on_delete= applies to a foreign key (give foreign_key=)")
+        if spec.on_delete == "set null" and not ctype.nullable:
+            raise MappingError(f"{where}: on_delete='set null' needs a nullable field ({name}: ... | None)")
     column_name = spec.column or name
     if not _IDENT.match(column_name):
         raise MappingError(f"{where}: column name {column_name!r} is not a plain SQL identifier")
@@ -425,6 +434,7 @@ def _make_column(cls: type, name: str, annotation: Any, spec: FieldSpec, positio
     c.unique = spec.unique
     c.indexed = spec.index
     c.foreign_key = spec.foreign_key
+    c.on_delete = spec.on_delete
     c.json = spec.json
     c.version = spec.version
     c.default = spec.default

@@ -1,5 +1,6 @@
-"""A stateful property test of relationships: random loads, foreign-key assignments, adds, deletes,
-flushes, commits and rollbacks on one session, and after every step each loaded relationship must
+"""A stateful property test of relationships: random loads, foreign-key assignments, adds, deletes
+(of heroes, and of teams, whose heroes' keys the database sets to NULL), flushes, commits and
+rollbacks on one session, and after every step each loaded relationship must
 agree with what the session holds.
 
 The session holds every row (the teams and heroes are all loaded at the start, and every object
@@ -131,6 +132,13 @@ class RelationshipMachine(RuleBasedStateMachine):
             self.s.delete(data.draw(st.sampled_from(heroes)))
             self.flushed = False
 
+    @rule(data=st.data())
+    def delete_team(self, data: st.DataObject) -> None:
+        teams = [t for t in self.held(self.teams) if self.s.state(t) is ObjectState.PERSISTENT]
+        if teams:
+            self.s.delete(data.draw(st.sampled_from(teams)))  # its heroes' keys go NULL (on_delete)
+            self.flushed = False
+
     @rule()
     def flush(self) -> None:
         self.run(self.s.flush())
@@ -158,13 +166,17 @@ class RelationshipMachine(RuleBasedStateMachine):
     def loaded_relationships_agree_with_the_session(self) -> None:
         if self.session is None:
             return
-        teams_by_key = {t.id: t for t in self.held(self.teams)}
+        in_session = (ObjectState.PERSISTENT, ObjectState.PENDING, ObjectState.DELETED)
+        teams_by_key = {t.id: t for t in self.teams if self.s.state(t) in in_session}
         live = [h for h in self.held(self.heroes) if self.s.state(h) is not ObjectState.DELETED]
         for hero in self.held(self.heroes):
             if "team" in hero.__dict__:
                 expected = None if hero.team_id is None else teams_by_key.get(hero.team_id)
                 assert hero.__dict__["team"] is expected, (hero, hero.__dict__["team"], expected)
-        for team in teams_by_key.values():
+        if self.flushed:  # the database's ON DELETE SET NULL, mirrored: no key names a deleted team
+            deleted = {t.id for t in self.teams if self.s.state(t) is ObjectState.DELETED}
+            assert not [h for h in live if h.team_id in deleted], deleted
+        for team in self.held(self.teams):
             if "heroes" in team.__dict__ and self.flushed:
                 expected_heroes = sorted(
                     (h for h in live if h.team_id == team.id and h.id is not None), key=lambda h: h.id

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._aggregates import Aggregate
 from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
+from .._fields import ON_DELETE_SQL
 from .._types import MAX_IDENTIFIER, ColumnType, Kind, check
 from ..errors import AiouowError, ConnectionLostError, DatabaseError, QueryError
 
@@ -339,6 +340,7 @@ class Dialect(abc.ABC):
             defs.append(
                 f"CONSTRAINT {q(derived_name('fk', mapper.table, c.column_name))} "
                 f"FOREIGN KEY ({q(c.column_name)}) REFERENCES {q(table)} ({q(target)})"
+                + (f" ON DELETE {ON_DELETE_SQL[c.on_delete]}" if c.on_delete else "")
             )
         out = [f"CREATE TABLE IF NOT EXISTS {q(mapper.table)} (\n  " + ",\n  ".join(defs) + "\n)"]
         for c in mapper.columns:

@@ -34,6 +34,8 @@ def translate(exc: BaseException, action: str) -> AiouowError:
     name = getattr(exc, "sqlite_errorname", "") or ""
     if isinstance(exc, sqlite3.IntegrityError):
         cls = _CONSTRAINT_ERRORS.get(name, IntegrityError)
+        if cls is IntegrityError and "FOREIGN KEY constraint failed" in msg:
+            cls = ForeignKeyViolationError  # (an ON DELETE RESTRICT reports SQLITE_CONSTRAINT_TRIGGER)
         err: IntegrityError = cls(f"cannot {action}: {_constraint_reason(cls, msg)} ({msg})")
         err.constraint = msg.split(": ", 1)[1] if ": " in msg else None
         return err
