@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import aiouow
-from aiouow import AsyncSession, Entity, col, field, select
+from aiouow import AsyncSession, Entity, NotLoadedError, col, field, func, relationship, select
 
 
 def utcnow() -> dt.datetime:
@@ -27,6 +27,7 @@ class User(Entity, table="users"):
     active: bool = True
     created: dt.datetime = field(default_factory=utcnow)
     profile: dict[str, Any] | None = field(default=None, json=True)
+    orders: list[Order] = relationship(back_populates="user")
 
 
 class Order(Entity, table="orders"):
@@ -34,6 +35,7 @@ class Order(Entity, table="orders"):
     user_id: int = field(foreign_key="users.id", index=True)
     total: Decimal
     note: str | None = None
+    user: User | None = relationship(back_populates="orders")
 
 
 def step(text: str) -> None:
@@ -83,6 +85,19 @@ async def main(path: str) -> None:
             print("orders over 50:", big)
             actives = await s.scalars(select(User).where((User.active == True) & col(User.name).like("a%")))  # noqa: E712
             print("active users whose name starts with 'a':", [x.name for x in actives])
+
+            step("relationships load only when asked, in one statement for many objects")
+            users = await s.scalars(select(User).order_by(User.id))
+            try:
+                print(users[0].orders)
+            except NotLoadedError as exc:
+                print(f"{type(exc).__name__}: {str(exc)[:60]}...")
+            before = s.stats().statements.get("select", 0)
+            await s.load(users, User.orders)  # every user's orders, and each order's user, in one SELECT
+            print({x.name: [str(o.total) for o in x.orders] for x in users},
+                  "| statements:", s.stats().statements["select"] - before)
+            counts = await s.rows(select(Order.user_id, func.count(Order.id)).group_by(Order.user_id))
+            print("orders per user id:", counts)
 
             step("bad input gets a clear error, and nothing is written")
             s.add(User(name="carol", email="alice@example.org"))  # duplicate email
