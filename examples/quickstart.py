@@ -94,8 +94,11 @@ async def main(path: str) -> None:
                 print(f"{type(exc).__name__}: {str(exc)[:60]}...")
             before = s.stats().statements.get("select", 0)
             await s.load(users, User.orders)  # every user's orders, and each order's user, in one SELECT
-            print({x.name: [str(o.total) for o in x.orders] for x in users},
-                  "| statements:", s.stats().statements["select"] - before)
+            print(
+                {x.name: [str(o.total) for o in x.orders] for x in users},
+                "| statements:",
+                s.stats().statements["select"] - before,
+            )
             counts = await s.rows(select(Order.user_id, func.count(Order.id)).group_by(Order.user_id))
             print("orders per user id:", counts)
 
