@@ -92,7 +92,12 @@ class Flush:
             tracker.inflight = None
         deleted = [(step.mapper, step.ids) for step in self.plan.steps if isinstance(step, DeleteStep)]
         mirrored = mirror_on_delete(self.objects, deleted) if deleted else set()
-        unload_touching(self.objects, {step.mapper for step in self.plan.steps} | mirrored)
+        # Rows inserted or deleted change what relationships into their entity hold; updates do not
+        # (a foreign key assigned unloads what goes through it when it is assigned).
+        moved = {
+            step.mapper for step in self.plan.steps if not isinstance(step, UpdateStep) or step.replaced is not None
+        }
+        unload_touching(self.objects, moved | mirrored)
         self.stats.flushes += 1
 
 

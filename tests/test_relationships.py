@@ -186,6 +186,15 @@ class TestNeverStale:
             assert hero.team is not None and hero.team.name == "Rusty"
             await s.rollback()
 
+    async def test_a_flush_that_only_updates_fields_keeps_them_loaded(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            team = await s.one(select(Team).where(Team.id == 1).load(Team.heroes))
+            team.heroes[0].name = "Renamed"
+            team.name = "Z"
+            await s.commit()
+            assert [h.name for h in team.heroes] == ["Renamed", "Spider-Boy"]
+            assert team.heroes[0].team is team
+
 
 class TestReadOnly:
     async def test_writing_through_a_relationship_is_refused(self, graph: aiouow.Pool) -> None:

@@ -117,6 +117,13 @@ class RelationshipMachine(RuleBasedStateMachine):
             self.flushed = False
 
     @rule(data=st.data())
+    def rename(self, data: st.DataObject) -> None:
+        """A change that is not a key: a flush of it keeps loaded relationships loaded."""
+        objs = [o for o in self.held([*self.heroes, *self.teams]) if self.s.state(o) is ObjectState.PERSISTENT]
+        if objs:
+            data.draw(st.sampled_from(objs)).name = f"renamed {data.draw(st.integers(0, 9))}"
+
+    @rule(data=st.data())
     def add_hero(self, data: st.DataObject) -> None:
         teams = [t for t in self.held(self.teams) if t.id is not None]
         team_id = data.draw(st.sampled_from([None, *[t.id for t in teams]]))
