@@ -3,7 +3,7 @@ against its core reads (``get``, ``scalars``). `AsyncSession` inherits them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._mapping import mapper_of
 from ._query import Select, select
@@ -29,9 +29,13 @@ class QueryShortcuts:
             raise NotFoundError(f"cannot get {entity.__name__}: no row with primary key {pk!r}")
         return obj
 
-    async def all(self, entity: type[E]) -> list[E]:
-        """Every row of an entity's table."""
-        return await self.scalars(select(entity))
+    @overload
+    async def all(self, entity: type[E]) -> list[E]: ...
+    @overload
+    async def all(self, entity: Select[E]) -> list[E]: ...
+    async def all(self, entity: type[E] | Select[E]) -> list[E]:
+        """Every row of an entity's table, or every object a statement returns (``scalars``)."""
+        return await self.scalars(entity if isinstance(entity, Select) else select(entity))
 
     async def filter(self, entity: type[E], **equals: Any) -> list[E]:
         """Rows whose fields equal the given values: ``await s.filter(User, name="alice")``."""

@@ -123,6 +123,8 @@ class TestLoading:
         async with AsyncSession(graph) as s:
             team = await s.one(select(Team).where(Team.name == "Rusty").load(Team.heroes))
             assert [h.name for h in team.heroes] == ["Rusty-Man"]
+            teams = await s.all(select(Team).order_by(Team.id).load((Team.heroes, Hero.powers)))
+            assert [p.name for p in teams[0].heroes[0].powers] == ["flight", "strength"]
 
     async def test_peer_batching_makes_a_loop_one_statement(self, graph: aiouow.Pool) -> None:
         async with AsyncSession(graph) as s:
