@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar, overload
 from ._aggregates import Aggregate
 from ._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or, Ordering
 from ._mapping import Mapper, mapper_of
+from ._relations import Relationship
 from ._types import INT64_MAX
 from .errors import QueryError
 
@@ -32,6 +33,7 @@ class Select(Generic[E]):
         "_for_update",
         "_group",
         "_having",
+        "_joins",
         "_limit",
         "_loads",
         "_offset",
@@ -56,6 +58,7 @@ class Select(Generic[E]):
         self._group: tuple[Column[Any], ...] = ()
         self._having: tuple[Expression, ...] = ()
         self._loads: tuple[Any, ...] = ()
+        self._joins: tuple[tuple[Relationship, bool], ...] = ()
 
     def _copy(self) -> Select[E]:
         new: Select[E] = Select.__new__(Select)
@@ -223,10 +226,54 @@ class Select(Generic[E]):
             self._check_column(column)
 
     def _check_column(self, column: Column[Any] | Aggregate) -> None:
-        if column.entity is not self.entity:
+        if column.entity is not self.entity and column.entity not in self.joined_entities:
             raise QueryError(
-                f"cannot query {self.mapper.name} by {column!r}: the column belongs to {column.entity.__name__}"
+                f"cannot query {self.mapper.name} by {column!r}: the column belongs to {column.entity.__name__}, "
+                f"which the statement does not join (join it first: .join({self.mapper.name}.<relationship>))"
             )
+
+    @property
+    def joined_entities(self) -> tuple[type, ...]:
+        return tuple(rel.target for rel, _ in self._joins)
+
+    @property
+    def joins(self) -> tuple[tuple[Relationship, bool], ...]:
+        """The joined relationships, in order, each with whether it is an outer join."""
+        return self._joins
+
+    @property
+    def joins_many(self) -> bool:
+        """Whether a join may repeat a row of the selected entity (it goes to a collection)."""
+        return any(rel.collection for rel, _ in self._joins)
+
+    def check_sources(self) -> None:
+        """Every selected column belongs to the selected entity or to a joined one."""
+        for item in self.items:
+            self._check_column(item)
+
+    def join(self, relationship: Any) -> Select[E]:
+        """``JOIN`` the target of a relationship (of the selected entity, or of one joined before),
+        so that conditions, ordering and selected columns may use its fields."""
+        return self._join(relationship, outer=False)
+
+    def outerjoin(self, relationship: Any) -> Select[E]:
+        """``LEFT OUTER JOIN``: as `join`, keeping rows that have no related row."""
+        return self._join(relationship, outer=True)
+
+    def _join(self, rel: Any, *, outer: bool) -> Select[E]:
+        if not isinstance(rel, Relationship):
+            raise QueryError(f"cannot join {rel!r}: expected a relationship such as Hero.team")
+        rel.resolve()
+        if rel.owner is not self.entity and rel.owner not in self.joined_entities:
+            raise QueryError(f"cannot join {rel!r}: {rel.owner.__name__} is not selected or joined before it")
+        if rel.target is self.entity or rel.target in self.joined_entities:
+            raise QueryError(
+                f"cannot join {rel!r}: {rel.target.__name__} is in the statement already (a join of an entity "
+                "to itself needs table aliases, which aiouow does not have yet)"
+            )
+        new = self._copy()
+        new._joins = (*self._joins, (rel, outer))
+        return new
 
     def __repr__(self) -> str:
         if self.items:
@@ -278,8 +325,5 @@ def select(*items: Any) -> Select[Any]:
             raise QueryError(
                 f"cannot select {item!r}: expected an entity class, or columns (User.name) and aggregates (func.count)"
             )
-    entities = {item.entity for item in items}
-    if len(entities) > 1:
-        names = ", ".join(sorted(e.__name__ for e in entities))
-        raise QueryError(f"cannot select columns of several entities ({names}) in one statement")
-    return Select(entities.pop(), tuple(items))
+    # The first item's entity is the one selected FROM; the others must be joined (checked when it runs).
+    return Select(items[0].entity, tuple(items))

@@ -378,6 +378,8 @@ class AsyncSession(QueryShortcuts, SessionInspection):
                 self._n_plus_one.single_row(sql, f"select({stmt.mapper.name}).where({keyed!r}.in_(values))")
             rows = await self._fetch(sql, params, write=stmt.locking)
             objs = self._load(stmt.mapper, rows, refresh=stmt.locking)
+            if stmt.joins_many:  # a join to a collection repeats an object per related row: once each
+                objs = list(dict.fromkeys(objs))
             if stmt.loads and objs:
                 paths = _graph.paths_of(stmt.entity, stmt.loads)
                 await _graph.load_paths(self._objects, self._dialect, self._fetch_rows, objs, paths)

@@ -147,6 +147,45 @@ class TestLoading:
             assert sum(len(t.heroes) for t in teams) == 3
 
 
+class TestJoins:
+    async def test_join_filters_and_orders_by_a_related_entity(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            heroes = await s.scalars(
+                select(Hero).join(Hero.team).where(Team.name == "Z-Force").order_by(Hero.name.desc())
+            )
+            assert [h.name for h in heroes] == ["Spider-Boy", "Deadpond"]
+            everyone = await s.scalars(select(Hero).outerjoin(Hero.team).order_by(Team.name, Hero.id))
+            assert len(everyone) == 4  # Loner has no team, and is kept
+
+    async def test_a_join_to_a_collection_returns_each_object_once(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            teams = await s.scalars(select(Team).join(Team.heroes).where(Hero.name.like("%-%")).order_by(Team.id))
+            assert [t.name for t in teams] == ["Z-Force", "Rusty"]
+            flyers = await s.scalars(select(Hero).join(Hero.powers).where(Power.name == "flight").order_by(Hero.id))
+            assert [h.name for h in flyers] == ["Deadpond", "Spider-Boy"]
+            assert await s.count(select(Hero).join(Hero.powers).where(Power.name == "flight")) == 2
+
+    async def test_values_across_a_join(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            stmt = (
+                aiouow.select(Team.name, aiouow.func.count(Hero.id))
+                .join(Team.heroes)
+                .group_by(Team.name)
+                .order_by(Team.name)
+            )
+            assert await s.rows(stmt) == [("Rusty", 1), ("Z-Force", 2)]
+
+    def test_joins_that_do_not_chain_are_query_errors(self) -> None:
+        with pytest.raises(QueryError, match="Team is not selected or joined before it"):
+            select(Hero).join(Team.heroes)
+        with pytest.raises(QueryError, match="which the statement does not join"):
+            select(Hero).where(Team.name == "x")
+        with pytest.raises(QueryError, match="needs table aliases"):
+            select(Node).join(Node.parent)
+        with pytest.raises(QueryError, match="expected a relationship"):
+            select(Hero).join(Team)  # type: ignore[arg-type]
+
+
 class TestNeverStale:
     async def test_assigning_a_foreign_key_unloads_what_goes_through_it(self, graph: aiouow.Pool) -> None:
         async with AsyncSession(graph) as s:

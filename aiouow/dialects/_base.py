@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from .._aggregates import Aggregate
 from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
 from .._fields import ON_DELETE_SQL
+from .._mapping import mapper_of
 from .._types import MAX_IDENTIFIER, ColumnType, Kind, check
 from ..errors import AiouowError, ConnectionLostError, DatabaseError, QueryError
 
@@ -132,7 +133,7 @@ class Dialect(abc.ABC):
 
     def render_in(self, column: Column[Any], values: tuple[Any, ...], negate: bool, params: list[Any]) -> str:
         """``column IN (...)`` of a query's condition."""
-        return self.keys_in(self.quote(column.column_name), column, values, params, negate=negate)
+        return self.keys_in(self.column_ref(column), column, values, params, negate=negate)
 
     def keys_in(
         self,
@@ -181,7 +182,8 @@ class Dialect(abc.ABC):
         if stmt.items:
             raise QueryError(f"cannot load objects from {stmt!r}: it selects values (read it with rows() or scalar())")
         params: list[Any] = []
-        sql = f"SELECT {self.select_list(stmt.mapper)} FROM {self.quote(stmt.mapper.table)}"
+        columns = ", ".join(self.column_ref(c) for c in stmt.mapper.columns)
+        sql = f"SELECT {columns} FROM {self.quote(stmt.mapper.table)}{self._joins_sql(stmt)}"
         return sql + self._clauses(stmt, params), params
 
     def compile_rows(self, stmt: Select[Any]) -> tuple[str, list[Any], list[Converter | None]]:
@@ -191,6 +193,7 @@ class Dialect(abc.ABC):
                 f"cannot read rows of values from {stmt!r}: it selects objects (read it with scalars(), "
                 "or select columns: select(User.name, ...))"
             )
+        stmt.check_sources()
         stmt.check_grouping()
         for item in stmt.items:
             problem = self.aggregate_problem(item) if isinstance(item, Aggregate) else None
@@ -203,11 +206,10 @@ class Dialect(abc.ABC):
             if problem is not None:
                 raise QueryError(f"cannot group by {column!r} on {self.name}: {problem}")
         params: list[Any] = []
-        items = ", ".join(
-            self.aggregate_sql(i) if isinstance(i, Aggregate) else self.quote(i.column_name) for i in stmt.items
-        )
+        items = ", ".join(self.aggregate_sql(i) if isinstance(i, Aggregate) else self.column_ref(i) for i in stmt.items)
         distinct = "DISTINCT " if stmt.is_distinct else ""
-        sql = f"SELECT {distinct}{items} FROM {self.quote(stmt.mapper.table)}" + self._clauses(stmt, params)
+        sql = f"SELECT {distinct}{items} FROM {self.quote(stmt.mapper.table)}{self._joins_sql(stmt)}"
+        sql += self._clauses(stmt, params)
         converters = [
             self.aggregate_converter(i) if isinstance(i, Aggregate) else self.from_db(i.ctype) for i in stmt.items
         ]
@@ -229,7 +231,7 @@ class Dialect(abc.ABC):
         if stmt.conditions:
             sql += " WHERE " + " AND ".join(self.compile_condition(c, params) for c in stmt.conditions)
         if stmt.grouping:
-            sql += " GROUP BY " + ", ".join(self.quote(c.column_name) for c in stmt.grouping)
+            sql += " GROUP BY " + ", ".join(self.column_ref(c) for c in stmt.grouping)
         if stmt.group_conditions:
             sql += " HAVING " + " AND ".join(self.compile_condition(c, params) for c in stmt.group_conditions)
         if stmt.ordering:
@@ -242,16 +244,36 @@ class Dialect(abc.ABC):
             sql += self.for_update_clause()
         return sql
 
+    def column_ref(self, column: Column[Any]) -> str:
+        """A column as a query names it: qualified by its table, since a statement may join several."""
+        return f"{self.quote(mapper_of(column.entity).table)}.{self.quote(column.column_name)}"
+
+    def _joins_sql(self, stmt: Select[Any]) -> str:
+        """The JOIN clauses of a statement's joined relationships."""
+        out = ""
+        for rel, outer in stmt.joins:
+            kind = " LEFT OUTER JOIN " if outer else " JOIN "
+            target = self.quote(mapper_of(rel.target).table)
+            if rel.link is not None:
+                assert rel.link_local is not None
+                assert rel.link_remote is not None
+                link = self.quote(rel.link.table)
+                out += f"{kind}{link} ON {self.column_ref(rel.link_local)} = {self.column_ref(rel.local)}"
+                out += f"{kind}{target} ON {self.column_ref(rel.remote)} = {self.column_ref(rel.link_remote)}"
+            else:
+                out += f"{kind}{target} ON {self.column_ref(rel.remote)} = {self.column_ref(rel.local)}"
+        return out
+
     def expression_sql(self, item: Column[Any] | Aggregate) -> str:
         """A column or an aggregate as comparisons and ordering use it."""
         if isinstance(item, Aggregate):
             return self.aggregate_sql(item)
-        return self.compare_sql(item, self.quote(item.column_name))
+        return self.compare_sql(item, self.column_ref(item))
 
     def aggregate_sql(self, agg: Aggregate) -> str:
         """``fn(column)``, over the column in its comparison form (on SQLite, aware datetimes as UTC)."""
         column = agg.column
-        return f"{agg.fn}({self.compare_sql(column, self.quote(column.column_name))})"
+        return f"{agg.fn}({self.compare_sql(column, self.column_ref(column))})"
 
     def aggregate_converter(self, agg: Aggregate) -> Converter | None:
         """How an aggregate's driver value becomes its Python value."""
@@ -287,18 +309,18 @@ class Dialect(abc.ABC):
             if isinstance(column, Aggregate):
                 lhs = self.aggregate_sql(column)
             elif expr.op == "LIKE":
-                lhs = self.quote(column.column_name)
+                lhs = self.column_ref(column)
             else:
-                lhs = self.compare_sql(column, self.quote(column.column_name))
+                lhs = self.compare_sql(column, self.column_ref(column))
             if isinstance(expr.value, Column):
-                return f"{lhs} {expr.op} {self.compare_sql(expr.value, self.quote(expr.value.column_name))}"
+                return f"{lhs} {expr.op} {self.compare_sql(expr.value, self.column_ref(expr.value))}"
             if expr.op == "LIKE":
                 params.append(expr.value)
                 return f"{lhs} LIKE {self.placeholder(len(params))}"
             params.append(self.param(column, checked_param(column, expr.value, expr.op)))
             return f"{lhs} {expr.op} {self.compare_sql(column, self.placeholder(len(params)))}"
         if isinstance(expr, IsNull):
-            return f"{self.quote(expr.column.column_name)} IS {'NOT ' if expr.negate else ''}NULL"
+            return f"{self.column_ref(expr.column)} IS {'NOT ' if expr.negate else ''}NULL"
         if isinstance(expr, InList):
             return self.render_in(expr.column, expr.values, expr.negate, params)
         if isinstance(expr, And):
