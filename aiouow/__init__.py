@@ -25,7 +25,7 @@ from ._fields import field
 from ._mapping import Entity
 from ._pool import Pool, create_pool
 from ._query import Select, select
-from ._relations import Relationship, relationship
+from ._relations import Relationship, rel, relationship
 from ._session import AsyncSession
 from ._state import ObjectState, SessionState
 from ._stats import SessionStats
@@ -106,6 +106,7 @@ __all__ = [
     "errors",
     "field",
     "func",
+    "rel",
     "relationship",
     "select",
 ]

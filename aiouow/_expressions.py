@@ -6,7 +6,7 @@ node; nodes combine with ``&``, ``|`` and ``~``. A dialect compiles the tree to 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._types import Kind, text_problem
@@ -113,6 +113,21 @@ class Not(Expression):
 
     def __init__(self, part: Expression) -> None:
         self.part = part
+
+
+class Exists(Expression):
+    """``EXISTS`` a related row (``Hero.team.has(...)``, ``Team.heroes.any(...)``), where the
+    related row meets ``condition`` (any related row when None)."""
+
+    __slots__ = ("condition", "relationship")
+
+    def __init__(self, relationship: Any, condition: Expression | None) -> None:
+        self.relationship = relationship
+        self.condition = condition
+
+    def __repr__(self) -> str:
+        what = "has" if not self.relationship.collection else "any"
+        return f"<{self.relationship!r}.{what}({self.condition!r})>"
 
 
 class Ordering:
@@ -263,3 +278,18 @@ def col(attribute: T) -> Column[T]:
     if not isinstance(attribute, Column):
         raise QueryError(f"cannot use {attribute!r} as a column: pass a class attribute such as User.id")
     return attribute
+
+
+def columns_in(expr: Expression) -> Iterator[Column[Any] | Aggregate]:
+    """The columns a condition compares (an EXISTS: those of the relationship's own side)."""
+    if isinstance(expr, (Compare, InList, IsNull)):
+        yield expr.column
+        if isinstance(expr, Compare) and isinstance(expr.value, Column):
+            yield expr.value
+    elif isinstance(expr, (And, Or)):
+        for part in expr.parts:
+            yield from columns_in(part)
+    elif isinstance(expr, Not):
+        yield from columns_in(expr.part)
+    elif isinstance(expr, Exists):
+        yield expr.relationship.local

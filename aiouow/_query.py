@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Generic, TypeVar, overload
 
 from ._aggregates import Aggregate
-from ._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or, Ordering
+from ._expressions import Column, Compare, Expression, Ordering, columns_in
 from ._mapping import Mapper, mapper_of
 from ._relations import Relationship
 from ._types import INT64_MAX
@@ -222,7 +221,7 @@ class Select(Generic[E]):
                 )
 
     def _check_columns(self, expr: Expression) -> None:
-        for column in _columns_in(expr):
+        for column in columns_in(expr):
             self._check_column(column)
 
     def _check_column(self, column: Column[Any] | Aggregate) -> None:
@@ -279,18 +278,6 @@ class Select(Generic[E]):
         if self.items:
             return f"<select {', '.join(map(repr, self.items))}>"
         return f"<select {self.mapper.name}>"
-
-
-def _columns_in(expr: Expression) -> Iterator[Column[Any] | Aggregate]:
-    if isinstance(expr, (Compare, InList, IsNull)):
-        yield expr.column
-        if isinstance(expr, Compare) and isinstance(expr.value, Column):
-            yield expr.value
-    elif isinstance(expr, (And, Or)):
-        for part in expr.parts:
-            yield from _columns_in(part)
-    elif isinstance(expr, Not):
-        yield from _columns_in(expr.part)
 
 
 def _check_count(what: str, n: object) -> None:

@@ -26,7 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .errors import MappingError, NotLoadedError
+from ._expressions import Expression
+from .errors import MappingError, NotLoadedError, QueryError
 
 if TYPE_CHECKING:
     from ._expressions import Column
@@ -152,6 +153,38 @@ class Relationship:
             f"load it with `await session.load(obj, {self!r})` (for many objects at once), or with "
             f"`select({self.owner.__name__}).load({self!r})` when querying"
         )
+
+    # -- conditions ---------------------------------------------------------------------------
+    def has(self, condition: Any = None) -> Expression:
+        """For a reference: ``EXISTS`` the related row (meeting ``condition``, a condition on the
+        related entity's fields). ``~Hero.team.has()``: no related row."""
+        return self._exists("has", condition, collection=False)
+
+    def any(self, condition: Any = None) -> Expression:
+        """For a collection: ``EXISTS`` a related row meeting ``condition`` (any row when None)."""
+        return self._exists("any", condition, collection=True)
+
+    def _exists(self, what: str, condition: Any, *, collection: bool) -> Expression:
+        from ._expressions import Exists, columns_in
+
+        self.resolve()
+        if self.target is self.owner:
+            raise QueryError(f"cannot build {self!r}.{what}(): a condition of an entity on itself needs table aliases")
+        if self.collection is not collection:
+            other = "any" if self.collection else "has"
+            kind = "collection" if self.collection else "reference"
+            raise QueryError(f"cannot build {self!r}.{what}(): {self!r} is a {kind}: use .{other}()")
+        if condition is not None:
+            if not isinstance(condition, Expression):
+                raise QueryError(
+                    f"cannot build {self!r}.{what}({condition!r}): expected a condition on {self.target.__name__}"
+                )
+            for column in columns_in(condition):
+                if column.entity is not self.target:
+                    raise QueryError(
+                        f"cannot build {self!r}.{what}(): {column!r} is not a field of {self.target.__name__}"
+                    )
+        return Exists(self, condition)
 
     # -- resolution ---------------------------------------------------------------------------
     @property
@@ -311,6 +344,14 @@ def settle_new_references(obj: Any, d: dict[str, Any]) -> None:
     for rel in _mapper(type(obj)).relationships.values():  # (resolved at the first object: errors show early)
         if rel.resolve().kind is RelationKind.MANY_TO_ONE and d.get(rel.local.name) is not None:
             d.pop(rel.name, None)
+
+
+def rel(attribute: Any) -> Relationship:
+    """Type ``Hero.team`` as the relationship it is at run time, for strict type checkers (which
+    see the value type): ``aiouow.rel(Hero.team).has(Team.name == "Z")``."""
+    if not isinstance(attribute, Relationship):
+        raise QueryError(f"cannot use {attribute!r} as a relationship: pass a class attribute such as Hero.team")
+    return attribute
 
 
 def unload_references(obj: Any, mapper: Mapper, field: str) -> None:

@@ -39,6 +39,7 @@ EXPECTED = {
     "NPlusOneError",
     "NotLoadedError",
     "relationship",
+    "rel",
     "Relationship",
     "NPlusOneWarning",
     "DatabaseError",

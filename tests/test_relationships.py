@@ -312,3 +312,29 @@ class TestBadInput:
         with pytest.raises(MappingError, match="needs exactly one foreign key"):
             Bad()
         assert HeroPower
+
+
+class TestExists:
+    async def test_has_and_any_correlate_with_each_row(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            in_z = await s.scalars(
+                select(Hero).where(aiouow.rel(Hero.team).has(Team.name == "Z-Force")).order_by(Hero.id)
+            )
+            assert [h.name for h in in_z] == ["Deadpond", "Spider-Boy"]
+            teamless = await s.scalars(select(Hero).where(~aiouow.rel(Hero.team).has()))
+            assert [h.name for h in teamless] == ["Loner"]
+            flyers = await s.scalars(select(Hero).where(aiouow.rel(Hero.powers).any(Power.name == "flight")))
+            assert sorted(h.name for h in flyers) == ["Deadpond", "Spider-Boy"]
+            teams = await s.scalars(select(Team).where(aiouow.rel(Team.heroes).any(Hero.name.like("Rusty%"))))
+            assert [t.name for t in teams] == ["Rusty"]
+            assert await s.count(select(Team).where(aiouow.rel(Team.heroes).any())) == 2
+
+    def test_bad_exists_are_query_errors(self) -> None:
+        with pytest.raises(QueryError, match=r"is a collection: use \.any"):
+            aiouow.rel(Team.heroes).has()
+        with pytest.raises(QueryError, match=r"Hero\.name is not a field of Team"):
+            aiouow.rel(Hero.team).has(Hero.name == "x")
+        with pytest.raises(QueryError, match="needs table aliases"):
+            aiouow.rel(Node.children).any()
+        with pytest.raises(QueryError, match="as a relationship"):
+            aiouow.rel(Hero.name)

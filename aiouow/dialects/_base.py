@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .._aggregates import Aggregate
-from .._expressions import And, Column, Compare, Expression, InList, IsNull, Not, Or
+from .._expressions import And, Column, Compare, Exists, Expression, InList, IsNull, Not, Or
 from .._fields import ON_DELETE_SQL
 from .._mapping import mapper_of
 from .._types import MAX_IDENTIFIER, ColumnType, Kind, check
@@ -264,6 +264,20 @@ class Dialect(abc.ABC):
                 out += f"{kind}{target} ON {self.column_ref(rel.remote)} = {self.column_ref(rel.local)}"
         return out
 
+    def _exists_sql(self, expr: Exists, params: list[Any]) -> str:
+        """``EXISTS (SELECT 1 FROM target WHERE target.key = owner.key AND condition)``, correlated
+        with the outer statement's row (through the link table for a many-to-many)."""
+        rel, ref = expr.relationship, self.column_ref
+        target = self.quote(mapper_of(rel.target).table)
+        condition = "" if expr.condition is None else " AND " + self.compile_condition(expr.condition, params)
+        if rel.link is not None:
+            link = self.quote(rel.link.table)
+            return (
+                f"EXISTS (SELECT 1 FROM {link} JOIN {target} ON {ref(rel.remote)} = {ref(rel.link_remote)} "
+                f"WHERE {ref(rel.link_local)} = {ref(rel.local)}{condition})"
+            )
+        return f"EXISTS (SELECT 1 FROM {target} WHERE {ref(rel.remote)} = {ref(rel.local)}{condition})"
+
     def expression_sql(self, item: Column[Any] | Aggregate) -> str:
         """A column or an aggregate as comparisons and ordering use it."""
         if isinstance(item, Aggregate):
@@ -319,6 +333,8 @@ class Dialect(abc.ABC):
                 return f"{lhs} LIKE {self.placeholder(len(params))}"
             params.append(self.param(column, checked_param(column, expr.value, expr.op)))
             return f"{lhs} {expr.op} {self.compare_sql(column, self.placeholder(len(params)))}"
+        if isinstance(expr, Exists):
+            return self._exists_sql(expr, params)
         if isinstance(expr, IsNull):
             return f"{self.column_ref(expr.column)} IS {'NOT ' if expr.negate else ''}NULL"
         if isinstance(expr, InList):
