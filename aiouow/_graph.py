@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._loading import load_objects
 from ._mapping import Mapper, mapper_of
-from ._relations import RelationKind, Relationship, loaded_list
+from ._relations import RelationKind, Relationship, loaded_list, unload_references
 from ._state import STATE_ATTR, ObjectState
 from ._tracking import NOT_HELD
 from .errors import DetachedInstanceError, QueryError
@@ -228,12 +228,9 @@ async def _many_to_many(
 def unload_for_key(objects: IdentityMap, obj: Any, mapper: Mapper, field: str) -> None:
     """A foreign-key field of ``obj`` was assigned: its references over it, and the loaded
     collections that go through it (of any object), are unloaded."""
-    d = obj.__dict__
-    for rel in mapper.relationships.values():
-        if rel.resolved and rel.kind is RelationKind.MANY_TO_ONE and rel.local.name == field:
-            d.pop(rel.name, None)
-    for rel in mapper.incoming:
-        if (rel.remote.name == field and rel.collection) or rel.kind is RelationKind.ONE_TO_ONE:
+    unload_references(obj, mapper, field)
+    for rel in mapper.incoming:  # collections and one-to-ones whose foreign key is this field
+        if rel.remote.name == field and rel.kind in (RelationKind.ONE_TO_MANY, RelationKind.ONE_TO_ONE):
             owners = objects.by_class.get(rel.owner)
             if owners is not None:
                 for parent in owners.held():
