@@ -88,6 +88,11 @@ def owned(objects: IdentityMap, objs: Iterable[Any]) -> list[Any]:
 _holder_of = attrgetter(STATE_ATTR)
 
 
+def _keys(objs: list[Any], field: str) -> set[Any]:
+    """The values of a key field of the objects, without None (fields are plain instance attributes)."""
+    return set(map(attrgetter(field), objs)) - {None}
+
+
 def _related(objs: list[Any], rel: Relationship) -> list[Any]:
     """The objects a loaded relationship of ``objs`` holds, each once: the next level of a path."""
     related: list[Any] = []
@@ -152,7 +157,7 @@ async def _many_to_one(
     target = mapper_of(rel.target)
     tracker = objects.tracker(target)
     local, remote, name = rel.local.name, rel.remote.name, rel.name
-    keys = set(map(attrgetter(local), objs)) - {None}  # (fields are plain instance attributes)
+    keys = _keys(objs, local)
     held = {k: v for k in keys if (v := tracker.lookup(k)) is not NOT_HELD}
     missing = sorted(k for k in keys if k not in held)
     for obj in await _rows_where_in(objects, dialect, fetch, target, rel.remote, missing):
@@ -170,7 +175,7 @@ async def _by_foreign_key(
     target = mapper_of(rel.target)
     tracker = objects.tracker(target)
     local, remote, name = rel.local.name, rel.remote.name, rel.name
-    keys = sorted(set(map(attrgetter(local), objs)) - {None})
+    keys = sorted(_keys(objs, local))
     children: dict[Any, list[Any]] = {}
     deleting = tracker.deleting  # (marked for deletion and not flushed: not among the children)
     found = await _rows_where_in(objects, dialect, fetch, target, rel.remote, keys)
@@ -201,7 +206,7 @@ async def _many_to_many(
     assert link_remote is not None
     target = mapper_of(rel.target)
     tracker = objects.tracker(target)
-    keys = sorted({o.__dict__[rel.local.name] for o in objs} - {None})
+    keys = sorted(_keys(objs, rel.local.name))
     q = dialect.quote
     owner_col = f"l.{q(link_local.column_name)}"
     columns = ", ".join(f"t.{q(c.column_name)}" for c in target.columns)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codegen import compile_function
 from ._mapping import Mapper, set_state_slot
-from ._types import Kind
+from ._types import Kind, short_repr
 from .errors import DataError
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def unloadable(mapper: Mapper, dialect: Dialect, rows: Sequence[Row]) -> DataErr
             try:
                 conv(value)
             except Exception as err:
-                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                shown = short_repr(value)
                 if column.ctype.kind is Kind.ENUM:
                     why = f"which is not a value of {column.ctype.python_type.__name__}"
                 elif column.ctype.kind is Kind.JSON:

@@ -57,7 +57,7 @@ class NPlusOneDetector:
         threshold."""
         if self.mode is NPlusOneMode.IGNORE:
             return
-        frame = _caller()
+        frame, level = _caller()
         site = (frame.f_code.co_filename, frame.f_lineno, sql) if frame is not None else ("<a task>", 0, sql)
         count = self.counts.get(site, 0) + 1
         self.counts[site] = count
@@ -70,20 +70,14 @@ class NPlusOneDetector:
         )
         if self.mode is NPlusOneMode.RAISE:
             raise NPlusOneError(message)
-        warnings.warn(message, NPlusOneWarning, stacklevel=_stacklevel())
+        warnings.warn(message, NPlusOneWarning, stacklevel=level)
 
 
-def _caller() -> FrameType | None:
-    """The innermost frame outside aiouow: the line of the program that asked."""
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED):
-        frame = frame.f_back
-    return frame
-
-
-def _stacklevel() -> int:
+def _caller() -> tuple[FrameType | None, int]:
+    """The innermost frame outside aiouow, the line of the program that asked, and its
+    ``stacklevel`` as seen from `NPlusOneDetector.single_row` (for ``warnings.warn``)."""
     level = 1
-    frame: FrameType | None = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED):
         level, frame = level + 1, frame.f_back
-    return level
+    return frame, level + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 from ._aggregates import Aggregate
@@ -67,18 +68,22 @@ class Select(Generic[E]):
 
     def where(self, *conditions: Expression | bool) -> Select[E]:
         """Add conditions, all of which must hold (``AND``)."""
+        name = self.mapper.name
+        example = f"{name}.{self.mapper.columns[0].name} == value"
         new = self._copy()
-        checked: list[Expression] = []
+        new._where = self._where + self._conditions(
+            conditions, lambda cond: f"cannot filter {name} by {cond!r}: expected a condition such as {example}"
+        )
+        return new
+
+    def _conditions(self, conditions: tuple[Any, ...], refused: Callable[[Any], str]) -> tuple[Expression, ...]:
+        """The conditions of a ``where()`` or ``having()``, each checked to be one (else a
+        `QueryError` saying ``refused(it)``), over the statement's own entities."""
         for cond in conditions:
             if not isinstance(cond, Expression):
-                raise QueryError(
-                    f"cannot filter {self.mapper.name} by {cond!r}: expected a condition such as "
-                    f"{self.mapper.name}.{self.mapper.columns[0].name} == value"
-                )
+                raise QueryError(refused(cond))
             self._check_columns(cond)
-            checked.append(cond)
-        new._where = self._where + tuple(checked)
-        return new
+        return conditions
 
     def order_by(self, *columns: Ordering | Column[Any] | Any) -> Select[E]:
         """Order by columns (ascending) or ``Column.desc()`` / ``Column.asc()`` (aggregates too,
@@ -145,14 +150,12 @@ class Select(Generic[E]):
         """Conditions on the groups (``HAVING``), over aggregates or grouped columns."""
         if not self.items:
             raise QueryError(f"cannot use having() on a select of {self.mapper.name} objects")
-        checked: list[Expression] = []
-        for cond in conditions:
-            if not isinstance(cond, Expression):
-                raise QueryError(f"cannot use {cond!r} in having(): expected a condition such as func.count(...) > 1")
-            self._check_columns(cond)
-            checked.append(cond)
+        checked = self._conditions(
+            conditions,
+            lambda cond: f"cannot use {cond!r} in having(): expected a condition such as func.count(...) > 1",
+        )
         new = self._copy()
-        new._having = self._having + tuple(checked)
+        new._having = self._having + checked
         return new
 
     def for_update(self) -> Select[E]:

@@ -194,14 +194,12 @@ class Relationship:
     def resolve(self) -> Relationship:
         """Work out the kind and the columns (once; a `MappingError` names class and field)."""
         if not self._resolved:
-            from ._mapping import mapper_of
-
             self._resolve()
             self._resolved = True  # (before the other side, which compares against this one)
-            mapper_of(self.target).incoming.append(self)
+            _mapper(self.target).incoming.append(self)
             holder = self.owner if self.kind is RelationKind.MANY_TO_ONE else self.target
             if self.kind is not RelationKind.MANY_TO_MANY:
-                mapper_of(holder).watched.add((self.local if holder is self.owner else self.remote).name)
+                _mapper(holder).watched.add((self.local if holder is self.owner else self.remote).name)
             if self.spec.back_populates is not None:
                 self._resolve_back(self.target)
         return self
@@ -210,11 +208,9 @@ class Relationship:
         return MappingError(f"cannot map {self!r}: {why}")
 
     def _resolve(self) -> None:
-        from ._mapping import mapper_of  # (the mapping module imports this one)
-
         target, collection = self._target()
         self.target, self.collection = target, collection
-        owner_m, target_m = mapper_of(self.owner), mapper_of(target)
+        owner_m, target_m = _mapper(self.owner), _mapper(target)
         if self.spec.link is not None:
             if not collection:
                 raise self._fail("link= makes a many-to-many collection: annotate it list[...]")
@@ -292,13 +288,11 @@ class Relationship:
         return self._pick(candidates, holder.name)
 
     def _resolve_link(self, owner_m: Mapper, target_m: Mapper) -> None:
-        from ._mapping import mapper_of
-
         link = self.spec.link
         if isinstance(link, str):
             link = _EntityNames(self.owner).get(link) or _EntityNames(self.owner)[link]
         try:
-            link_m = mapper_of(link)
+            link_m = _mapper(link)
         except MappingError:
             raise self._fail(f"link={self.spec.link!r} is not an entity class") from None
         to_owner = self._foreign_keys(link_m, owner_m)
@@ -316,9 +310,7 @@ class Relationship:
         self.remote = _referenced(target_m, to_target[0], self)
 
     def _resolve_back(self, target: type) -> None:
-        from ._mapping import mapper_of
-
-        back = mapper_of(target).relationships.get(self.spec.back_populates or "")
+        back = _mapper(target).relationships.get(self.spec.back_populates or "")
         if back is None:
             raise self._fail(f"back_populates={self.spec.back_populates!r}: {target.__name__} has no such relationship")
         back.resolve()
@@ -384,8 +376,8 @@ def unload_touching(objects: Iterable[Any], mappers: Iterable[Mapper]) -> None:
                     d.pop(name, None)
 
 
-def _mapper(cls: type) -> Mapper:
-    from ._mapping import mapper_of
+def _mapper(cls: Any) -> Mapper:
+    from ._mapping import mapper_of  # (the mapping module imports this one)
 
     return mapper_of(cls)
 

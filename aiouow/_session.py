@@ -367,9 +367,7 @@ class AsyncSession(QueryShortcuts, SessionInspection):
 
     async def scalars(self, stmt: Select[E]) -> list[E]:
         """Run a `aiouow.select` and return its objects."""
-        if not isinstance(stmt, Select):
-            raise QueryError(f"cannot run {stmt!r}: expected a statement made by aiouow.select()")
-        sql, params = self._dialect.compile_select(stmt)
+        sql, params = self._dialect.compile_select(_checked(stmt, "run"))
         self._life.enter("query")
         async with self._lock:
             await self._ready_to_read("query")
@@ -388,9 +386,7 @@ class AsyncSession(QueryShortcuts, SessionInspection):
     async def rows(self, stmt: Select[R]) -> list[R]:
         """Run a selection of columns and aggregates (``select(User.name, func.count(User.id))``);
         each row is a tuple of Python values, converted as the fields' values are."""
-        if not isinstance(stmt, Select):
-            raise QueryError(f"cannot read rows of {stmt!r}: expected a statement made by aiouow.select()")
-        sql, params, converters = self._dialect.compile_rows(stmt)
+        sql, params, converters = self._dialect.compile_rows(_checked(stmt, "read rows of"))
         raw = await self._read("query", sql, params, write=stmt.locking)
         values = [
             tuple(v if v is None or conv is None else conv(v) for v, conv in zip(row, converters, strict=True))

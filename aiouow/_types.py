@@ -143,7 +143,7 @@ def check(ctype: ColumnType, value: Any) -> str | None:
         if cls is bool or not isinstance(value, int):
             return _wrong(ctype, value)
         if not INT64_MIN <= value <= INT64_MAX:
-            return f"is out of the 64-bit integer range ({_short(value)})"
+            return f"is out of the 64-bit integer range ({short_repr(value)})"
         return None
     if kind is Kind.FLOAT:
         if cls is bool or not isinstance(value, (int, float)):
@@ -204,9 +204,9 @@ def _float_problem(value: float) -> str | None:
         try:
             exact = float(value) == value
         except OverflowError:
-            return f"holds the int {_short(value)}, which is out of the float range"
+            return f"holds the int {short_repr(value)}, which is out of the float range"
         if not exact:
-            return f"holds the int {_short(value)}, which a float cannot hold exactly (use int or Decimal)"
+            return f"holds the int {short_repr(value)}, which a float cannot hold exactly (use int or Decimal)"
     return None
 
 
@@ -248,7 +248,7 @@ def _json_problem(value: Any) -> str | None:
             continue
         elif cls is int:
             if item.bit_length() > JSON_MAX_INT_BITS:  # Python's JSON writer stops at 4300 digits
-                return f"the int {_short(item)} is too large for JSON text"
+                return f"the int {short_repr(item)} is too large for JSON text"
         elif cls is float:
             if not math.isfinite(item):
                 return f"{item!r} is not a JSON number"
@@ -262,17 +262,18 @@ def _json_problem(value: Any) -> str | None:
                 continue
             for key, element in item.items():
                 if type(key) is not str:
-                    return f"the dict key {_short(key)} is not a str (JSON would make it one)"
+                    return f"the dict key {short_repr(key)} is not a str (JSON would make it one)"
                 problem = text_problem(key)
                 if problem is not None:
                     return problem
                 todo.append((element, depth + 1))
         else:
-            return f"{cls.__name__} {_short(item)} is not a JSON type (dict, list, str, int, float, bool, None)"
+            return f"{cls.__name__} {short_repr(item)} is not a JSON type (dict, list, str, int, float, bool, None)"
     return None
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """A value as error messages show it: at most 60 characters (a huge int by its size)."""
     if isinstance(value, int) and value.bit_length() > 200:  # (repr of a huge int may raise, past 4300 digits)
         return f"of about {int(value.bit_length() * 0.30103) + 1} digits"
     shown = repr(value)
@@ -280,7 +281,7 @@ def _short(value: Any) -> str:
 
 
 def _wrong(ctype: ColumnType, value: Any) -> str:
-    return f"expects {ctype.describe()}, got {type(value).__name__} {_short(value)}"
+    return f"expects {ctype.describe()}, got {type(value).__name__} {short_repr(value)}"
 
 
 def dump_json(value: Any) -> str:
