@@ -8,15 +8,18 @@ the steps succeeded or `Flush.abort` when they did not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._graphsync import keep_in_step
+from ._graphwrite import resolve_waiting
 from ._ondelete import mirror_on_delete
-from ._relations import unload_touching
 from ._unitofwork import DeleteStep, EntityChanges, FlushPlan, InsertStep, UpdateStep, expected_count, plan_flush
 from .errors import StaleDataError
 
 if TYPE_CHECKING:
+    from ._identity import IdentityMap
+    from ._mapping import Mapper
     from ._stats import StatsRecorder
     from ._tracking import EntityTracker
     from .dialects._base import Dialect
@@ -25,16 +28,20 @@ if TYPE_CHECKING:
 class Flush:
     """A planned flush, and what it took from each tracker, until it is settled or aborted."""
 
-    __slots__ = ("objects", "plan", "stats", "taken")
+    __slots__ = ("more", "objects", "plan", "stats", "taken")
 
     def __init__(
         self,
         plan: FlushPlan,
         taken: list[tuple[EntityTracker, EntityChanges, int]],
         stats: StatsRecorder,
-        objects: Iterable[EntityTracker],
+        objects: IdentityMap,
+        *,
+        more: bool = False,
     ) -> None:
-        self.objects = objects  # every tracker of the session (for the relationships it unloads)
+        self.objects = objects  # the session's identity map (for the relationships kept in step)
+        #: Objects wait for keys this flush generates: the session takes another round after it.
+        self.more = more
         self.plan = plan
         #: (tracker, the changes taken from it, its count of edits to pending objects then)
         self.taken = taken
@@ -90,24 +97,40 @@ class Flush:
                 log.record_deletes(step.ids, step.objs)
         for tracker, _, _ in self.taken:
             tracker.inflight = None
-        deleted = [(step.mapper, step.ids) for step in self.plan.steps if isinstance(step, DeleteStep)]
-        mirrored = mirror_on_delete(self.objects, deleted) if deleted else set()
         # Rows inserted or deleted change what relationships into their entity hold; updates do not
-        # (a foreign key assigned unloads what goes through it when it is assigned).
-        moved = {
-            step.mapper for step in self.plan.steps if not isinstance(step, UpdateStep) or step.replaced is not None
-        }
-        unload_touching(self.objects, moved | mirrored)
+        # (a foreign key assigned is kept in step, or unloads what goes through it, when assigned).
+        inserted: list[tuple[Mapper, list[Any]]] = []
+        deleted: list[tuple[Mapper, list[Any]]] = []
+        for step in self.plan.steps:
+            if isinstance(step, InsertStep):
+                inserted.append((step.mapper, step.objs))
+            elif isinstance(step, DeleteStep):
+                deleted.append((step.mapper, step.objs))
+            elif step.replaced is not None:
+                deleted.append((step.mapper, step.replaced.objs))
+                inserted.append((step.mapper, step.objs))
+        nulled: list[tuple[Mapper, str, list[Any]]] = []
+        if deleted:
+            deleted_keys = [(step.mapper, step.ids) for step in self.plan.steps if isinstance(step, DeleteStep)]
+            cascaded, nulled = mirror_on_delete(self.objects, deleted_keys)
+            deleted.extend(cascaded)
+        if inserted or deleted:
+            keep_in_step(self.objects, inserted, deleted, nulled)
         self.stats.flushes += 1
 
 
-def take(trackers: Iterable[EntityTracker], dialect: Dialect, stats: StatsRecorder) -> Flush | None:
+def take(objects: IdentityMap, dialect: Dialect, stats: StatsRecorder) -> Flush | None:
     """The first half of a flush, before any await: plan it (values are checked here, and a
-    `DataError` leaves everything as it was), then take the changes. None: nothing to send."""
+    `DataError` leaves everything as it was), then take the changes. None: nothing to send.
+
+    Objects whose foreign keys wait for a parent's generated key (relationship writes) are left
+    to a later round: the flush's ``more`` says that the session must take another after this
+    one has run (see `AsyncSession._flush`)."""
+    held_back = resolve_waiting(objects) if objects.waiting else None
     found: list[tuple[EntityTracker, EntityChanges]] = []
-    for tracker in trackers:
+    for tracker in objects:
         if tracker.has_changes():
-            changes = tracker.changes_to_flush()
+            changes = tracker.changes_to_flush(held_back)
             if changes is not None:
                 found.append((tracker, changes))
             else:  # only fields set back to their originals (if anything): nothing to keep
@@ -119,4 +142,6 @@ def take(trackers: Iterable[EntityTracker], dialect: Dialect, stats: StatsRecord
         tracker.take(changes)
     if plan.empty:
         return None
-    return Flush(plan, [(tracker, changes, tracker.new_edits) for tracker, changes in found], stats, trackers)
+    # (edits of -1: pending objects were held back, so the flush does not insert every one)
+    taken = [(t, c, -1 if held_back and len(c.new) < len(t.new) else t.new_edits) for t, c in found]
+    return Flush(plan, taken, stats, objects, more=bool(objects.waiting))

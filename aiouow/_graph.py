@@ -15,9 +15,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from ._graphwrite import RelatedList
 from ._loading import load_objects
 from ._mapping import Mapper, mapper_of
-from ._relations import RelationKind, Relationship, loaded_list, unload_references
+from ._relations import RelationKind, Relationship, unload_references
 from ._state import STATE_ATTR, ObjectState
 from ._tracking import NOT_HELD
 from .errors import DetachedInstanceError, QueryError
@@ -186,7 +187,7 @@ async def _by_foreign_key(
     none: list[Any] = []
     for obj in objs:
         mine = children.get(obj.__dict__[local], none)
-        obj.__dict__[name] = loaded_list(mine) if rel.collection else (mine[0] if mine else None)
+        obj.__dict__[name] = RelatedList(obj, rel, mine) if rel.collection else (mine[0] if mine else None)
     if rel.back is not None and found:  # each child's reference to its parent, where not loaded yet
         back = rel.back.name
         parents = {obj.__dict__[local]: obj for obj in objs}
@@ -227,13 +228,16 @@ async def _many_to_many(
             found.setdefault(key, []).append(obj)
     none: list[Any] = []
     for obj in objs:
-        obj.__dict__[rel.name] = loaded_list(found.get(obj.__dict__[rel.local.name], none))
+        obj.__dict__[rel.name] = RelatedList(obj, rel, found.get(obj.__dict__[rel.local.name], none))
 
 
 def unload_for_key(objects: IdentityMap, obj: Any, mapper: Mapper, field: str) -> None:
     """A foreign-key field of ``obj`` was assigned: its references over it, and the loaded
     collections that go through it (of any object), are unloaded."""
     unload_references(obj, mapper, field)
+    entry = objects.waiting.get(id(obj)) if objects.waiting else None
+    if entry is not None:  # (the key assigned by hand wins over a reference assigned before)
+        entry[1].pop(field, None)
     for rel in mapper.incoming:  # collections and one-to-ones whose foreign key is this field
         if rel.remote.name == field and rel.kind in (RelationKind.ONE_TO_MANY, RelationKind.ONE_TO_ONE):
             owners = objects.by_class.get(rel.owner)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _restore
+from ._graphwrite import cascade_new
 from ._mapping import Mapper, describe, mapper_of
 from ._relations import unload_touching
 from ._state import STATE_ATTR, ObjectState
@@ -22,13 +23,19 @@ from .errors import SessionError
 class IdentityMap:
     """The trackers of one session, by mapper and by entity class."""
 
-    __slots__ = ("by_class", "session", "trackers")
+    __slots__ = ("by_class", "links", "session", "stubs", "trackers", "waiting")
 
     def __init__(self, session: object) -> None:
         self.session = session
         self.trackers: dict[Mapper, EntityTracker] = {}
         #: The same trackers by entity class: what `AsyncSession.get`'s identity-map hit looks up.
         self.by_class: dict[type, EntityTracker] = {}
+        #: Relationship writes of the open transaction (see `aiouow._graphwrite`): objects whose
+        #: foreign keys wait for a parent's generated key (``id`` -> (object, {field: parent})),
+        #: the link objects made for many-to-many pairs, and stubs standing for link rows to delete.
+        self.waiting: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self.links: dict[tuple[Any, ...], Any] = {}
+        self.stubs: list[Any] = []
 
     def tracker(self, mapper: Mapper) -> EntityTracker:
         """The tracker of an entity (made on first use)."""
@@ -53,10 +60,18 @@ class IdentityMap:
             if tracker is None:
                 self._add_one(obj)  # (the first object of its entity in this session, or not an entity)
                 tracker = self.by_class.get(kind)
+                if holder is None and tracker is not None and tracker.mapper.relationships:
+                    cascade_new(self, obj)
             elif holder is None:
                 tracker.add_new(obj)  # an object no session has seen: pending
+                if tracker.mapper.relationships:
+                    cascade_new(self, obj)  # (and those it reaches through its relationships)
             elif holder is not tracker or tracker.removed:
                 self._add_one(obj)
+
+    def add_new_alone(self, obj: Any) -> None:
+        """A transient object becomes pending (the save cascade, which adds what it reaches itself)."""
+        self.tracker(mapper_of(obj)).add_new(obj)
 
     def _add_one(self, obj: Any) -> None:
         tracker = self.tracker(mapper_of(obj))
@@ -143,12 +158,24 @@ class IdentityMap:
     def after_commit(self) -> None:
         for tracker in self.trackers.values():
             _restore.after_commit(tracker)
+        self._end_relationship_writes()
 
     def restore(self) -> None:
         touched = [t.mapper for t in self.trackers.values() if t.log or t.changes or t.deleting or t.removed]
         for tracker in self.trackers.values():
             _restore.restore(tracker)
+        for stub in self.stubs:  # (rows that were to be unlinked: their stubs stand for nothing now)
+            holder = getattr(stub, STATE_ATTR, None)
+            if holder is not None and holder.session is self.session:
+                holder.forget(stub)
+        self._end_relationship_writes()
         unload_touching(self.trackers.values(), touched)  # (what they held may have been undone)
+
+    def _end_relationship_writes(self) -> None:
+        if self.waiting or self.links or self.stubs:
+            self.waiting = {}
+            self.links = {}
+            self.stubs = []
 
     def close(self) -> None:
         """What was not committed is put back (`restore`), then every object is detached; the map

@@ -21,9 +21,7 @@ from ._relations import (
     Relationship,
     RelationshipSpec,
     is_collection,
-    loaded_list,
     register_entity,
-    relationship,
     settle_new_references,
     unload_references,
 )
@@ -66,6 +64,7 @@ class Mapper:
         "settable",
         "single_names",
         "table",
+        "through",
         "version",
         "watched",
     )
@@ -105,6 +104,8 @@ class Mapper:
         self.incoming: list[Relationship] = []
         #: Foreign-key fields that resolved relationships go through: assigning one unloads them.
         self.watched: set[str] = set()
+        #: Resolved many-to-many relationships whose link entity this is.
+        self.through: list[Relationship] = []
 
     def __repr__(self) -> str:
         return f"<Mapper {self.entity.__name__} -> {self.table}>"
@@ -148,7 +149,7 @@ def mapper_of(entity: Any) -> Mapper:
     return mapper
 
 
-@dataclass_transform(kw_only_default=True, eq_default=False, field_specifiers=(field, relationship))
+@dataclass_transform(kw_only_default=True, eq_default=False, field_specifiers=(field,))
 class Entity:
     """Base class of mapped entities.
 
@@ -210,13 +211,10 @@ class Entity:
             cls = type(self)
             mapper = cls.__dict__.get("__aiouow_mapper__")
             if mapper is not None and name in mapper.relationships:
-                rel = mapper.relationships[name]
-                raise AttributeError(
-                    f"cannot set {rel!r}: relationships are read-only in this version of aiouow; set the "
-                    "foreign-key field instead (the relationship is unloaded, and reads the new row once loaded)",
-                    name=name,
-                    obj=self,
-                )
+                from ._graphwrite import assign  # (writing through relationships builds on this module)
+
+                assign(self, mapper.relationships[name], value)
+                return
             if mapper is not None and name in mapper.watched:  # a transient object's foreign key
                 object.__setattr__(self, name, value)
                 unload_references(self, mapper, name)
@@ -476,17 +474,25 @@ def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
             body.append(f"_aiouow_d[{n!r}] = {factory}()")
         else:
             body.append(f"_aiouow_d[{n!r}] = None")
-    for rel_name, (annotation, _) in cls.__dict__[
-        "__aiouow_relationships__"
-    ].items():  # a new object's are loaded: empty
-        if is_collection(annotation):
-            env["_aiouow_list"] = loaded_list
-            body.append(f"_aiouow_d[{rel_name!r}] = _aiouow_list()")
-        else:
-            body.append(f"_aiouow_d[{rel_name!r}] = None")
+    relations = cls.__dict__["__aiouow_relationships__"]
+    if relations:  # a new object's relationships are loaded (empty), and may be given
+        from ._graphwrite import assign, loaded_list
+
+        env["_aiouow_list"] = loaded_list
+        env["_aiouow_assign"] = assign
         env["_aiouow_settle_references"] = settle_new_references
-    if "_aiouow_settle_references" in env:
+        env["_aiouow_relationships"] = mapper.relationships
+        for rel_name, (annotation, _) in relations.items():
+            rel = f"_aiouow_relationships[{rel_name!r}]"
+            if is_collection(annotation):
+                body.append(f"_aiouow_d[{rel_name!r}] = _aiouow_list(_aiouow_self, {rel})")
+            else:
+                body.append(f"_aiouow_d[{rel_name!r}] = None")
         body.append("_aiouow_settle_references(_aiouow_self, _aiouow_d)")
+        for rel_name in relations:
+            rel = f"_aiouow_relationships[{rel_name!r}]"
+            params.append(f"{rel_name}=_aiouow_MISSING")
+            body.append(f"if {rel_name} is not _aiouow_MISSING: _aiouow_assign(_aiouow_self, {rel}, {rel_name})")
     if hasattr(cls, "__post_init__"):
         body.append("_aiouow_self.__post_init__()")
     sig = ", ".join(["_aiouow_self", "*", *params]) if params else "_aiouow_self"

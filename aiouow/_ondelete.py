@@ -17,11 +17,15 @@ if TYPE_CHECKING:
     from ._tracking import EntityTracker
 
 
-def mirror_on_delete(trackers: Iterable[EntityTracker], deleted: list[tuple[Mapper, list[Any]]]) -> set[Mapper]:
+def mirror_on_delete(
+    trackers: Iterable[EntityTracker], deleted: list[tuple[Mapper, list[Any]]]
+) -> tuple[list[tuple[Mapper, list[Any]]], list[tuple[Mapper, str, list[Any]]]]:
     """Apply ``cascade`` and ``set null`` to the held objects that referenced the rows ``deleted``
-    ((mapper, identity keys) per delete step); returns the mappers whose objects changed."""
+    ((mapper, identity keys) per delete step); returns the objects deleted by a cascade, and those
+    whose key was set to NULL (with the field)."""
     held = [t for t in trackers if any(c.on_delete in ("cascade", "set null") for c, _, _ in t.mapper.foreign_keys)]
-    changed: set[Mapper] = set()
+    cascaded: list[tuple[Mapper, list[Any]]] = []
+    nulled: list[tuple[Mapper, str, list[Any]]] = []
     work = [(mapper, set(keys)) for mapper, keys in deleted if len(mapper.pk) == 1 and keys]
     while work and held:
         parent, gone = work.pop()
@@ -34,13 +38,14 @@ def mirror_on_delete(trackers: Iterable[EntityTracker], deleted: list[tuple[Mapp
                 if not hits:
                     continue
                 keys, objs = [k for k, _ in hits], [o for _, o in hits]
-                changed.add(tracker.mapper)
                 if column.on_delete == "cascade":
                     tracker.settle_deleted(keys, objs)
                     tracker.log.record_deletes(keys, objs)
                     work.append((tracker.mapper, set(keys)))
+                    cascaded.append((tracker.mapper, objs))
                 else:
                     tracker.log.record_updates(keys, [{name: o.__dict__[name]} for o in objs])
                     for obj in objs:
                         obj.__dict__[name] = None  # (what the row holds now: not a change to flush)
-    return changed
+                    nulled.append((tracker.mapper, name, objs))
+    return cascaded, nulled

@@ -24,7 +24,7 @@ import typing
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from ._expressions import Expression
 from .errors import MappingError, NotLoadedError, QueryError
@@ -50,7 +50,6 @@ def relationship(
     fk: str | None = None,
     link: Any = None,
     delete_orphan: bool = False,
-    init: Literal[False] = False,
 ) -> Any:
     """Declare a relationship to another entity (see ``docs/relationships.md``).
 
@@ -60,11 +59,10 @@ def relationship(
     - ``link``: for a many-to-many collection, the link entity (or its class name).
     - ``delete_orphan``: a child taken out of this collection is deleted (its key is otherwise
       set to NULL).
-    - ``init``: always False: a relationship is not an ``__init__`` argument (it tells type
-      checkers so; relationships are read-only in this version of aiouow).
+
+    A relationship is an optional keyword argument of the entity's ``__init__`` (``Hero(team=t)``,
+    ``Team(heroes=[h])``); to type checkers, the value given here is its default.
     """
-    if init is not False:
-        raise MappingError("relationship(init=...) must be False: relationships are not __init__ arguments")
     return RelationshipSpec(back_populates=back_populates, fk=fk, link=link, delete_orphan=delete_orphan)
 
 
@@ -91,6 +89,9 @@ class _EntityNames(dict[str, Any]):
         self.owner = owner
 
     def __missing__(self, name: str) -> Any:
+        module = sys.modules.get(self.owner.__module__)
+        if module is not None and name in vars(module):  # (the owner's module first, as Python looks)
+            return vars(module)[name]
         found = [c for c in _ENTITIES.get(name, ()) if "__aiouow_mapper__" in c.__dict__]
         if len(found) == 1:
             return found[0]
@@ -200,6 +201,9 @@ class Relationship:
             holder = self.owner if self.kind is RelationKind.MANY_TO_ONE else self.target
             if self.kind is not RelationKind.MANY_TO_MANY:
                 _mapper(holder).watched.add((self.local if holder is self.owner else self.remote).name)
+            else:
+                assert self.link is not None
+                self.link.through.append(self)
             if self.spec.back_populates is not None:
                 self._resolve_back(self.target)
         return self
@@ -388,31 +392,8 @@ def _describe(obj: Any) -> str:
     return describe(obj)
 
 
-class RelatedList(list[Any]):
-    """A loaded collection (``team.heroes``): a list, in key order as loaded. Read-only in this
-    version of aiouow: its mutating methods raise ``TypeError`` rather than change nothing in the
-    database."""
-
-    __slots__ = ()
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(
-            "cannot change a relationship collection: relationships are read-only in this version of aiouow; "
-            "set the foreign-key field of each object instead"
-        )
-
-    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
-
-
 def is_collection(annotation: Any) -> bool:
     """Whether a relationship's annotation is ``list[...]`` (read without resolving its names)."""
     if isinstance(annotation, str):
         return annotation.replace(" ", "").startswith(("list[", "List[", "typing.List["))
     return typing.get_origin(annotation) is list
-
-
-def loaded_list(items: Iterable[Any] = ()) -> RelatedList:
-    out = RelatedList()
-    list.extend(out, items)
-    return out

@@ -160,6 +160,10 @@ class AsyncSession(QueryShortcuts, SessionInspection):
         try:
             self._life.check("commit")
             flush = _flush.take(self._objects, self._dialect, self._stats)
+            while flush is not None and flush.more:  # rounds before the last (see `_flush`)
+                tx = await self._transaction_for(flush)
+                await self._guarded(tx.run(flush))
+                flush = _flush.take(self._objects, self._dialect, self._stats)
             if flush is None and self._tx is None:
                 self._committed()  # nothing to commit
                 return
@@ -307,11 +311,16 @@ class AsyncSession(QueryShortcuts, SessionInspection):
             await self._flush()
 
     async def _flush(self) -> None:
-        flush = _flush.take(self._objects, self._dialect, self._stats)
-        if flush is None:
-            return
-        tx = await self._transaction_for(flush)
-        await self._guarded(tx.run(flush))
+        """Run the flush, in rounds when objects wait for keys that a round generates (a pending
+        child of a pending parent whose key the database generates goes in the round after it)."""
+        while True:
+            flush = _flush.take(self._objects, self._dialect, self._stats)
+            if flush is None:
+                return
+            tx = await self._transaction_for(flush)
+            await self._guarded(tx.run(flush))
+            if not flush.more:
+                return
 
     async def _ready_to_read(self, op: str) -> None:
         """Under the lock, before a statement that reads: the session is usable, and pending

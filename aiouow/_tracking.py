@@ -297,6 +297,13 @@ class EntityTracker:
                 return
         self.deleting[self.key_of(obj)] = obj
 
+    def undelete(self, obj: Any) -> None:
+        """A held object marked for deletion is no longer (a link row related again)."""
+        if self.deleting:
+            key = self.key_of(obj)
+            if self.deleting.get(key) is obj:
+                del self.deleting[key]
+
     def discard_new(self, obj: Any) -> None:
         """A pending object leaves the session, transient."""
         del self.new[id(obj)]
@@ -408,10 +415,11 @@ class EntityTracker:
         return bool(self.new or self.changes or self.deleting or self.json_text)
 
     # -- flushing --------------------------------------------------------------------------------
-    def changes_to_flush(self) -> EntityChanges | None:
+    def changes_to_flush(self, held_back: set[int] | None = None) -> EntityChanges | None:
         """What a flush would send for this entity, as values (read only: `take` takes them). The
         changed objects are grouped by the fields that changed; objects marked for deletion are
-        deletes, whatever was assigned to them."""
+        deletes, whatever was assigned to them. ``held_back``: pending objects (by ``id``) left
+        to a later round of the flush (they wait for their parents' generated keys)."""
         updates: dict[tuple[str, ...], ChangedRows] = {}
         json_text = self.json_text
         if json_text:  # every object can have changed (in place): each one's recorded changes, or none
@@ -426,9 +434,12 @@ class EntityTracker:
             )
         elif self.changes:
             updates = group_changes(self.mapper, self.identity, self.changes.items(), None, self.deleting)
-        if not (self.new or updates or self.deleting):
+        new = list(self.new.values())
+        if held_back:
+            new = [obj for obj in new if id(obj) not in held_back]
+        if not (new or updates or self.deleting):
             return None
-        return EntityChanges(self.mapper, list(self.new.values()), updates, dict(self.deleting))
+        return EntityChanges(self.mapper, new, updates, dict(self.deleting))
 
     def take(self, changes: EntityChanges) -> None:
         """The flush is planned: its changes are taken from the tracker (those of fields set back

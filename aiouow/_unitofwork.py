@@ -135,12 +135,14 @@ def plan_flush(changes: Sequence[EntityChanges], dialect: Dialect) -> FlushPlan:
     """Plan a flush: every entity's changes in, the steps to send out, each row's values checked
     (`DataError` names the entity and field) and converted to the ``dialect``'s driver parameters.
 
-    INSERTs first, then UPDATEs, then row switches, then DELETEs; tables parents first by their
+    UPDATEs that only set unique columns to NULL first, then INSERTs, then UPDATEs, then row
+    switches, then DELETEs; tables parents first by their
     foreign keys (children first for deletes); one step per table and kind, and per set of
     changed fields for updates.
     """
     by_mapper = {c.mapper: c for c in changes}
     order = table_order(by_mapper) if len(by_mapper) > 1 else list(by_mapper)  # (one table: nothing to order)
+    releases: list[Step] = []
     inserts: list[Step] = []
     updates: list[Step] = []
     switches: list[Step] = []
@@ -163,11 +165,30 @@ def plan_flush(changes: Sequence[EntityChanges], dialect: Dialect) -> FlushPlan:
         for names, group in entity.updates.items():
             if not mapper.immutable.isdisjoint(names):
                 _refuse_immutable(mapper, names, group)
-            updates.append(_update_step(mapper, names, group, dialect))
+            released, group = _releases(mapper, names, group)
+            if released is not None:  # (before the inserts, which may take the values they free)
+                releases.append(_update_step(mapper, names, released, dialect))
+            if group.objs:
+                updates.append(_update_step(mapper, names, group, dialect))
         if delete_keys:
             deletes.append(_delete_step(mapper, (delete_keys, delete_objs), dialect))
     deletes.reverse()
-    return FlushPlan([*inserts, *updates, *switches, *deletes])
+    return FlushPlan([*releases, *inserts, *updates, *switches, *deletes])
+
+
+def _releases(mapper: Mapper, names: tuple[str, ...], group: ChangedRows) -> tuple[ChangedRows | None, ChangedRows]:
+    """Updates that only set unique columns to NULL (a one-to-one let go) run before the
+    inserts, which may take the values they free: (those rows, the others)."""
+    if not all(mapper.column_names[n].unique for n in names):
+        return None, group
+    released, kept = ChangedRows(), ChangedRows()
+    for obj, key, original in zip(group.objs, group.keys, group.originals, strict=True):
+        d = obj.__dict__
+        part = released if all(d[n] is None for n in names) else kept
+        part.objs.append(obj)
+        part.keys.append(key)
+        part.originals.append(original)
+    return (released if released.objs else None), kept
 
 
 def _all_generated_step(mapper: Mapper, new: list[Any], dialect: Dialect) -> InsertStep | None:

@@ -1,0 +1,578 @@
+"""Writing through relationships: assignments, collection changes, save cascade, link rows.
+
+Every write through a relationship comes down to one operation, `move`: a child's foreign-key
+field now refers to a parent (an object, or None). `move` keeps memory in step at once (the
+child's references over the field, the parent's collection or one-to-one, the old parent's) and
+sets the key: at once when the parent's key is known, else at the flush that inserts the parent
+(the child *waits* on it: `IdentityMap.waiting`, resolved by `resolve_waiting` when a flush is
+taken, which holds the child back to a later round of the same flush until the parent's key has
+come back from RETURNING).
+
+A many-to-many pair is a row of the link entity: `link` adds a link object to the session (its
+keys waiting on pending sides), `unlink` deletes the link row (through the held link object, or
+a *stub*: an object standing for a link row that was never loaded, holding only its key, put
+out of the session again when the transaction ends).
+
+Objects of no session have relationships in memory only; adding one adds the transient objects
+reachable through them (`cascade_new`, which also sets their keys). Assigning between an object
+of a session and a transient one adds the transient one (with its own reachable objects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, SupportsIndex
+
+from ._fields import MISSING
+from ._mapping import describe, mapper_of
+from ._relations import RelationKind, Relationship
+from ._state import STATE_ATTR, ObjectState
+from .errors import NotLoadedError, SessionError
+
+if TYPE_CHECKING:
+    from ._identity import IdentityMap
+    from ._mapping import Mapper
+
+_M2O, _O2M, _O2O, _M2M = (
+    RelationKind.MANY_TO_ONE,
+    RelationKind.ONE_TO_MANY,
+    RelationKind.ONE_TO_ONE,
+    RelationKind.MANY_TO_MANY,
+)
+
+
+_NOT_HELD = (ObjectState.TRANSIENT, ObjectState.DETACHED)
+
+
+class RelatedList(list[Any]):
+    """A loaded collection (``team.heroes``): a list, in key order as loaded, whose changes are
+    written through the relationship (see ``docs/relationships.md``): ``append``, ``extend``,
+    ``insert``, ``remove``, ``pop``, ``clear``, ``+=``, item and slice assignment and ``del``.
+    An object already in the collection is not added twice; ``sort`` and ``reverse`` change the
+    order in memory only."""
+
+    __slots__ = ("owner", "rel")
+
+    def __init__(self, owner: Any, rel: Relationship, items: Iterable[Any] = ()) -> None:
+        list.__init__(self, items)
+        self.owner = owner
+        self.rel = rel
+
+    def __reduce__(self) -> Any:  # (copies and pickles are plain lists: they write nothing)
+        return (list, (list(self),))
+
+    def _replace(self, start: int, stop: int, items: Iterable[Any]) -> None:
+        """The one mutation: ``self[start:stop] = items`` (objects already elsewhere in the list
+        are not added twice), then the relationship writes what left and what came in."""
+        new = [*items]
+        rel = self.rel
+        for obj in new:
+            if not isinstance(obj, rel.target):
+                raise TypeError(f"cannot add {_name(obj)} to {rel!r}: it holds {rel.target.__name__} objects")
+        old = list.__getitem__(self, slice(start, stop))
+        if rel.kind is _M2M:
+            _check_link(rel, self.owner, adding=bool(new), removing=bool(old))
+        keep = {id(obj) for i, obj in enumerate(self) if not start <= i < stop}
+        unique: list[Any] = []
+        for obj in new:
+            if id(obj) not in keep:
+                keep.add(id(obj))
+                unique.append(obj)
+        list.__setitem__(self, slice(start, stop), unique)
+        staying = {id(obj) for obj in unique}
+        removed = [obj for obj in old if id(obj) not in staying]
+        before = {id(obj) for obj in old}
+        added = [obj for obj in unique if id(obj) not in before]
+        if removed or added:
+            collection_changed(self, added, removed)
+
+    def _bounds(self, index: SupportsIndex) -> int:
+        i = index.__index__()
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("list index out of range")
+        return i
+
+    def append(self, obj: Any) -> None:
+        self._replace(len(self), len(self), (obj,))
+
+    def extend(self, objs: Iterable[Any]) -> None:
+        self._replace(len(self), len(self), objs)
+
+    def __iadd__(self, objs: Iterable[Any]) -> RelatedList:  # type: ignore[misc]
+        self.extend(objs)
+        return self
+
+    def insert(self, index: SupportsIndex, obj: Any) -> None:
+        i = max(0, min(len(self), index.__index__() + (len(self) if index.__index__() < 0 else 0)))
+        self._replace(i, i, (obj,))
+
+    def remove(self, obj: Any) -> None:
+        i = next((i for i, o in enumerate(self) if o is obj), None)
+        if i is None:
+            raise ValueError(f"{_name(obj)} is not in {self.rel!r}")
+        self._replace(i, i + 1, ())
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        if not self:
+            raise IndexError("pop from empty list")
+        i = self._bounds(index)
+        obj = list.__getitem__(self, i)
+        self._replace(i, i + 1, ())
+        return obj
+
+    def clear(self) -> None:
+        self._replace(0, len(self), ())
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise TypeError(f"cannot assign an extended slice of {self.rel!r}")
+            self._replace(start, max(start, stop), value)
+        else:
+            i = self._bounds(index)
+            self._replace(i, i + 1, (value,))
+
+    def __delitem__(self, index: Any) -> None:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise TypeError(f"cannot delete an extended slice of {self.rel!r}")
+            self._replace(start, max(start, stop), ())
+        else:
+            i = self._bounds(index)
+            self._replace(i, i + 1, ())
+
+    def __imul__(self, n: Any) -> RelatedList:  # type: ignore[misc]
+        raise TypeError(f"cannot repeat {self.rel!r}: an object is in a collection once")
+
+
+def loaded_list(owner: Any, rel: Relationship, items: Iterable[Any] = ()) -> RelatedList:
+    """A collection as loaded (or empty, for a new object)."""
+    return RelatedList(owner, rel, items)
+
+
+def _raw_remove(items: Any, obj: Any) -> None:
+    """Take ``obj`` out of a loaded collection, in memory only (the other side wrote it)."""
+    if isinstance(items, RelatedList):
+        for i, o in enumerate(items):
+            if o is obj:
+                list.__delitem__(items, i)
+                return
+
+
+def _raw_add(items: Any, obj: Any) -> None:
+    if isinstance(items, RelatedList) and not any(o is obj for o in items):
+        list.append(items, obj)
+
+
+def _name(obj: Any) -> str:
+    try:
+        return describe(obj)
+    except Exception:
+        return repr(obj)
+
+
+# -- sessions -----------------------------------------------------------------------------------
+def session_of(obj: Any) -> IdentityMap | None:
+    """The identity map of the open session that holds ``obj`` (pending, persistent or deleted)."""
+    holder = getattr(obj, STATE_ATTR, None)
+    session = getattr(holder, "session", None)
+    if holder is None or session is None or holder.state_for(obj, session) in _NOT_HELD:
+        return None
+    objects: IdentityMap = session._objects
+    return objects
+
+
+def _join(a: Any, b: Any) -> IdentityMap | None:
+    """Two objects about to be related: the session of either; a transient one joins it."""
+    sa = session_of(a)
+    sb = session_of(b) if b is not None else None
+    if sa is not None and sb is not None and sa is not sb:
+        raise SessionError(f"cannot relate {_name(a)} and {_name(b)}: they belong to different sessions")
+    objects = sa or sb
+    if objects is not None:
+        for obj in (a, b):
+            if obj is not None and getattr(obj, STATE_ATTR, None) is None:
+                objects.add((obj,))
+    return objects
+
+
+def _over(mapper: Mapper, field: str) -> tuple[list[Relationship], list[Relationship]]:
+    """The relationships over a foreign-key field of ``mapper``: its own references through it,
+    and the other side's collections and one-to-ones (``mapper`` holds the key)."""
+    cached = mapper.compiled.get(("relationships over", field))
+    if cached is None:
+        for rel in mapper.relationships.values():
+            rel.resolve()
+        refs = [r for r in mapper.relationships.values() if r.kind is _M2O and r.local.name == field]
+        backs = [
+            r
+            for r in mapper.incoming
+            if r.kind in (_O2M, _O2O) and r.remote.name == field and r.remote.entity is mapper.entity
+        ]
+        cached = mapper.compiled[("relationships over", field)] = (refs, backs)
+    found: tuple[list[Relationship], list[Relationship]] = cached
+    return found
+
+
+def _key_of(obj: Any) -> Any:
+    mapper = mapper_of(obj)
+    return obj.__dict__.get(mapper.pk_name) if mapper.pk_name is not None else None
+
+
+# -- the one operation --------------------------------------------------------------------------
+def move(child: Any, field: str, parent: Any, skip: Any = None) -> None:
+    """``child``'s foreign key ``field`` now refers to ``parent`` (None: to nothing). ``skip``:
+    the collection being changed, which holds what it should already."""
+    mapper = mapper_of(child)
+    refs, backs = _over(mapper, field)
+    d = child.__dict__
+    old: Any = MISSING
+    for ref in refs:
+        old = d.get(ref.name, MISSING)
+        if old is not MISSING:
+            break
+    objects = _join(child, parent)
+    if old is MISSING:
+        old = None
+        key = d.get(field)
+        target = refs[0].target if refs else backs[0].owner if backs else None
+        if objects is not None and key is not None and target is not None:
+            held = objects.by_class.get(target)
+            old = held.identity.get(key) if held is not None else None
+    for ref in refs:
+        d[ref.name] = parent
+    for back in backs:
+        if old is not None and old is not parent:
+            current = old.__dict__.get(back.name, MISSING)
+            if back.collection and current is not skip:
+                _raw_remove(current, child)
+            elif not back.collection and current is child:
+                old.__dict__[back.name] = None
+        if parent is not None:
+            pd = parent.__dict__
+            if back.collection:
+                if pd.get(back.name) is not skip:
+                    _raw_add(pd.get(back.name), child)
+            else:
+                other = pd.get(back.name)
+                if other is not None and other is not child:  # a one-to-one replaced: the other one lets go
+                    move(other, field, None)
+                pd[back.name] = child
+    link_key(objects, child, field, parent)
+
+
+def link_key(objects: IdentityMap | None, child: Any, field: str, parent: Any) -> None:
+    """Set ``child``'s foreign key to ``parent``'s key, or have it wait for that key."""
+    waiting = objects.waiting if objects is not None else None
+    if waiting:
+        entry = waiting.get(id(child))
+        if entry is not None:
+            entry[1].pop(field, None)
+    key = None if parent is None else _key_of(parent)
+    if parent is not None and key is None:
+        if waiting is not None:
+            waiting.setdefault(id(child), (child, {}))[1][field] = parent
+        return  # (an object of no session: adding it links it)
+    set_key(child, field, key)
+
+
+def set_key(obj: Any, field: str, key: Any) -> None:
+    """Assign a foreign key for a relationship: recorded like any assignment, but without
+    unloading what goes through it (the relationship keeps memory in step itself)."""
+    d = obj.__dict__
+    current = d.get(field, MISSING)
+    if current is not MISSING and current == key and type(current) is type(key):
+        return
+    holder = getattr(obj, STATE_ATTR, None)
+    if holder is not None:
+        holder.record(obj, d, field, current)
+    d[field] = key
+
+
+# -- assignments --------------------------------------------------------------------------------
+def assign(obj: Any, rel: Relationship, value: Any) -> None:
+    """``obj.<rel> = value`` (`Entity.__setattr__`)."""
+    rel.resolve()
+    if rel.collection:
+        _assign_collection(obj, rel, value)
+        return
+    if value is not None and not isinstance(value, rel.target):
+        raise TypeError(f"cannot set {rel!r} of {_name(obj)} to {_name(value)}: expected {rel.target.__name__} or None")
+    if rel.kind is _M2O:
+        move(obj, rel.local.name, value)
+        return
+    # One-to-one: the key is on the other side.
+    d = obj.__dict__
+    old = d.get(rel.name, MISSING)
+    if old is MISSING:
+        old = _held_one_to_one(obj, rel)
+    if old is not None and old is not value:
+        move(old, rel.remote.name, None)
+    d[rel.name] = value
+    if value is not None:
+        move(value, rel.remote.name, obj)
+
+
+def _held_one_to_one(obj: Any, rel: Relationship) -> Any:
+    """The object the session holds whose unique key points at ``obj`` (unloaded one-to-one)."""
+    objects = session_of(obj)
+    key = _key_of(obj)
+    held = objects.by_class.get(rel.target) if objects is not None and key is not None else None
+    if held is None:
+        return None
+    field = rel.remote.name
+    return next((o for o in held.held() if o.__dict__.get(field) == key), None)
+
+
+def _assign_collection(obj: Any, rel: Relationship, value: Any) -> None:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"cannot set {rel!r} of {_name(obj)}: expected a list of {rel.target.__name__}")
+    d = obj.__dict__
+    current = d.get(rel.name, MISSING)
+    if current is MISSING:
+        raise NotLoadedError(
+            f"cannot replace {rel!r} of {_name(obj)}: it is not loaded, so what it holds is not known (what "
+            f"leaves it is unlinked): load it first with `await session.load(obj, {rel!r})`"
+        )
+    if not isinstance(current, RelatedList):  # (the generated __init__ of a new object)
+        current = d[rel.name] = RelatedList(obj, rel)
+    current[:] = value
+
+
+# -- collections --------------------------------------------------------------------------------
+def collection_changed(items: RelatedList, added: list[Any], removed: list[Any]) -> None:
+    """Objects came into and left a collection (already changed in memory): write it through."""
+    owner, rel = items.owner, items.rel
+    if rel.kind is _O2M:
+        field = rel.remote.name
+        for obj in removed:
+            move(obj, field, None, skip=items)
+            if rel.spec.delete_orphan:
+                objects = session_of(obj)
+                if objects is not None:
+                    objects.delete(obj)
+        for obj in added:
+            move(obj, field, owner, skip=items)
+        return
+    back = rel.back
+    for obj in removed:
+        if back is not None:
+            _raw_remove(obj.__dict__.get(back.name), owner)
+        unlink(session_of(owner) or session_of(obj), rel, owner, obj)
+    for obj in added:
+        if back is not None:
+            _raw_add(obj.__dict__.get(back.name), owner)
+        link(_join(owner, obj), rel, owner, obj)
+
+
+def _pair(rel: Relationship, owner: Any, target: Any) -> tuple[Any, ...]:
+    """The link row relating two objects, however it is reached (from either side)."""
+    assert rel.link_local is not None
+    assert rel.link_remote is not None
+    ends = sorted(((rel.link_local.name, id(owner)), (rel.link_remote.name, id(target))))
+    return (rel.link, *ends)
+
+
+def _link_values(rel: Relationship, owner: Any, target: Any) -> tuple[str, str, Any, Any]:
+    assert rel.link_local is not None
+    assert rel.link_remote is not None
+    return rel.link_local.name, rel.link_remote.name, _key_of(owner), _key_of(target)
+
+
+def _link_key(link: Mapper, values: dict[str, Any]) -> Any:
+    """The identity key of a link row from its two foreign keys, when they are its primary key."""
+    if {c.name for c in link.pk} != set(values):
+        return MISSING
+    return link.key_of_values(values)
+
+
+def _check_link(rel: Relationship, owner: Any, *, adding: bool, removing: bool) -> None:
+    """Before a many-to-many collection changes: the link rows can be written (else nothing changes)."""
+    link_mapper = rel.link
+    assert link_mapper is not None
+    assert rel.link_local is not None
+    assert rel.link_remote is not None
+    ends = {rel.link_local.name, rel.link_remote.name}
+    where = f"cannot change {rel!r} of {_name(owner)}"
+    if adding:
+        needed = [
+            c.name
+            for c in link_mapper.columns
+            if c.name not in ends and c.init and c.default is MISSING and c.default_factory is None
+        ]
+        if needed:
+            raise SessionError(
+                f"{where}: the link entity {link_mapper.name} needs values besides its keys ({', '.join(needed)}); "
+                f"add {link_mapper.name} objects yourself"
+            )
+    if removing and {c.name for c in link_mapper.pk} != ends:
+        raise SessionError(
+            f"{where}: the key of {link_mapper.name} is not ({', '.join(sorted(ends))}), so a link row cannot be found "
+            f"by its two ends; delete the {link_mapper.name} object instead"
+        )
+    if removing and link_mapper.version is not None:
+        raise SessionError(
+            f"{where}: {link_mapper.name} has a version field, so a link row must be loaded to be deleted; "
+            f"delete the {link_mapper.name} object instead"
+        )
+
+
+def link(objects: IdentityMap | None, rel: Relationship, owner: Any, target: Any) -> None:
+    """Relate ``owner`` and ``target`` through a many-to-many: a link row at the next flush."""
+    if objects is None:
+        return  # (objects of no session: adding them links them)
+    link_mapper = rel.link
+    assert link_mapper is not None
+    pair = _pair(rel, owner, target)
+    present = objects.links.get(pair)
+    tracker = objects.tracker(link_mapper)
+    if present is not None and tracker.holds(present):
+        tracker.undelete(present)
+        return
+    fa, fb, ka, kb = _link_values(rel, owner, target)
+    if ka is not None and kb is not None:
+        key = _link_key(link_mapper, {fa: ka, fb: kb})
+        held = tracker.identity.get(key) if key is not MISSING else None
+        if held is not None:
+            if held in objects.stubs:  # (a row about to be unlinked: it stays, and needs no object)
+                objects.stubs.remove(held)
+                tracker.forget(held)
+            else:
+                tracker.undelete(held)
+            return
+    row = link_mapper.entity(**{fa: ka, fb: kb})  # (its other fields have defaults: `_check_link`)
+    rd = row.__dict__
+    for field, end in ((fa, owner), (fb, target)):
+        for ref in _over(link_mapper, field)[0]:
+            rd[ref.name] = end
+    tracker.add_new(row)
+    objects.links[pair] = row
+    for field, end, key in ((fa, owner, ka), (fb, target, kb)):
+        if key is None:
+            objects.waiting.setdefault(id(row), (row, {}))[1][field] = end
+
+
+def unlink(objects: IdentityMap | None, rel: Relationship, owner: Any, target: Any) -> None:
+    """Unrelate two objects of a many-to-many: their link row is deleted at the next flush."""
+    if objects is None:
+        return
+    link_mapper = rel.link
+    assert link_mapper is not None
+    tracker = objects.tracker(link_mapper)
+    present = objects.links.pop(_pair(rel, owner, target), None)
+    if present is not None and tracker.holds(present):
+        objects.delete(present)
+        return
+    fa, fb, ka, kb = _link_values(rel, owner, target)
+    if ka is None or kb is None:
+        return  # one side has no row yet: no link row either
+    key = _link_key(link_mapper, {fa: ka, fb: kb})  # (the pair is its primary key: `_check_link`)
+    held = tracker.identity.get(key)
+    if held is not None:
+        if tracker.holds(held):
+            tracker.mark_deleted(held)
+        return
+    stub: Any = object.__new__(link_mapper.entity)
+    object.__setattr__(stub, STATE_ATTR, None)
+    stub.__dict__.update({c.name: None for c in link_mapper.columns})
+    stub.__dict__.update({fa: ka, fb: kb})
+    tracker.adopt(stub, key, {}, None)
+    tracker.mark_deleted(stub)
+    objects.stubs.append(stub)
+
+
+# -- adding -------------------------------------------------------------------------------------
+def cascade_new(objects: IdentityMap, obj: Any) -> None:
+    """A transient object was added: the transient objects reachable through its loaded
+    relationships are added too, and every key between them is set (or waits)."""
+    work = [obj]
+    while work:
+        current = work.pop()
+        d = current.__dict__
+        for rel in mapper_of(current).relationships.values():
+            value = d.get(rel.name)
+            if value is None:
+                continue
+            rel.resolve()
+            related = value if rel.collection else (value,)
+            fresh: set[int] = set()
+            for other in related:
+                if getattr(other, STATE_ATTR, None) is None:
+                    objects.add_new_alone(other)
+                    work.append(other)
+                    fresh.add(id(other))
+                elif session_of(other) not in (objects, None):
+                    raise SessionError(
+                        f"cannot add {_name(current)}: {rel!r} holds {_name(other)}, which belongs to another session"
+                    )
+            kind = rel.kind
+            if kind is _M2O:
+                link_key(objects, current, rel.local.name, value)
+            elif kind is _O2O:
+                link_key(objects, value, rel.remote.name, current)
+            elif kind is _O2M:
+                for child in value:  # (a new child with a reference back is linked by it, as it is added)
+                    if rel.back is None or id(child) not in fresh:
+                        link_key(objects, child, rel.remote.name, current)
+            else:
+                for other in value:
+                    link(objects, rel, current, other)
+
+
+# -- flushing -----------------------------------------------------------------------------------
+def resolve_waiting(objects: IdentityMap) -> set[int]:
+    """When a flush is taken: every waiting key whose parent has one now is set; returns the
+    ``id`` of the pending objects that must wait for a later round of the flush (their parents'
+    INSERTs come first; what is still waiting afterwards stays in ``objects.waiting``, so that the
+    flush knows to run another round). A cycle of such objects is a `SessionError`, before
+    anything is sent."""
+    waiting = objects.waiting
+    blocked: dict[int, list[Any]] = {}
+    for i, (obj, fields) in list(waiting.items()):
+        holder = getattr(obj, STATE_ATTR, None)
+        if holder is None or holder.session is not objects.session or not holder.holds(obj):
+            del waiting[i]
+            continue
+        parents: list[Any] = []
+        for field, parent in list(fields.items()):
+            key = _key_of(parent)
+            if key is None:
+                if session_of(parent) is not objects:
+                    raise SessionError(
+                        f"cannot flush {_name(obj)}: its {field} is to be the key of {_name(parent)}, which is not in "
+                        "the session (add it, or assign another object)"
+                    )
+                parents.append(parent)
+            else:
+                set_key(obj, field, key)
+                del fields[field]
+        if not fields:
+            del waiting[i]
+        elif id(obj) in holder.new:
+            blocked[i] = parents
+    if blocked:
+        _refuse_cycles(blocked)
+    return set(blocked)
+
+
+def _refuse_cycles(blocked: dict[int, list[Any]]) -> None:
+    """Objects waiting on each other's generated keys can never be inserted: say which."""
+    left = dict(blocked)
+    while True:
+        ready = [i for i, parents in left.items() if not any(id(p) in left for p in parents)]
+        if not ready:
+            break
+        for i in ready:
+            del left[i]
+    if left:
+        some = [p for parents in list(left.values())[:3] for p in parents][:3]
+        names = ", ".join(_name(p) for p in some)
+        raise SessionError(
+            f"cannot flush: objects refer to each other through keys the database has not generated yet, in a cycle "
+            f"(among {names}): flush one of them first, then assign the reference"
+        )
