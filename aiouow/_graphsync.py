@@ -41,7 +41,7 @@ def keep_in_step(
         if mapper.incoming or mapper.through:
             _deleted(objects, mapper, objs)
     for mapper, field, objs in nulled:
-        for ref in _over(mapper, field)[0]:
+        for ref in _over(mapper, field).refs:
             for obj in objs:
                 if ref.name in obj.__dict__:
                     obj.__dict__[ref.name] = None
@@ -63,11 +63,13 @@ def _inserted(objects: IdentityMap, mapper: Mapper, objs: list[Any]) -> None:
         if not parents:
             continue
         field, name = rel.remote.name, rel.name
+        back = rel.back.name if rel.back is not None else None
         present: dict[int, set[int]] = {}  # parent -> ids of its loaded collection
         for obj in objs:
-            parent = parents.get(obj.__dict__.get(field))
-            if parent is None:
-                continue
+            d = obj.__dict__
+            parent = parents.get(d.get(field))
+            if parent is None or (back is not None and d.get(back) is parent):
+                continue  # (no parent held; or related through the relationship, which kept both sides in step)
             current = parent.__dict__.get(name)
             if not rel.collection:
                 if name in parent.__dict__:

@@ -482,13 +482,14 @@ def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
         env["_aiouow_assign"] = assign
         env["_aiouow_settle_references"] = settle_new_references
         env["_aiouow_relationships"] = mapper.relationships
+        env["_aiouow_mapper"] = mapper
         for rel_name, (annotation, _) in relations.items():
             rel = f"_aiouow_relationships[{rel_name!r}]"
             if is_collection(annotation):
                 body.append(f"_aiouow_d[{rel_name!r}] = _aiouow_list(_aiouow_self, {rel})")
             else:
                 body.append(f"_aiouow_d[{rel_name!r}] = None")
-        body.append("_aiouow_settle_references(_aiouow_self, _aiouow_d)")
+        body.append("_aiouow_settle_references(_aiouow_mapper, _aiouow_d)")
         for rel_name in relations:
             rel = f"_aiouow_relationships[{rel_name!r}]"
             params.append(f"{rel_name}=_aiouow_MISSING")

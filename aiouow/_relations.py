@@ -334,12 +334,19 @@ def _referenced(mapper: Mapper, fk: Column[Any], rel: Relationship) -> Column[An
     return found[0]
 
 
-def settle_new_references(obj: Any, d: dict[str, Any]) -> None:
+def settle_new_references(mapper: Mapper, d: dict[str, Any]) -> None:
     """``__init__`` of an entity with relationships: a many-to-one reference whose foreign key was
     given is not loaded (the row it names is not known), rather than a wrong None."""
-    for rel in _mapper(type(obj)).relationships.values():  # (resolved at the first object: errors show early)
-        if rel.resolve().kind is RelationKind.MANY_TO_ONE and d.get(rel.local.name) is not None:
-            d.pop(rel.name, None)
+    references = mapper.compiled.get("references by key")
+    if references is None:  # (resolved at the first object: errors show early)
+        references = mapper.compiled["references by key"] = [
+            (r.local.name, r.name)
+            for r in mapper.relationships.values()
+            if r.resolve().kind is RelationKind.MANY_TO_ONE
+        ]
+    for key, name in references:
+        if d.get(key) is not None:
+            d.pop(name, None)
 
 
 def rel(attribute: Any) -> Relationship:

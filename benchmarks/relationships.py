@@ -6,7 +6,10 @@
 Workloads (every system sends the same statements: one for the objects, then one per 500 keys):
 - many-to-one: 10,000 heroes, then their teams;
 - one-to-many: 1,000 teams, then their 10,000 heroes;
-- many-to-many: 2,000 heroes, then their powers (3 each, through a link table).
+- many-to-many: 2,000 heroes, then their powers (3 each, through a link table);
+- a graph of new objects: 1,000 teams with 10 heroes each, keys generated, in one commit (the
+  teams' INSERT, their keys from RETURNING, then the heroes' INSERT; the objects are built inside
+  the timing, in every system).
 
 The hand-written code builds slotted objects and links them by dicts; aiouow runs
 ``s.scalars(select(...))`` then ``s.load(objs, rel)``; SQLAlchemy 2.x ``selectinload``. Medians of
@@ -65,7 +68,21 @@ class HeroPower(Entity, table="bench_hero_powers"):
     level: int = 1
 
 
-ALL = (Team, Hero, Power, HeroPower)
+class GraphTeam(Entity, table="bench_graph_teams"):
+    id: int = field(primary_key=True)
+    name: str
+    heroes: list[GraphHero] = relationship(back_populates="team")
+
+
+class GraphHero(Entity, table="bench_graph_heroes"):
+    id: int = field(primary_key=True)
+    name: str
+    team_id: int | None = field(default=None, foreign_key="bench_graph_teams.id")
+    team: GraphTeam | None = relationship(back_populates="heroes")
+
+
+ALL = (Team, Hero, Power, HeroPower, GraphTeam, GraphHero)
+GRAPH_TEAMS, GRAPH_HEROES = 1_000, 10
 
 
 async def aiouow_m2o(pool: aiouow.Pool) -> int:
@@ -87,6 +104,17 @@ async def aiouow_m2m(pool: aiouow.Pool) -> int:
         heroes = await s.scalars(select(Hero).where(Hero.id <= WITH_POWERS))
         await s.load(heroes, Hero.powers)
         return sum(len(h.powers) for h in heroes)
+
+
+async def aiouow_graph(pool: aiouow.Pool) -> int:
+    teams = [
+        GraphTeam(name=f"team {i}", heroes=[GraphHero(name=f"hero {i}-{j}") for j in range(GRAPH_HEROES)])
+        for i in range(GRAPH_TEAMS)
+    ]
+    async with AsyncSession(pool) as s:
+        s.add_all(teams)
+        await s.commit()
+    return sum(1 for t in teams for h in t.heroes if h.team_id == t.id)
 
 
 # -- hand-written ------------------------------------------------------------------------------
@@ -166,6 +194,52 @@ class Hand:
             heroes[r[2]].powers.append(power)
         return sum(len(h.powers) for h in heroes.values())
 
+    async def graph(self) -> int:
+        teams = [HTeam(0, f"team {i}") for i in range(GRAPH_TEAMS)]
+        for i, team in enumerate(teams):
+            team.heroes = [HHero(0, f"hero {i}-{j}", None, team) for j in range(GRAPH_HEROES)]
+        heroes = [h for t in teams for h in t.heroes]
+        if self.dialect == "sqlite":
+            db = self.conn
+            await db.execute("BEGIN IMMEDIATE")
+            for start in range(0, len(teams), CHUNK):
+                chunk = teams[start : start + CHUNK]
+                sql = "INSERT INTO bench_graph_teams (name) VALUES " + ", ".join(["(?)"] * len(chunk)) + " RETURNING id"
+                keys = sorted(r[0] for r in await db.execute_fetchall(sql, [t.name for t in chunk]))
+                for team, key in zip(chunk, keys, strict=True):
+                    team.id = key
+            for start in range(0, len(heroes), CHUNK):
+                part = heroes[start : start + CHUNK]
+                marks = ", ".join(["(?, ?)"] * len(part))
+                sql = f"INSERT INTO bench_graph_heroes (name, team_id) VALUES {marks} RETURNING id"
+                assert all(h.team is not None for h in part)
+                params = [v for h in part for v in (h.name, h.team.id)]  # type: ignore[union-attr]
+                keys = sorted(r[0] for r in await db.execute_fetchall(sql, params))
+                for hero, key in zip(part, keys, strict=True):
+                    hero.id, hero.team_id = key, hero.team.id  # type: ignore[union-attr]
+            await db.execute("COMMIT")
+        else:
+            conn = self.conn
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "INSERT INTO bench_graph_teams (name) SELECT n FROM unnest($1::text[]) WITH ORDINALITY AS u(n, o) "
+                    "ORDER BY o RETURNING id",
+                    [t.name for t in teams],
+                )
+                for team, key in zip(teams, sorted(r[0] for r in rows), strict=True):
+                    team.id = key
+                for hero in heroes:
+                    hero.team_id = hero.team.id  # type: ignore[union-attr]
+                rows = await conn.fetch(
+                    "INSERT INTO bench_graph_heroes (name, team_id) SELECT n, t FROM unnest($1::text[], $2::bigint[]) "
+                    "WITH ORDINALITY AS u(n, t, o) ORDER BY o RETURNING id",
+                    [h.name for h in heroes],
+                    [h.team_id for h in heroes],
+                )
+                for hero, key in zip(heroes, sorted(r[0] for r in rows), strict=True):
+                    hero.id = key
+        return sum(1 for t in teams for h in t.heroes if h.team_id == t.id)
+
 
 # -- SQLAlchemy --------------------------------------------------------------------------------
 class Base(DeclarativeBase):
@@ -204,7 +278,31 @@ class SAPower(Base):
     name: Mapped[str] = mapped_column(Text)
 
 
+class SAGraphTeam(Base):
+    __tablename__ = "bench_graph_teams"
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    heroes: Mapped[list[SAGraphHero]] = sa_relationship(back_populates="team")
+
+
+class SAGraphHero(Base):
+    __tablename__ = "bench_graph_heroes"
+    id: Mapped[int] = mapped_column(_KEY, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    team_id: Mapped[int | None] = mapped_column(_KEY, ForeignKey("bench_graph_teams.id"))
+    team: Mapped[SAGraphTeam | None] = sa_relationship(back_populates="heroes")
+
+
 async def sa_run(maker: Any, what: str) -> int:
+    if what == "graph":
+        teams = [
+            SAGraphTeam(name=f"team {i}", heroes=[SAGraphHero(name=f"hero {i}-{j}") for j in range(GRAPH_HEROES)])
+            for i in range(GRAPH_TEAMS)
+        ]
+        async with maker() as s:
+            s.add_all(teams)
+            await s.commit()
+        return sum(1 for t in teams for h in t.heroes if h.team_id == t.id)
     async with maker() as s:
         if what == "m2o":
             heroes = (await s.scalars(sa_select(SAHero).options(selectinload(SAHero.team)))).all()
@@ -235,10 +333,17 @@ async def seed(pool: aiouow.Pool) -> None:
         await s.commit()
 
 
-async def timed(fn: Callable[[], Awaitable[int]], repeat: int) -> tuple[float, int]:
+async def timed(
+    fn: Callable[[], Awaitable[int]], repeat: int, before: Callable[[], Awaitable[None]] | None = None
+) -> tuple[float, int]:
+    """The median time of ``repeat`` runs after a warm-up (``before`` runs untimed before each)."""
+    if before is not None:
+        await before()
     result = await fn()  # warm-up (and the checked result)
     times = []
     for _ in range(repeat):
+        if before is not None:
+            await before()
         started = time.perf_counter()
         await fn()
         times.append(time.perf_counter() - started)
@@ -261,14 +366,23 @@ async def main(db: str, repeat: int) -> None:
         "many-to-one: 10,000 heroes and their teams": ("m2o", hand.m2o, aiouow_m2o),
         "one-to-many: 1,000 teams and their 10,000 heroes": ("o2m", hand.o2m, aiouow_o2m),
         "many-to-many: 2,000 heroes and their 6,000 powers": ("m2m", hand.m2m, aiouow_m2m),
+        "insert a graph: 1,000 teams x 10 heroes, one commit": ("graph", hand.graph, aiouow_graph),
     }
+
+    async def empty_graph() -> None:
+        async with AsyncSession(pool) as s:
+            await s.execute("DELETE FROM bench_graph_heroes")
+            await s.execute("DELETE FROM bench_graph_teams")
+            await s.commit()
+
     print(f"{dialect}: medians of {repeat} runs (ms)")
     print(f"{'workload':52} {'hand':>8} {'aiouow':>8} {'SQLAlchemy':>11} {'aiouow/hand':>12} {'SA/aiouow':>10}")
     try:
         for title, (what, hand_fn, ours) in workloads.items():
-            h, h_result = await timed(hand_fn, repeat)
-            a, a_result = await timed(lambda ours=ours: ours(pool), repeat)  # type: ignore[misc]
-            q, q_result = await timed(lambda what=what: sa_run(maker, what), repeat)  # type: ignore[misc]
+            before = empty_graph if what == "graph" else None
+            h, h_result = await timed(hand_fn, repeat, before)
+            a, a_result = await timed(lambda ours=ours: ours(pool), repeat, before)  # type: ignore[misc]
+            q, q_result = await timed(lambda what=what: sa_run(maker, what), repeat, before)  # type: ignore[misc]
             assert h_result == a_result == q_result, (title, h_result, a_result, q_result)
             print(f"{title:52} {h * 1e3:8.2f} {a * 1e3:8.2f} {q * 1e3:11.2f} {a / h:11.2f}x {q / a:9.2f}x")
     finally:

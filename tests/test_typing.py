@@ -30,6 +30,10 @@ class Hero(Entity, table="typing_heroes"):
 hero = Hero(name="Deadpond")
 hero.name = "Dead Pond"
 hero.secret_name = "Wade"
+z_force = Team(name="Z-Force", heroes=[hero, Hero(name="Rusty-Man")])
+hero.team = z_force
+hero.team = None
+z_force.heroes.append(Hero(name="Spider-Boy", team=z_force))
 
 
 async def report(s: AsyncSession) -> None:
@@ -72,3 +76,11 @@ def test_a_selection_has_the_type_of_its_rows(tmp_path: Path) -> None:
     )
     out, status = _mypy(tmp_path, wrong)
     assert status == 1 and 'incompatible type "str"; expected "int"' in out, out
+
+
+def test_relationships_are_typed_in_init_and_assignment(tmp_path: Path) -> None:
+    wrong = USER_CODE + 'hero.team = "Z-Force"\nTeam(name="x", heroes=[z_force])\n'
+    out, status = _mypy(tmp_path, wrong)
+    assert status == 1, out
+    assert 'Incompatible types in assignment (expression has type "str", variable has type "Team | None")' in out, out
+    assert 'List item 0 has incompatible type "Team"; expected "Hero"' in out, out
