@@ -19,6 +19,7 @@ from ._graphwrite import RelatedList
 from ._loading import load_objects
 from ._mapping import Mapper, mapper_of
 from ._relations import RelationKind, Relationship, unload_references
+from ._rellog import changing
 from ._state import STATE_ATTR, ObjectState
 from ._tracking import NOT_HELD
 from .errors import DetachedInstanceError, QueryError
@@ -120,6 +121,7 @@ async def _load_level(objects: IdentityMap, dialect: Dialect, fetch: Fetch, objs
         await _many_to_many(objects, dialect, fetch, wanted, rel)
     else:
         await _by_foreign_key(objects, dialect, fetch, wanted, rel)
+    objects.rel_log.loaded(name, wanted)  # (a rollback unloads them again)
 
 
 def _with_peers(tracker: Any, wanted: list[Any], rel: Relationship) -> list[Any]:
@@ -191,10 +193,13 @@ async def _by_foreign_key(
     if rel.back is not None and found:  # each child's reference to its parent, where not loaded yet
         back = rel.back.name
         parents = {obj.__dict__[local]: obj for obj in objs}
+        filled: list[Any] = []
         for child in found:
             d = child.__dict__
             if back not in d:
                 d[back] = parents.get(d[remote])
+                filled.append(child)
+        objects.rel_log.loaded(back, filled)
 
 
 async def _many_to_many(
@@ -242,5 +247,8 @@ def unload_for_key(objects: IdentityMap, obj: Any, mapper: Mapper, field: str) -
         if rel.remote.name == field and rel.kind in (RelationKind.ONE_TO_MANY, RelationKind.ONE_TO_ONE):
             owners = objects.by_class.get(rel.owner)
             if owners is not None:
+                name = rel.name
                 for parent in owners.held():
-                    parent.__dict__.pop(rel.name, None)
+                    if name in parent.__dict__:
+                        changing(parent, name)
+                        del parent.__dict__[name]

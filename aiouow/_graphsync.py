@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._graphwrite import RelatedList, _over, _raw_add, _raw_remove
 from ._relations import RelationKind
+from ._rellog import changing
 
 if TYPE_CHECKING:
     from ._identity import IdentityMap
@@ -37,13 +38,17 @@ def keep_in_step(
 ) -> None:
     """After a flush settled: ``inserted`` and ``deleted`` objects per entity, and the objects
     whose foreign-key field the database set to NULL."""
+    gone = {id(obj) for _, objs in deleted for obj in objs}
     for mapper, objs in deleted:
         if mapper.incoming or mapper.through:
             _deleted(objects, mapper, objs)
     for mapper, field, objs in nulled:
         for ref in _over(mapper, field).refs:
             for obj in objs:
-                if ref.name in obj.__dict__:
+                parent = obj.__dict__.get(ref.name)
+                # (a reference assigned to another parent, whose key the next round sets, stays)
+                if parent is not None and id(parent) in gone:
+                    changing(obj, ref.name)
                     obj.__dict__[ref.name] = None
     for mapper, objs in inserted:
         if mapper.incoming or mapper.through:
@@ -73,12 +78,14 @@ def _inserted(objects: IdentityMap, mapper: Mapper, objs: list[Any]) -> None:
             current = parent.__dict__.get(name)
             if not rel.collection:
                 if name in parent.__dict__:
+                    changing(parent, name)
                     parent.__dict__[name] = obj
             elif isinstance(current, RelatedList):
                 ids = present.get(id(parent))
                 if ids is None:
                     ids = present[id(parent)] = {id(o) for o in current}
                 if id(obj) not in ids:
+                    changing(parent, name)
                     list.append(current, obj)
                     ids.add(id(obj))
     for rel in mapper.through:  # link rows: the pair's collections on both sides
@@ -101,6 +108,7 @@ def _linked(objects: IdentityMap, rel: Any, links: list[Any]) -> None:
             continue
         target = targets.get(d.get(remote))
         if target is None:
+            changing(owner, name)
             del owner.__dict__[name]
         else:
             _raw_add(owner.__dict__[name], target)
@@ -122,18 +130,20 @@ def _deleted(objects: IdentityMap, mapper: Mapper, objs: list[Any]) -> None:
                 if rel.collection:
                     _raw_remove(parent.__dict__.get(name), obj)
                 elif parent.__dict__.get(name) is obj:
+                    changing(parent, name)
                     parent.__dict__[name] = None
         elif rel.kind is _M2M:  # the deleted objects leave the collections of the other side
             for owner in held_owners.held():
                 current = owner.__dict__.get(name)
                 if isinstance(current, RelatedList) and any(id(o) in gone for o in current):
-                    kept = [o for o in current if id(o) not in gone]
-                    list.__setitem__(current, slice(None), kept)
+                    changing(owner, name)
+                    list.__setitem__(current, slice(None), [o for o in current if id(o) not in gone])
         elif rel.kind is _M2O:  # references to a deleted row (its children were moved, or are not held)
             for owner in held_owners.held():
                 d = owner.__dict__
                 value = d.get(name)
                 if value is not None and id(value) in gone:
+                    changing(owner, name)
                     d[name] = None
     for rel in mapper.through:  # link rows deleted: the pair's collections on both sides
         for side in (rel, rel.back) if rel.back is not None else (rel,):

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, SupportsIndex
 from ._fields import MISSING
 from ._mapping import describe, mapper_of
 from ._relations import RelationKind, Relationship
+from ._rellog import changing
 from ._state import STATE_ATTR, ObjectState
 from .errors import NotLoadedError, SessionError
 
@@ -73,6 +74,8 @@ class RelatedList(list[Any]):
         old = list.__getitem__(self, slice(start, stop)) if start != stop else []
         if rel.kind is _M2M:
             _check_link(rel, self.owner, adding=bool(new), removing=bool(old))
+        if new or old:
+            changing(self.owner, rel.name)
         if not old and not self and len({id(obj) for obj in new}) == len(new):  # filling an empty collection
             list.extend(self, new)
             if new:
@@ -166,12 +169,15 @@ def _raw_remove(items: Any, obj: Any) -> None:
     if isinstance(items, RelatedList):
         for i, o in enumerate(items):
             if o is obj:
+                changing(items.owner, items.rel.name)
                 list.__delitem__(items, i)
                 return
 
 
 def _raw_add(items: Any, obj: Any) -> None:
+    """Put ``obj`` in a loaded collection (if not in it), in memory only."""
     if isinstance(items, RelatedList) and not any(o is obj for o in items):
+        changing(items.owner, items.rel.name)
         list.append(items, obj)
 
 
@@ -287,6 +293,7 @@ def move(child: Any, field: str, parent: Any, skip: Any = None) -> None:
             held = objects.by_class.get(over.parent)
             old = held.identity.get(key) if held is not None else None
     for ref in refs:
+        changing(child, ref.name)
         d[ref.name] = parent
     for back in over.backs:
         if old is not None and old is not parent:
@@ -294,6 +301,7 @@ def move(child: Any, field: str, parent: Any, skip: Any = None) -> None:
             if back.collection and current is not skip:
                 _raw_remove(current, child)
             elif not back.collection and current is child:
+                changing(old, back.name)
                 old.__dict__[back.name] = None
         if parent is not None:
             pd = parent.__dict__
@@ -304,6 +312,7 @@ def move(child: Any, field: str, parent: Any, skip: Any = None) -> None:
                 other = pd.get(back.name)
                 if other is not None and other is not child:  # a one-to-one replaced: the other one lets go
                     move(other, field, None)
+                changing(parent, back.name)
                 pd[back.name] = child
     link_key(objects, child, field, parent, over.parent_key)
 
@@ -363,6 +372,7 @@ def assign(obj: Any, rel: Relationship, value: Any) -> None:
         old = _held_one_to_one(obj, rel)
     if old is not None and old is not value:
         move(old, rel.remote.name, None)
+    changing(obj, rel.name)
     d[rel.name] = value
     if value is not None:
         move(value, rel.remote.name, obj)

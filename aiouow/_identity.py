@@ -14,7 +14,7 @@ from typing import Any
 from . import _restore
 from ._graphwrite import cascade_new
 from ._mapping import Mapper, describe, mapper_of
-from ._relations import unload_touching
+from ._rellog import RelationshipLog
 from ._state import STATE_ATTR, ObjectState
 from ._tracking import EntityTracker
 from .errors import SessionError
@@ -23,7 +23,7 @@ from .errors import SessionError
 class IdentityMap:
     """The trackers of one session, by mapper and by entity class."""
 
-    __slots__ = ("by_class", "links", "session", "stubs", "trackers", "waiting")
+    __slots__ = ("by_class", "links", "rel_log", "session", "stubs", "trackers", "waiting")
 
     def __init__(self, session: object) -> None:
         self.session = session
@@ -36,6 +36,8 @@ class IdentityMap:
         self.waiting: dict[int, tuple[Any, dict[str, Any]]] = {}
         self.links: dict[tuple[Any, ...], Any] = {}
         self.stubs: list[Any] = []
+        #: What the open transaction did to loaded relationships (put back by a rollback).
+        self.rel_log = RelationshipLog(session)
 
     def tracker(self, mapper: Mapper) -> EntityTracker:
         """The tracker of an entity (made on first use)."""
@@ -159,9 +161,9 @@ class IdentityMap:
         for tracker in self.trackers.values():
             _restore.after_commit(tracker)
         self._end_relationship_writes()
+        self.rel_log.clear()
 
     def restore(self) -> None:
-        touched = [t.mapper for t in self.trackers.values() if t.log or t.changes or t.deleting or t.removed]
         for tracker in self.trackers.values():
             _restore.restore(tracker)
         for stub in self.stubs:  # (rows that were to be unlinked: their stubs stand for nothing now)
@@ -169,7 +171,7 @@ class IdentityMap:
             if holder is not None and holder.session is self.session:
                 holder.forget(stub)
         self._end_relationship_writes()
-        unload_touching(self.trackers.values(), touched)  # (what they held may have been undone)
+        self.rel_log.restore()  # (relationships as they were before the transaction, like the fields)
 
     def _end_relationship_writes(self) -> None:
         if self.waiting or self.links or self.stubs:

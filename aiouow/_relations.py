@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._expressions import Expression
+from ._rellog import changing
 from .errors import MappingError, NotLoadedError, QueryError
 
 if TYPE_CHECKING:
@@ -361,8 +362,9 @@ def unload_references(obj: Any, mapper: Mapper, field: str) -> None:
     """Unload the object's references that go through its foreign-key field ``field``."""
     d = obj.__dict__
     for rel in mapper.relationships.values():
-        if rel.resolved and rel.local.name == field and not rel.collection:
-            d.pop(rel.name, None)
+        if rel.resolved and rel.local.name == field and not rel.collection and rel.name in d:
+            changing(obj, rel.name)
+            del d[rel.name]
 
 
 def unload_touching(objects: Iterable[Any], mappers: Iterable[Mapper]) -> None:
@@ -384,7 +386,9 @@ def unload_touching(objects: Iterable[Any], mappers: Iterable[Mapper]) -> None:
             for obj in tracker.held():
                 d = obj.__dict__
                 for name in names:
-                    d.pop(name, None)
+                    if name in d:
+                        changing(obj, name)
+                        del d[name]
 
 
 def _mapper(cls: Any) -> Mapper:

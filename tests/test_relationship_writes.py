@@ -377,3 +377,30 @@ class TestRollback:
             await s.commit()
         assert team.heroes[0].team_id == team.id
         assert await rows(db, "SELECT count(*) FROM rw_heroes WHERE team_id IS NOT NULL") == [(1,)]
+
+    async def test_a_rollback_puts_every_relationship_back_exactly(self, db: aiouow.Pool) -> None:
+        async with AsyncSession(db) as s:
+            a, b = Team(name="a", heroes=[Hero(name="x"), Hero(name="y")]), Team(name="b")
+            flight = Power(name="flight")
+            a.heroes[0].powers.append(flight)
+            s.add_all([a, b])
+            await s.commit()
+            x, y = a.heroes
+            x.team = b  # moved through the relationship
+            x.powers.remove(flight)
+            newcomer = Hero(name="z")
+            a.heroes.append(newcomer)
+            y.team_id = b.id  # ... and by its key (which unloads what goes through it)
+            assert not s.is_loaded(y, Hero.team) and not s.is_loaded(a, Team.heroes)
+            await s.flush()
+            s.delete(flight)
+            await s.flush()  # (x and flight leave the collections they were in)
+            await s.load(b, Team.heroes)
+            await s.rollback()
+            assert a.heroes == [x, y] and x.team is a and y.team is a and y.team_id == a.id
+            assert x.powers == [flight] and flight.heroes == [x]
+            assert not s.is_loaded(b, Team.heroes) or b.heroes == []
+            assert (
+                s.state(newcomer) is aiouow.ObjectState.TRANSIENT and s.state(flight) is aiouow.ObjectState.PERSISTENT
+            )
+            await s.commit()

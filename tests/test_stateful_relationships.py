@@ -1,7 +1,9 @@
-"""A stateful property test of relationships: random loads, foreign-key assignments, adds, deletes
-(of heroes, and of teams, whose heroes' keys the database sets to NULL), flushes, commits and
-rollbacks on one session, and after every step each loaded relationship must
-agree with what the session holds.
+"""A stateful property test of relationships: random loads, foreign-key assignments, writes through
+relationships (references, collections, new teams with new heroes whose keys are generated), adds,
+deletes (of heroes, and of teams, whose heroes' keys the database sets to NULL), flushes, commits
+and rollbacks on one session, and after every step each loaded relationship must agree with what
+the session holds; after a rollback, every relationship of an object that was committed holds
+exactly what it held at the last commit (or is unloaded, as it was then).
 
 The session holds every row (the teams and heroes are all loaded at the start, and every object
 the test makes is added to it), so what a relationship should hold can be computed from the
@@ -55,6 +57,8 @@ class RelationshipMachine(RuleBasedStateMachine):
         self.teams: list[Team] = []
         self.heroes: list[Hero] = []
         self.flushed = True  # no change since the last flush (the invariant on collections needs it)
+        #: The loaded relationships at the last commit, by object: what a rollback must give back.
+        self.committed: dict[int, tuple[Any, dict[str, Any]]] = {}
 
     async def _open(self) -> None:
         self.pool = await aiouow.create_pool(await url_for(self.dialect, Path(self.tmpdir)))
@@ -91,6 +95,14 @@ class RelationshipMachine(RuleBasedStateMachine):
     def load_everything(self) -> None:
         self.teams = self.run(self.s.scalars(select(Team).order_by(Team.id)))
         self.heroes = self.run(self.s.scalars(select(Hero).order_by(Hero.id)))
+        self.remember_committed()
+
+    def remember_committed(self) -> None:
+        self.committed = {}
+        for obj in self.held([*self.teams, *self.heroes]):
+            names = ("heroes",) if isinstance(obj, Team) else ("team",)
+            loaded = {n: obj.__dict__[n] for n in names if n in obj.__dict__}
+            self.committed[id(obj)] = (obj, {n: tuple(v) if isinstance(v, list) else v for n, v in loaded.items()})
 
     def held(self, objs: list[Any]) -> list[Any]:
         return [o for o in objs if self.s.state(o) in (ObjectState.PERSISTENT, ObjectState.PENDING)]
@@ -115,6 +127,40 @@ class RelationshipMachine(RuleBasedStateMachine):
             hero = data.draw(st.sampled_from(heroes))
             hero.team_id = data.draw(st.sampled_from([None, *[t.id for t in teams]]))
             self.flushed = False
+
+    @rule(data=st.data())
+    def assign_reference(self, data: st.DataObject) -> None:
+        """``hero.team = team`` (or None), through the relationship: both sides kept in step."""
+        heroes = self.held(self.heroes)
+        teams = self.held(self.teams)
+        if heroes:
+            hero = data.draw(st.sampled_from(heroes))
+            hero.team = data.draw(st.sampled_from([None, *teams]))
+            self.flushed = False  # (a key that waits for a new team's INSERT is set by the flush)
+
+    @rule(data=st.data(), remove=st.booleans())
+    def change_collection(self, data: st.DataObject, remove: bool) -> None:
+        """``team.heroes.append(hero)`` / ``.remove(hero)``, where the collection is loaded."""
+        teams = [t for t in self.held(self.teams) if "heroes" in t.__dict__]
+        if not teams:
+            return
+        team = data.draw(st.sampled_from(teams))
+        if remove and team.heroes:
+            team.heroes.remove(data.draw(st.sampled_from(list(team.heroes))))
+        elif not remove:
+            heroes = self.held(self.heroes)
+            if heroes:
+                team.heroes.append(data.draw(st.sampled_from(heroes)))
+        self.flushed = False
+
+    @rule(n=st.integers(0, 3))
+    def add_a_graph(self, n: int) -> None:
+        """A new team with new heroes: keys generated, inserted in one flush, parents first."""
+        team = Team(name="new team", heroes=[Hero(name=f"new {i}") for i in range(n)])
+        self.s.add(team)
+        self.teams.append(team)
+        self.heroes.extend(team.heroes)
+        self.flushed = False
 
     @rule(data=st.data())
     def rename(self, data: st.DataObject) -> None:
@@ -155,16 +201,26 @@ class RelationshipMachine(RuleBasedStateMachine):
     def commit(self) -> None:
         self.run(self.s.commit())
         self.flushed = True
+        self.remember_committed()
 
     @rule()
     def rollback(self) -> None:
         self.run(self.s.rollback())
         self.flushed = True
+        for obj, loaded in self.committed.values():
+            if self.s.state(obj) is not ObjectState.PERSISTENT:
+                continue
+            names = ("heroes",) if isinstance(obj, Team) else ("team",)
+            now = {n: obj.__dict__[n] for n in names if n in obj.__dict__}
+            now = {n: tuple(v) if isinstance(v, list) else v for n, v in now.items()}
+            assert now.keys() == loaded.keys(), (obj, now, loaded)
+            for n, value in loaded.items():
+                assert now[n] == value if isinstance(value, tuple) else now[n] is value, (obj, n, now[n], value)
 
     @precondition(lambda self: self.session is not None)
     @rule()
     def refresh_a_team(self) -> None:
-        teams = self.held(self.teams)
+        teams = [t for t in self.held(self.teams) if self.s.state(t) is ObjectState.PERSISTENT]
         if teams:
             self.run(self.s.refresh(teams[0]))
 
@@ -178,17 +234,25 @@ class RelationshipMachine(RuleBasedStateMachine):
         live = [h for h in self.held(self.heroes) if self.s.state(h) is not ObjectState.DELETED]
         for hero in self.held(self.heroes):
             if "team" in hero.__dict__:
+                team = hero.__dict__["team"]
+                if team is not None and team.id is None:  # a new team: the key waits for its INSERT
+                    assert self.s.state(team) is ObjectState.PENDING
+                    continue
                 expected = None if hero.team_id is None else teams_by_key.get(hero.team_id)
-                assert hero.__dict__["team"] is expected, (hero, hero.__dict__["team"], expected)
+                assert team is expected, (hero, team, expected)
         if self.flushed:  # the database's ON DELETE SET NULL, mirrored: no key names a deleted team
             deleted = {t.id for t in self.teams if self.s.state(t) is ObjectState.DELETED}
             assert not [h for h in live if h.team_id in deleted], deleted
         for team in self.held(self.teams):
-            if "heroes" in team.__dict__ and self.flushed:
-                expected_heroes = sorted(
-                    (h for h in live if h.team_id == team.id and h.id is not None), key=lambda h: h.id
-                )
-                assert list(team.__dict__["heroes"]) == expected_heroes, (
+            if "heroes" in team.__dict__ and (self.flushed or team.id is None):
+                # (written through relationships, a collection keeps the order of its writes)
+                if team.id is None:  # (a hero marked for deletion leaves it when the flush deletes it)
+                    candidates = live if self.flushed else [h for h in self.heroes if self.s.state(h) in in_session]
+                    members = [h for h in candidates if h.__dict__.get("team") is team]
+                else:
+                    members = [h for h in live if h.team_id == team.id]
+                expected_heroes = sorted(members, key=id)
+                assert sorted(team.__dict__["heroes"], key=id) == expected_heroes, (
                     team,
                     team.__dict__["heroes"],
                     expected_heroes,

@@ -1,0 +1,86 @@
+"""What the open transaction did to loaded relationships, for a rollback to put back exactly.
+
+Fields are put back from the trackers' logs (`aiouow._restore`); relationships live in the
+objects' ``__dict__`` and change in memory (writes through them, loads, what a flush keeps in
+step, what an assignment unloads). Every such change of an object backed by a row goes through
+this log first: the value before the first change of each relationship in the transaction, and
+the batches that a load filled (they were not loaded before, so a rollback unloads them). A
+rollback undoes them newest first; a commit forgets them. Pending objects are not logged: a
+rollback makes them transient, keeping their relationships as the program set them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._fields import MISSING
+from ._state import STATE_ATTR
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+class RelationshipLog:
+    """The log of one session's relationship changes since its transaction began."""
+
+    __slots__ = ("ops", "seen", "session")
+
+    def __init__(self, session: object) -> None:
+        self.session = session
+        #: (object, name, value before) for a change, (None, name, objects) for a load, oldest first.
+        self.ops: list[tuple[Any, str, Any]] = []
+        self.seen: set[tuple[int, str]] = set()  # (id, name) of the changes logged already
+
+    def changing(self, obj: Any, name: str) -> None:
+        """``obj``'s relationship ``name`` is about to change (logged the first time only)."""
+        key = (id(obj), name)
+        if key in self.seen:
+            return
+        holder = getattr(obj, STATE_ATTR, None)
+        if holder is None or getattr(holder, "session", None) is not self.session or id(obj) in holder.new:
+            return  # (not backed by a row of this session)
+        self.seen.add(key)
+        value = obj.__dict__.get(name, MISSING)
+        self.ops.append((obj, name, tuple(value) if isinstance(value, list) else value))
+
+    def loaded(self, name: str, objs: Iterable[Any]) -> None:
+        """A load filled relationship ``name`` of ``objs``, none of which had it loaded."""
+        self.ops.append((None, name, list(objs)))
+
+    def restore(self) -> None:
+        """The transaction was rolled back: every logged relationship holds what it held before."""
+        from ._graphwrite import RelatedList  # (which builds on this module)
+        from ._mapping import mapper_of
+
+        for obj, name, before in reversed(self.ops):
+            if obj is None:
+                for loaded in before:
+                    loaded.__dict__.pop(name, None)
+                continue
+            d = obj.__dict__
+            if before is MISSING:
+                d.pop(name, None)
+            elif isinstance(before, tuple):
+                current = d.get(name)
+                if isinstance(current, RelatedList):
+                    list.__setitem__(current, slice(None), before)
+                else:
+                    d[name] = RelatedList(obj, mapper_of(obj).relationships[name], before)
+            else:
+                d[name] = before
+        self.clear()
+
+    def clear(self) -> None:
+        if self.ops:
+            self.ops = []
+            self.seen = set()
+
+
+def changing(obj: Any, name: str) -> None:
+    """Before relationship ``name`` of ``obj`` changes in memory: logged in the log of the session
+    that holds it (if any)."""
+    holder = getattr(obj, STATE_ATTR, None)
+    session = getattr(holder, "session", None)
+    if session is not None:
+        log: RelationshipLog = session._objects.rel_log
+        log.changing(obj, name)
