@@ -126,7 +126,7 @@ def take(objects: IdentityMap, dialect: Dialect, stats: StatsRecorder) -> Flush 
     Objects whose foreign keys wait for a parent's generated key (relationship writes) are left
     to a later round: the flush's ``more`` says that the session must take another after this
     one has run (see `AsyncSession._flush`)."""
-    held_back = resolve_waiting(objects) if objects.waiting else None
+    held_back = resolve_waiting(objects) if objects.waiting or objects.parents else None
     found: list[tuple[EntityTracker, EntityChanges]] = []
     for tracker in objects:
         if tracker.has_changes():
@@ -144,4 +144,4 @@ def take(objects: IdentityMap, dialect: Dialect, stats: StatsRecorder) -> Flush 
         return None
     # (edits of -1: pending objects were held back, so the flush does not insert every one)
     taken = [(t, c, -1 if held_back and len(c.new) < len(t.new) else t.new_edits) for t, c in found]
-    return Flush(plan, taken, stats, objects, more=bool(objects.waiting))
+    return Flush(plan, taken, stats, objects, more=bool(objects.waiting or objects.parents))

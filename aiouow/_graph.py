@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from ._graphwrite import RelatedList
+from ._graphwrite import RelatedList, unlist_waiting
 from ._loading import load_objects
 from ._mapping import Mapper, mapper_of
 from ._relations import RelationKind, Relationship, unload_references
@@ -250,5 +250,7 @@ def unload_for_key(objects: IdentityMap, obj: Any, mapper: Mapper, field: str) -
                 name = rel.name
                 for parent in owners.held():
                     if name in parent.__dict__:
+                        if objects.parents:  # (children listed as waiting for its key get entries)
+                            unlist_waiting(objects, parent)
                         changing(parent, name)
                         del parent.__dict__[name]

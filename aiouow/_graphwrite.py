@@ -330,7 +330,7 @@ def link_key(objects: IdentityMap | None, child: Any, field: str, parent: Any, p
     else:
         key = parent.__dict__.get(parent_key) if parent_key is not None else _key_of(parent)
         if key is None:
-            if waiting is not None:
+            if waiting is not None and not _listed_by_parent(objects, child, field, parent):  # type: ignore[arg-type]
                 entry = waiting.get(id(child))
                 if entry is None:
                     waiting[id(child)] = (child, {field: parent})
@@ -338,6 +338,41 @@ def link_key(objects: IdentityMap | None, child: Any, field: str, parent: Any, p
                     entry[1][field] = parent
             return  # (an object of no session: adding it links it)
     set_key(child, field, key)
+
+
+def _listed_by_parent(objects: IdentityMap, child: Any, field: str, parent: Any) -> bool:
+    """Whether the child's wait for ``parent``'s key is kept by the parent: the child's reference
+    over ``field`` holds the parent, whose collection of it is loaded (so lists the child: both
+    sides are kept in step). Then the parent is registered in ``objects.parents``, and the flush
+    finds its waiting children in that collection (`resolve_waiting`), with no entry per child
+    (for the graph-insert benchmark's 10,000 heroes, the entries and their resolution measured
+    about 13 ms of a 55 ms commit)."""
+    for ref in _over(mapper_of(child), field).refs:
+        back = ref.back
+        if (
+            back is not None
+            and back.collection
+            and child.__dict__.get(ref.name) is parent
+            and isinstance(parent.__dict__.get(back.name), RelatedList)
+        ):
+            objects.parents[id(parent), back.name] = (parent, ref)
+            return True
+    return False
+
+
+def unlist_waiting(objects: IdentityMap, parent: Any) -> None:
+    """``parent``'s collection is about to be unloaded: its waiting children get entries of their own."""
+    for key in [k for k in objects.parents if k[0] == id(parent)]:
+        _, ref = objects.parents.pop(key)
+        assert ref.back is not None
+        local = ref.local.name
+        for child in parent.__dict__.get(ref.back.name) or ():
+            if child.__dict__.get(ref.name) is parent:
+                entry = objects.waiting.get(id(child))
+                if entry is None:
+                    objects.waiting[id(child)] = (child, {local: parent})
+                else:
+                    entry[1][local] = parent
 
 
 def set_key(obj: Any, field: str, key: Any) -> None:
@@ -593,9 +628,12 @@ def cascade_new(objects: IdentityMap, obj: Any) -> None:
                 continue
             rel.resolve()
             related = value if rel.collection else (value,)
-            fresh: set[int] = set()
             target = rel.target
             tracker = None
+            # The target's other relationships: a new object whose others are all empty (its
+            # reference back holds `current`) needs no visit of its own. (Visiting each of the
+            # graph-insert benchmark's 10,000 heroes measured about 1 µs each.)
+            others = _others_of(rel)
             for other in related:
                 holder = getattr(other, STATE_ATTR, None)
                 if holder is None:
@@ -603,10 +641,15 @@ def cascade_new(objects: IdentityMap, obj: Any) -> None:
                         if tracker is None:
                             tracker = objects.tracker(mapper_of(target))
                         tracker.add_new(other)
+                        od = other.__dict__
+                        if not others or not any(od.get(name) for name in others):
+                            if rel.back is not None and od.get(rel.back.name) is current:
+                                continue  # (linked from this side, below)
+                            work.append(other)
+                            continue
                     else:
                         objects.add_new_alone(other)
                     work.append(other)
-                    fresh.add(id(other))
                 elif holder.session is not session and session_of(other) is not None:
                     raise SessionError(
                         f"cannot add {_name(current)}: {rel!r} holds {_name(other)}, which belongs to another session"
@@ -617,25 +660,49 @@ def cascade_new(objects: IdentityMap, obj: Any) -> None:
             elif kind is _O2O:
                 link_key(objects, value, rel.remote.name, current, rel.local.name)
             elif kind is _O2M:
-                for child in value:  # (a new child with a reference back is linked by it, as it is added)
-                    if rel.back is None or id(child) not in fresh:
+                back = rel.back
+                if not value:
+                    pass
+                elif back is not None and d.get(rel.local.name) is None and isinstance(value, RelatedList):
+                    # The children wait for this new parent's key: its collection lists them.
+                    objects.parents[id(current), rel.name] = (current, back)
+                    for child in value:
+                        if child.__dict__.get(back.name) is not current:  # (not in step: linked alone)
+                            link_key(objects, child, rel.remote.name, current, rel.local.name)
+                else:
+                    for child in value:
                         link_key(objects, child, rel.remote.name, current, rel.local.name)
             else:
                 for other in value:
                     link(objects, rel, current, other)
 
 
+def _others_of(rel: Relationship) -> tuple[str, ...] | None:
+    """The relationships of ``rel``'s target other than ``rel``'s other side (cached)."""
+    target = mapper_of(rel.target)
+    key = ("other relationships than", rel.name, rel.owner)
+    found = target.compiled.get(key)
+    if found is None:
+        back = rel.back.name if rel.back is not None else None
+        found = target.compiled[key] = tuple(name for name in target.relationships if name != back)
+    others: tuple[str, ...] = found
+    return others
+
+
 # -- flushing -----------------------------------------------------------------------------------
 def resolve_waiting(objects: IdentityMap) -> set[int]:
     """When a flush is taken: every waiting key whose parent has one now is set; returns the
     ``id`` of the pending objects that must wait for a later round of the flush (their parents'
-    INSERTs come first; what is still waiting afterwards stays in ``objects.waiting``, so that the
-    flush knows to run another round). A cycle of such objects is a `SessionError`, before
-    anything is sent."""
+    INSERTs come first; what is still waiting afterwards stays in ``objects.waiting`` and
+    ``objects.parents``, so that the flush knows to run another round). A cycle of such objects is
+    a `SessionError`, before anything is sent."""
     waiting = objects.waiting
     session = objects.session
     keys: dict[int, Any] = {}  # parent id -> its key (None: not generated yet), found once
-    blocked: dict[int, list[Any]] = {}
+    held: set[int] = set()
+    edges: list[tuple[Iterable[Any], Any]] = []  # (objects held back, the parent they wait for)
+    if objects.parents:
+        _resolve_listed(objects, held, edges)
     done: list[int] = []
     for i, (obj, fields) in waiting.items():
         holder = getattr(obj, STATE_ATTR, None)
@@ -643,7 +710,7 @@ def resolve_waiting(objects: IdentityMap) -> set[int]:
         if not pending and (holder is None or holder.session is not session or not holder.holds(obj)):
             done.append(i)
             continue
-        parents: list[Any] | None = None
+        waits = False
         resolved: list[str] | None = None
         d = obj.__dict__
         for field, parent in fields.items():
@@ -656,10 +723,10 @@ def resolve_waiting(objects: IdentityMap) -> set[int]:
                         "the session (add it, or assign another object)"
                     )
             if key is None:
-                if parents is None:
-                    parents = [parent]
-                else:
-                    parents.append(parent)
+                waits = True
+                if pending:
+                    held.add(i)
+                    edges.append(((obj,), parent))
                 continue
             if pending:  # (its INSERT takes its values as they are: nothing to record)
                 d[field] = key
@@ -669,37 +736,72 @@ def resolve_waiting(objects: IdentityMap) -> set[int]:
                 resolved = [field]
             else:
                 resolved.append(field)
-        if parents is None:
+        if not waits:
             done.append(i)
-        else:
-            if resolved is not None:
-                for field in resolved:
-                    del fields[field]
-            if pending:
-                blocked[i] = parents
+        elif resolved is not None:
+            for field in resolved:
+                del fields[field]
     for i in done:
         del waiting[i]
-    if blocked:
-        _refuse_cycles(blocked)
-    return set(blocked)
+    if held:
+        _refuse_cycles(held, edges)
+    return held
 
 
-def _refuse_cycles(blocked: dict[int, list[Any]]) -> None:
+def _resolve_listed(objects: IdentityMap, held: set[int], edges: list[tuple[Iterable[Any], Any]]) -> None:
+    """`resolve_waiting` for the children that their parents' collections list (`_listed_by_parent`).
+    A collection lists only children whose reference holds the parent (both sides are kept in
+    step), so a parent without its key yet holds them all back at once."""
+    session = objects.session
+    finished: list[tuple[int, str]] = []
+    for i, (parent, ref) in objects.parents.items():
+        key = parent.__dict__.get(ref.remote.name)
+        if key is None and session_of(parent) is not objects:
+            raise SessionError(
+                f"cannot flush: objects wait for the key of {_name(parent)}, which is not in the session (add it, or "
+                "assign them another object)"
+            )
+        assert ref.back is not None
+        children = parent.__dict__.get(ref.back.name)
+        if not isinstance(children, RelatedList):
+            finished.append(i)
+            continue
+        if key is None:
+            held.update(map(id, children))  # (persistent ones among them: not in any insert anyway)
+            edges.append((children, parent))
+            continue
+        finished.append(i)
+        local, name = ref.local.name, ref.name
+        for child in children:
+            holder = getattr(child, STATE_ATTR, None)
+            if holder is None or holder.session is not session:
+                continue
+            if id(child) in holder.new:  # pending: its INSERT takes its values as they are
+                child.__dict__[local] = key
+            elif child.__dict__.get(name) is parent and holder.holds(child):
+                set_key(child, local, key)
+    for i in finished:
+        del objects.parents[i]
+
+
+def _refuse_cycles(held: set[int], edges: list[tuple[Iterable[Any], Any]]) -> None:
     """Objects waiting on each other's generated keys can never be inserted: say which."""
-    left: dict[int, list[Any]] = {}  # those waiting on another waiting object (usually none)
-    for i, parents in blocked.items():
-        for parent in parents:
-            if id(parent) in blocked:
-                left[i] = parents
-                break
-    while left:
-        ready = [i for i, parents in left.items() if not any(id(p) in left for p in parents)]
+    waits: dict[int, list[int]] = {}  # held back, and waiting for an object held back too
+    named: dict[int, Any] = {}
+    for objs, parent in edges:
+        if id(parent) in held:  # (usually none: parents wait for nothing)
+            named[id(parent)] = parent
+            for obj in objs:
+                if id(obj) in held:
+                    waits.setdefault(id(obj), []).append(id(parent))
+    while waits:
+        ready = [i for i, parents in waits.items() if not any(p in waits for p in parents)]
         if not ready:
             break
         for i in ready:
-            del left[i]
-    if left:
-        some = [p for parents in list(left.values())[:3] for p in parents][:3]
+            del waits[i]
+    if waits:
+        some = [named[p] for parents in list(waits.values())[:3] for p in parents if p in named][:3]
         names = ", ".join(_name(p) for p in some)
         raise SessionError(
             f"cannot flush: objects refer to each other through keys the database has not generated yet, in a cycle "

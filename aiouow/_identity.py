@@ -23,7 +23,7 @@ from .errors import SessionError
 class IdentityMap:
     """The trackers of one session, by mapper and by entity class."""
 
-    __slots__ = ("by_class", "links", "rel_log", "session", "stubs", "trackers", "waiting")
+    __slots__ = ("by_class", "links", "parents", "rel_log", "session", "stubs", "trackers", "waiting")
 
     def __init__(self, session: object) -> None:
         self.session = session
@@ -34,6 +34,9 @@ class IdentityMap:
         #: foreign keys wait for a parent's generated key (``id`` -> (object, {field: parent})),
         #: the link objects made for many-to-many pairs, and stubs standing for link rows to delete.
         self.waiting: dict[int, tuple[Any, dict[str, Any]]] = {}
+        #: ... and the new parents whose loaded collections list children waiting for their keys
+        #: ((``id``, collection name) -> (parent, the children's reference to it)).
+        self.parents: dict[tuple[int, str], tuple[Any, Any]] = {}
         self.links: dict[tuple[Any, ...], Any] = {}
         self.stubs: list[Any] = []
         #: What the open transaction did to loaded relationships (put back by a rollback).
@@ -174,8 +177,9 @@ class IdentityMap:
         self.rel_log.restore()  # (relationships as they were before the transaction, like the fields)
 
     def _end_relationship_writes(self) -> None:
-        if self.waiting or self.links or self.stubs:
+        if self.waiting or self.parents or self.links or self.stubs:
             self.waiting = {}
+            self.parents = {}
             self.links = {}
             self.stubs = []
 

@@ -21,6 +21,7 @@ written) is in `aiouow._flush`; what a commit settles and a rollback puts back i
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import TYPE_CHECKING, Any
 
 from ._changes import group_changes, names_of, original_of
@@ -415,7 +416,7 @@ class EntityTracker:
         return bool(self.new or self.changes or self.deleting or self.json_text)
 
     # -- flushing --------------------------------------------------------------------------------
-    def changes_to_flush(self, held_back: set[int] | None = None) -> EntityChanges | None:
+    def changes_to_flush(self, held_back: Container[int] | None = None) -> EntityChanges | None:
         """What a flush would send for this entity, as values (read only: `take` takes them). The
         changed objects are grouped by the fields that changed; objects marked for deletion are
         deletes, whatever was assigned to them. ``held_back``: pending objects (by ``id``) left

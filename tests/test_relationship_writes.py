@@ -141,6 +141,21 @@ class TestGraphOfNewObjects:
             await s.commit()
         assert hero.team_id == team.id and profile.hero_id == hero.id
 
+    async def test_children_keep_waiting_when_their_parents_collection_is_unloaded(self, db: aiouow.Pool) -> None:
+        async with AsyncSession(db) as s:
+            old = Hero(name="old")
+            s.add(old)
+            await s.commit()
+            team = Team(name="t", heroes=[Hero(name="a")], members=[Member(name="m")])
+            s.add(team)
+            old.team_id = None  # a key set by hand unloads every team's heroes (the new team's too)
+            old.team_id = 1
+            assert not s.is_loaded(team, Team.heroes)
+            await s.commit()
+            assert team.id is not None
+        assert sorted(await rows(db, "SELECT name, team_id FROM rw_heroes")) == [("a", team.id), ("old", 1)]
+        assert await rows(db, "SELECT name, team_id FROM rw_members") == [("m", team.id)]
+
     async def test_a_key_given_by_hand_is_kept_and_a_later_key_wins(self, db: aiouow.Pool) -> None:
         async with AsyncSession(db) as s:
             a, b = Team(name="a"), Team(name="b")
