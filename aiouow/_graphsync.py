@@ -14,20 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._graphwrite import RelatedList, _over, _raw_add, _raw_remove
-from ._relations import RelationKind
+from ._graphwrite import _M2M, _M2O, _O2M, _O2O, RelatedList, _over, _raw_add, _raw_remove
 from ._rellog import changing
 
 if TYPE_CHECKING:
     from ._identity import IdentityMap
     from ._mapping import Mapper
-
-_O2M, _O2O, _M2O, _M2M = (
-    RelationKind.ONE_TO_MANY,
-    RelationKind.ONE_TO_ONE,
-    RelationKind.MANY_TO_ONE,
-    RelationKind.MANY_TO_MANY,
-)
 
 
 def keep_in_step(
@@ -38,10 +30,10 @@ def keep_in_step(
 ) -> None:
     """After a flush settled: ``inserted`` and ``deleted`` objects per entity, and the objects
     whose foreign-key field the database set to NULL."""
-    gone = {id(obj) for _, objs in deleted for obj in objs}
     for mapper, objs in deleted:
         if mapper.incoming or mapper.through:
             _deleted(objects, mapper, objs)
+    gone = {id(obj) for _, objs in deleted for obj in objs} if nulled else set()
     for mapper, field, objs in nulled:
         for ref in _over(mapper, field).refs:
             for obj in objs:

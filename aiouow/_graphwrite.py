@@ -72,6 +72,7 @@ class RelatedList(list[Any]):
             if type(obj) is not target and not isinstance(obj, target):
                 raise TypeError(f"cannot add {_name(obj)} to {rel!r}: it holds {target.__name__} objects")
         old = list.__getitem__(self, slice(start, stop)) if start != stop else []
+        _check_sessions(self.owner, rel, new)
         if rel.kind is _M2M:
             _check_link(rel, self.owner, adding=bool(new), removing=bool(old))
         if new or old:
@@ -157,6 +158,13 @@ class RelatedList(list[Any]):
 
     def __imul__(self, n: Any) -> RelatedList:  # type: ignore[misc]
         raise TypeError(f"cannot repeat {self.rel!r}: an object is in a collection once")
+
+
+def _check_sessions(owner: Any, rel: Relationship, objs: list[Any]) -> None:
+    """Before a collection changes: what comes in belongs to no other session than the owner's."""
+    sessions = {id(found): found for obj in (owner, *objs) if (found := session_of(obj)) is not None}
+    if len(sessions) > 1:
+        raise SessionError(f"cannot change {rel!r} of {_name(owner)}: its objects would belong to different sessions")
 
 
 def loaded_list(owner: Any, rel: Relationship, items: Iterable[Any] = ()) -> RelatedList:

@@ -11,13 +11,10 @@ rollback makes them transient, keeping their relationships as the program set th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._fields import MISSING
 from ._state import STATE_ATTR
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
 
 
 class RelationshipLog:
@@ -43,9 +40,10 @@ class RelationshipLog:
         value = obj.__dict__.get(name, MISSING)
         self.ops.append((obj, name, tuple(value) if isinstance(value, list) else value))
 
-    def loaded(self, name: str, objs: Iterable[Any]) -> None:
-        """A load filled relationship ``name`` of ``objs``, none of which had it loaded."""
-        self.ops.append((None, name, list(objs)))
+    def loaded(self, name: str, objs: list[Any]) -> None:
+        """A load filled relationship ``name`` of ``objs`` (a list the caller hands over), none of
+        which had it loaded."""
+        self.ops.append((None, name, objs))
 
     def restore(self) -> None:
         """The transaction was rolled back: every logged relationship holds what it held before."""

@@ -32,7 +32,7 @@ class User(Entity, table="users"):
 
 class Order(Entity, table="orders"):
     id: int = field(primary_key=True)
-    user_id: int = field(foreign_key="users.id", index=True)
+    user_id: int | None = field(default=None, foreign_key="users.id", index=True)
     total: Decimal
     note: str | None = None
     user: User | None = relationship(back_populates="orders")
@@ -49,12 +49,13 @@ async def main(path: str) -> None:
 
         async with AsyncSession(pool) as s:
             alice = User(name="alice", email="alice@example.org", profile={"theme": "dark"})
-            bob = User(name="bob", email="bob@example.org")
-            s.add(alice, bob)
+            bob = User(name="bob", email="bob@example.org", orders=[Order(total=Decimal("120.00"))])
+            s.add(alice, bob)  # bob's order comes with him (the save cascade)
             print("before flush, alice.id =", alice.id, "and her state is", s.state(alice).name)
             await s.flush()
             print("after flush,  alice.id =", alice.id, "and her state is", s.state(alice).name)
-            s.add(Order(user_id=alice.id, total=Decimal("9.99")), Order(user_id=bob.id, total=Decimal("120.00")))
+            print("bob's order got bob's new key in the same flush: user_id =", bob.orders[0].user_id)
+            alice.orders.append(Order(total=Decimal("9.99")))  # written through the relationship
             await s.commit()
             step("committed two users and two orders")
             print("statements so far:", dict(s.stats().statements))

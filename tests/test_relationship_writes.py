@@ -247,6 +247,9 @@ class TestReferences:
             other.add(team)
             with pytest.raises(SessionError, match="belong to different sessions"):
                 hero.team = team
+            with pytest.raises(SessionError, match=r"cannot change Team\.heroes of Team\(.*\): .*different sessions"):
+                team.heroes.append(hero)
+            assert team.heroes == [] and hero.team is None  # nothing changed
             await s.rollback()
             await other.rollback()
 
