@@ -29,6 +29,7 @@ from ._relations import Relationship, rel, relationship
 from ._session import AsyncSession
 from ._state import ObjectState, SessionState
 from ._stats import SessionStats
+from ._txoptions import Isolation
 from .dialects._base import PoolStats
 from .errors import (
     AiouowError,
@@ -78,6 +79,7 @@ __all__ = [
     "Expression",
     "ForeignKeyViolationError",
     "IntegrityError",
+    "Isolation",
     "MappingError",
     "MultipleResultsError",
     "NPlusOneError",

@@ -32,6 +32,7 @@ from ._state import STATE_ATTR, SessionLifecycle, SessionState
 from ._stats import StatsRecorder
 from ._tracking import NOT_HELD, EntityTracker
 from ._transaction import CommitOutcome, Transaction, TransactionBlock
+from ._txoptions import Isolation, TransactionOptions
 from .dialects._base import Row
 from .errors import (
     DetachedInstanceError,
@@ -66,12 +67,22 @@ class AsyncSession(QueryShortcuts, SessionInspection):
     Operations awaited from several tasks at once are serialized.
     """
 
-    def __init__(self, pool: Pool, *, autoflush: bool = True, n_plus_one: str = "warn") -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        autoflush: bool = True,
+        isolation: Isolation | str | None = None,
+        read_only: bool = False,
+        n_plus_one: str = "warn",
+    ) -> None:
         if not isinstance(pool, Pool):
             raise TypeError(f"AsyncSession() takes an aiouow Pool, got {type(pool).__name__}")
         self._pool = pool
         self._driver = pool.driver
         self._dialect = self._driver.dialect
+        #: How every transaction of the session begins (see "Isolation and read-only sessions").
+        self._options = TransactionOptions.of(isolation, read_only, self._dialect.name)
         self.autoflush = autoflush
         self._autoflush_off = 0
         self._life = SessionLifecycle()
@@ -106,7 +117,7 @@ class AsyncSession(QueryShortcuts, SessionInspection):
         tx = self._tx
         if tx is None:
             tx = self._tx = await Transaction.lease(self._driver, self._stats)
-            await self._guarded(tx.begin())
+            await self._guarded(tx.begin(self._options))
             self._life.state = SessionState.ACTIVE
         return tx
 
@@ -159,6 +170,7 @@ class AsyncSession(QueryShortcuts, SessionInspection):
         await lock.acquire()  # (not `async with`: two coroutines less on a hot path)
         try:
             self._life.check("commit")
+            self._refuse_writes("commit")
             flush = _flush.take(self._objects, self._dialect, self._stats)
             while flush is not None and flush.more:  # rounds before the last (see `_flush`)
                 tx = await self._transaction_for(flush)
@@ -185,6 +197,13 @@ class AsyncSession(QueryShortcuts, SessionInspection):
             raise error
         finally:
             lock.release()
+
+    def _refuse_writes(self, op: str) -> None:
+        if self._options.read_only and self._objects.has_changes():
+            raise SessionError(
+                f"cannot {op}: the session is read-only (AsyncSession(..., read_only=True)), and objects have changes "
+                "to write; roll back, or write in a session that is not read-only"
+            )
 
     def _committed(self) -> None:
         self._objects.after_commit()
@@ -313,6 +332,7 @@ class AsyncSession(QueryShortcuts, SessionInspection):
     async def _flush(self) -> None:
         """Run the flush, in rounds when objects wait for keys that a round generates (a pending
         child of a pending parent whose key the database generates goes in the round after it)."""
+        self._refuse_writes("flush")
         while True:
             flush = _flush.take(self._objects, self._dialect, self._stats)
             if flush is None:
@@ -495,6 +515,7 @@ class AsyncSession(QueryShortcuts, SessionInspection):
                 raise QueryError("cannot execute: pass positional parameters or :name ones, not both")
             sql, bound = bind_named(sql, named, self._dialect.placeholder)
             params = tuple(bound)
+        self._options.check_raw(sql, self._dialect.may_write_in_read_only(sql))
         self._life.enter("execute")
         async with self._lock:
             await self._ready_to_read("execute")

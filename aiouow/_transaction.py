@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import anyio
 
 from ._state import SessionState
+from ._txoptions import DEFAULT, TransactionOptions
 from .dialects._base import CommitOutcome
 from .errors import CommitOutcomeUnknownError, ConnectionLostError, DatabaseError, SessionError
 
@@ -65,8 +66,8 @@ class Transaction:
         conn.observer = observer
         return cls(driver, conn)
 
-    async def begin(self) -> None:
-        await self.conn.begin()
+    async def begin(self, options: TransactionOptions = DEFAULT) -> None:
+        await self.conn.begin(options)
 
     # -- statements -------------------------------------------------------------------------------
     async def fetch(self, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]:

@@ -44,6 +44,7 @@ EXPECTED = {
     "NPlusOneWarning",
     "DatabaseError",
     "IntegrityError",
+    "Isolation",
     "UniqueViolationError",
     "ForeignKeyViolationError",
     "NotNullViolationError",

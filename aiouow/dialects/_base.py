@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from .._txoptions import DEFAULT, TransactionOptions
 from ..errors import AiouowError, ConnectionLostError, DatabaseError
 from ._dialect import Converter as Converter
 from ._dialect import Dialect as Dialect
@@ -94,8 +95,8 @@ class Connection(abc.ABC):
         """The aiouow error for a driver exception met while trying to ``action``."""
 
     @abc.abstractmethod
-    async def begin(self) -> None:
-        """Open a transaction."""
+    async def begin(self, options: TransactionOptions = DEFAULT) -> None:
+        """Open a transaction (at the options' isolation level; read-only if they say so)."""
 
     @abc.abstractmethod
     async def commit(self) -> None: ...

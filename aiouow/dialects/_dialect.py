@@ -33,6 +33,11 @@ class Dialect(abc.ABC):
     #: (`InsertStep.flat`), as a multi-row VALUES list binds them.
     flat_inserts = False
 
+    def may_write_in_read_only(self, sql: str) -> bool:
+        """Whether raw SQL must be refused in a read-only session before it is sent (False: the
+        database refuses what writes in a read-only transaction itself)."""
+        return False
+
     def __init__(self) -> None:
         self._dumpers: dict[Column[Any], Converter | None] = {}
         self._pk_sql: dict[tuple[Mapper, bool], str] = {}

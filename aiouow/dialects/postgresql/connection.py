@@ -11,6 +11,7 @@ import asyncpg.exceptions as pgerr
 from asyncpg.pool import PoolConnectionProxy
 
 from ..._expressions import Column
+from ..._txoptions import DEFAULT, TransactionOptions
 from ..._unitofwork import DeleteStep, InsertStep, Step, UpdateStep
 from ...errors import DataError
 from .._base import Connection, Row, rows_read, statement_kind
@@ -49,8 +50,13 @@ class PostgresConnection(Connection):
         status: str = await self._call(kind, sql, (), action, self.raw.execute, sql)
         return status
 
-    async def begin(self) -> None:
-        await self._status("BEGIN", "begin a transaction")
+    async def begin(self, options: TransactionOptions = DEFAULT) -> None:
+        sql = "BEGIN"
+        if options.isolation is not None:
+            sql += f" ISOLATION LEVEL {options.isolation.value.upper()}"
+        if options.read_only:
+            sql += " READ ONLY"
+        await self._status(sql, "begin a transaction")
         self._tx = True
 
     async def commit(self) -> None:

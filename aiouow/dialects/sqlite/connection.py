@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from ..._txoptions import DEFAULT, Isolation, TransactionOptions
 from ..._unitofwork import InsertStep, Step, UpdateStep, expected_rows
 from ...errors import (
     ConnectionLostError,
@@ -74,6 +75,7 @@ class SQLiteConnection(Connection):
         self.dialect = pool.dialect
         self.db = db
         self.phase = Phase.NOT_BEGUN
+        self.options = DEFAULT  # (of the open transaction)
         self.echo = pool.echo
         self._last_batch: Batch | None = None  # the last call to aiosqlite's thread
         #: The last run_steps(commit=True): its steps, their statement spans, its results once committed.
@@ -83,8 +85,13 @@ class SQLiteConnection(Connection):
         cur: aiosqlite.Cursor = await self._call(statement_kind(sql), sql, params, action, self.db.execute, sql, params)
         return cur
 
-    async def begin(self) -> None:
-        """Nothing to send yet: the BEGIN goes with the transaction's first statement."""
+    async def begin(self, options: TransactionOptions = DEFAULT) -> None:
+        """Nothing to send yet: the BEGIN goes with the transaction's first statement.
+
+        ``serializable``: a read transaction whose snapshot went stale is not restarted for
+        writing (which would let it write over what it did not see): its write raises
+        `SerializationError`. (A read-only session refuses writes itself: `TransactionOptions`.)"""
+        self.options = options
 
     def _begin_statements(self) -> list[Statement]:
         """The BEGIN to send ahead of the next statement, in the same hop, if none was sent yet."""
@@ -163,7 +170,7 @@ class SQLiteConnection(Connection):
                     "commit or close it first)"
                 ) from None
             self.phase = Phase.READING_LOCKED if self.phase is Phase.READING else Phase.LOCKED
-        if fresh_reads and self.phase is Phase.READING_LOCKED:
+        if fresh_reads and self.phase is Phase.READING_LOCKED and not self._serializable:
             await self._restart_for_writing()
 
     async def _restart_for_writing(self) -> None:
@@ -202,11 +209,20 @@ class SQLiteConnection(Connection):
             busy = getattr(exc.__cause__, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT")
             if statements[0].done or not busy:
                 raise
+            if self._serializable:
+                raise SerializationError(
+                    f"cannot {statements[0].action}: another connection committed since this serializable "
+                    "transaction read; run the whole transaction again (aiouow.run_transaction does)"
+                ) from exc
             await self._restart_for_writing()
             statements = make()
             await self._batch(statements)
         self.phase = Phase.WRITING
         return statements
+
+    @property
+    def _serializable(self) -> bool:
+        return self.options.isolation is Isolation.SERIALIZABLE
 
     def _end(self) -> None:
         locked = self.phase.locked

@@ -16,6 +16,7 @@ from .._base import (
     Converter,
     Dialect,
 )
+from .batch import reads_only
 
 
 def _variable_limit() -> int:
@@ -89,6 +90,9 @@ class SQLiteDialect(Dialect):
 
     name = "sqlite"
     flat_inserts = True  # keys come back from multi-row INSERT ... VALUES ... RETURNING
+
+    def may_write_in_read_only(self, sql: str) -> bool:
+        return not reads_only(sql)  # (SQLite has no read-only transactions)
 
     def to_db(self, ctype: ColumnType) -> Converter | None:
         if ctype.kind is Kind.ENUM:
