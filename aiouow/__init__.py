@@ -26,6 +26,7 @@ from ._mapping import Entity
 from ._pool import Pool, create_pool
 from ._query import Select, select
 from ._relations import Relationship, rel, relationship
+from ._retry import run_transaction
 from ._session import AsyncSession
 from ._state import ObjectState, SessionState
 from ._stats import SessionStats
@@ -110,5 +111,6 @@ __all__ = [
     "func",
     "rel",
     "relationship",
+    "run_transaction",
     "select",
 ]

@@ -40,6 +40,7 @@ EXPECTED = {
     "NotLoadedError",
     "relationship",
     "rel",
+    "run_transaction",
     "Relationship",
     "NPlusOneWarning",
     "DatabaseError",

@@ -1,0 +1,74 @@
+"""``run_transaction``: a unit of work run again, whole, when it conflicted with another one."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+
+from ._session import AsyncSession
+from ._txoptions import Isolation
+from .errors import CommitOutcomeUnknownError, ConfigurationError, SerializationError
+
+if TYPE_CHECKING:
+    from ._pool import Pool
+
+T = TypeVar("T")
+
+
+async def run_transaction(
+    pool: Pool,
+    fn: Callable[[AsyncSession], Awaitable[T]],
+    *,
+    retries: int = 5,
+    isolation: Isolation | str | None = None,
+    backoff: float = 0.02,
+    max_backoff: float = 1.0,
+    on_retry: Callable[[int, SerializationError], None] | None = None,
+) -> T:
+    """Run ``await fn(session)`` in a fresh session and commit it; when the database says the
+    transaction conflicted with another (`SerializationError`: PostgreSQL's 40001 serialization
+    failure or 40P01 deadlock, SQLite's stale snapshot under ``isolation="serializable"``), roll
+    back, wait, and run ``fn`` again in a new session (a fresh identity map: nothing of the failed
+    attempt is kept), at most ``retries`` times more. Returns what the last ``fn`` returned.
+
+    - The wait before attempt *n + 1* is drawn uniformly between 0 and ``min(max_backoff, backoff *
+      2 ** (n - 1))`` seconds (exponential backoff with full jitter, so that conflicting workers
+      spread out). A cancellation during the wait propagates at once.
+    - A commit whose outcome is unknown (the connection was lost while COMMIT was in flight) is
+      never retried: `CommitOutcomeUnknownError` propagates, since running the work again could
+      apply it twice. Any other exception propagates at once, after the session rolled back.
+    - When the retries run out, the last `SerializationError` propagates, with a note saying how
+      many attempts were made. ``on_retry(attempt, error)`` is called before each wait (to count
+      or log retries).
+
+    ``fn`` must be safe to run several times: it should read what it needs inside the session
+    it is given, and keep side effects outside the database (sending mail, say) for after this
+    returns.
+    """
+    if not isinstance(retries, int) or retries < 0:
+        raise ConfigurationError(f"retries must be a whole number of 0 or more, got {retries!r}")
+    if backoff < 0 or max_backoff < 0:
+        raise ConfigurationError("backoff and max_backoff must not be negative")
+    attempt = 0
+    while True:
+        attempt += 1
+        session = AsyncSession(pool, isolation=isolation)
+        try:
+            async with session:
+                result = await fn(session)
+                await session.commit()
+            return result
+        except SerializationError as exc:
+            if session.commit_outcome_unknown:  # (defensive: the outcome of a COMMIT is never guessed)
+                raise CommitOutcomeUnknownError(
+                    "the commit's outcome is unknown after a conflict: the transaction was not run again"
+                ) from exc
+            if attempt > retries:
+                exc.add_note(f"run_transaction: gave up after {attempt} attempts (retries={retries})")
+                raise
+            if on_retry is not None:
+                on_retry(attempt, exc)
+            await anyio.sleep(random.uniform(0, min(max_backoff, backoff * 2 ** (attempt - 1))))  # noqa: S311
