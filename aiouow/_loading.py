@@ -16,6 +16,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ._codegen import compile_function
+from ._expire import take_expired
 from ._mapping import Mapper, set_state_slot
 from ._types import Kind, short_repr
 from .errors import DataError
@@ -38,6 +39,8 @@ def load_objects(tracker: EntityTracker, dialect: Dialect, rows: Sequence[Row], 
     on_new = tracker.loaded if mapper.json_columns else None
     try:
         objs = object_loader(mapper, dialect)(rows, tracker, on_new)
+        if tracker.expired and not refresh:  # (held objects whose expired fields take the rows' values)
+            take_expired(tracker, dialect, objs, rows)
         if refresh:
             values = row_values(mapper, dialect)
             for obj, row in zip(objs, rows, strict=True):

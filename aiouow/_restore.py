@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._changes import originals_of
+from ._expire import restore_expired
 from ._mapping import Mapper, set_state_slot
 
 if TYPE_CHECKING:
@@ -32,7 +33,15 @@ def restore(tracker: EntityTracker) -> None:
     loaded since.
     """
     log = tracker.log
-    if not (log or tracker.new or tracker.changes or tracker.deleting or tracker.removed or tracker.json_text):
+    if not (
+        log
+        or tracker.new
+        or tracker.changes
+        or tracker.deleting
+        or tracker.removed
+        or tracker.json_text
+        or tracker.expired
+    ):
         return  # nothing written, nothing changed (a close after a commit)
     mapper = tracker.mapper
     identity = tracker.identity
@@ -54,7 +63,10 @@ def restore(tracker: EntityTracker) -> None:
         set_state_slot(obj, None)
     tracker.new = {}
     tracker.inflight = None
-    # Unflushed changes are undone; deletes not flushed are forgotten; flushed ones below.
+    # Unflushed changes are undone (those that expiring forgot too); deletes not flushed are
+    # forgotten; flushed ones below.
+    if tracker.expired:
+        restore_expired(tracker)
     for key, changed in tracker.changes.items():
         identity[key].__dict__.update(changed)
     for key, text in tracker.json_text.items():

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, TypeVarTuple, cast
 import anyio
 
 from . import _flush, _graph
+from ._expire import SessionExpiry
 from ._identity import IdentityMap
 from ._inspection import SessionInspection
 from ._loading import load_objects
@@ -50,7 +51,7 @@ Ts = TypeVarTuple("Ts")
 _IDLE, _ACTIVE, _FAILED, _CLOSED = SessionState.IDLE, SessionState.ACTIVE, SessionState.FAILED, SessionState.CLOSED
 
 
-class AsyncSession(QueryShortcuts, SessionInspection):
+class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
     """A unit of work: an identity map, tracked changes, and one pooled connection.
 
     ```python

@@ -111,6 +111,7 @@ class EntityTracker:
         "batches",
         "changes",
         "deleting",
+        "expired",
         "fields",
         "identity",
         "inflight",
@@ -155,6 +156,9 @@ class EntityTracker:
         self.removed_json: dict[int, dict[str, str]] = {}
         self.inflight: dict[int, dict[str, Any]] | None = None
         self.json_text: dict[Any, dict[str, str]] = {}
+        #: identity key -> the fields the next load of its row takes from it (None: all), and the
+        #: originals of the changes that expiring forgot (for a rollback): see `aiouow._expire`
+        self.expired: dict[Any, tuple[frozenset[str] | None, dict[str, Any]]] = {}
         self.log = TransactionLog()
         #: Entities with relationships: the objects of the last statements that loaded some, for
         #: peer batching (see ``_graph``); at most `KEPT_BATCHES`.
@@ -216,8 +220,11 @@ class EntityTracker:
         for deletion, `NOT_HELD` when the tracker holds none (a few dict lookups: a hit costs
         0.7-0.9 µs in all on the benchmark machine, against a target of 1 µs)."""
         obj = self.identity.get(key, NOT_HELD)
-        if obj is not NOT_HELD and self.deleting and self.deleting.get(key) is obj:
-            return None
+        if obj is not NOT_HELD and (self.deleting or self.expired):
+            if self.deleting.get(key) is obj:
+                return None
+            if key in self.expired:  # (expired: the database is asked, and the row's values taken)
+                return NOT_HELD
         return obj
 
     def detached_parts(self, obj: Any) -> tuple[Any, dict[str, Any], dict[str, str] | None]:
@@ -331,6 +338,8 @@ class EntityTracker:
             return self.pop_removed(obj)
         key = self.key_of(obj)
         self.rekeyed.pop(i, None)
+        if self.expired:
+            self.expired.pop(key, None)
         if self.identity.get(key) is obj:
             del self.identity[key]
         if self.deleting.get(key) is obj:
@@ -381,6 +390,8 @@ class EntityTracker:
     def discard_changes(self, obj: Any) -> None:
         """Forget the unflushed changes of a held object (``refresh()`` reads the row next)."""
         self.changes.pop(self.key_of(obj), None)
+        if self.expired:
+            self.expired.pop(self.key_of(obj), None)
         self.rekeyed.pop(id(obj), None)
 
     # -- inspection ------------------------------------------------------------------------------
@@ -536,6 +547,9 @@ class EntityTracker:
         identity, deleting, removed, removed_keys = self.identity, self.deleting, self.removed, self.removed_keys
         gone: list[tuple[Any, Any]] = []  # (key, object) of those with recorded changes or JSON text
         keep = bool(self.changes or self.json_text or self.rekeyed)
+        if self.expired:  # (the key may name another object's row later)
+            for key in keys:
+                self.expired.pop(key, None)
         for key, obj in zip(keys, objs, strict=True):
             held = identity.pop(key, None)
             if held is not obj:  # expunged while the flush was in flight (the key may hold another now)

@@ -118,6 +118,7 @@ class Tracked:
         self.key: Any = None  # its identity key, while it has one (persistent, deleted, detached)
         self.flushed_delete = False  # DELETED, and its DELETE has run in the open transaction
         self.inserted_in_tx = False  # its INSERT ran in the open transaction
+        self.expired: set[str] | None = None  # fields expire() marked, until a load of its row takes them
 
     def __repr__(self) -> str:  # how hypothesis prints a drawn object in a failing example
         return f"<{self.state.name} {self.obj!r}>"
@@ -150,6 +151,15 @@ class Tracked:
         """The object now holds ``row``, as loaded (nothing dirty)."""
         self.values = copy.deepcopy(row)
         self.loaded = copy.deepcopy(row)
+        self.expired = None
+
+    def take_expired(self, row: dict[str, Any]) -> None:
+        """A load of its row: the expired fields take the row's values (the others keep theirs)."""
+        assert self.expired is not None and self.loaded is not None
+        for name in self.expired:
+            self.values[name] = copy.deepcopy(row[name])
+            self.loaded[name] = copy.deepcopy(row[name])
+        self.expired = None
 
     def forget_transaction(self) -> None:
         self.flushed_delete = False
@@ -267,6 +277,7 @@ class SessionMachine(RuleBasedStateMachine):
             elif m.state is DELETED and not m.flushed_delete:
                 del rows[m.key]
                 m.flushed_delete = True
+                m.expired = None  # (its row is gone: nothing left to take from it)
 
     def insertable(self, m: Tracked) -> bool:
         """A transient object that can be added again without breaking a key or a unique constraint."""
@@ -436,6 +447,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.s.expunge(m.obj)
         # A detached object is left alone from here on: the session no longer tracks it.
         m.state = TRANSIENT if m.state is PENDING else DETACHED
+        m.expired = None
         m.forget_transaction()
         if reload and m.key is not None:
             self.check_get(m.entity, m.key)
@@ -524,7 +536,9 @@ class SessionMachine(RuleBasedStateMachine):
                 # (also one whose DELETE was flushed after a change, and one loaded again after an
                 # expunge, holding what a flush of this transaction wrote).
                 m.state = PERSISTENT
+                expired = m.expired
                 m.load(row)
+                m.expired = expired  # (an expiry outlives the rollback: the next load still takes the row)
             else:
                 # An object loaded for a row this transaction inserted (after an expunge): no such row
                 # exists any more, so, as for the objects the transaction inserted, it is TRANSIENT,
@@ -565,7 +579,7 @@ class SessionMachine(RuleBasedStateMachine):
         if self.rejected(lambda: self.s.get(entity, key)):
             return
         owner = self.owner_of(entity, key)
-        if owner is not None:
+        if owner is not None and not (owner.state is PERSISTENT and owner.expired is not None):
             found = self.run(self.s.get(entity, key))
             assert found is (owner.obj if owner.state is PERSISTENT else None)
             return
@@ -575,6 +589,8 @@ class SessionMachine(RuleBasedStateMachine):
         owner = self.owner_of(entity, key)
         if owner is not None:
             assert found is owner.obj
+            if owner.expired is not None:  # get() of an expired object asked the database
+                owner.take_expired(self.txdb[entity][key])
         elif key in self.txdb[entity]:
             assert found is not None
             self.track_loaded(found, key)
@@ -596,8 +612,26 @@ class SessionMachine(RuleBasedStateMachine):
             owner = self.owner_of(entity, key)
             if owner is not None:
                 assert obj is owner.obj
+                if owner.expired is not None:
+                    owner.take_expired(self.txdb[entity][key])
             else:
                 self.track_loaded(obj, key)
+
+    @precondition(lambda self: any(m.state is PERSISTENT for m in self.objects))
+    @rule(data=st.data(), every=st.booleans())
+    def expire(self, data: st.DataObject, every: bool) -> None:
+        """expire(obj, *fields): no IO; the fields' unflushed changes are forgotten, and the next
+        load of the row (get, which then asks the database; a query; refresh) takes their values."""
+        m = data.draw(st.sampled_from([m for m in self.objects if m.state is PERSISTENT]))
+        settable = [n for n in FIELDS[m.entity] if n != KEY[m.entity]]
+        names = [] if every else data.draw(st.lists(st.sampled_from(settable), unique=True, max_size=2))
+        if self.rejected(lambda: self.s.expire(m.obj, *names)):
+            return
+        self.s.expire(m.obj, *names)
+        assert m.loaded is not None
+        for name in names or settable:  # (not dirty any more: its change is forgotten)
+            m.loaded[name] = copy.deepcopy(m.values[name])
+        m.expired = set(names or settable) | (m.expired or set())
 
     @precondition(lambda self: any(m.state in (PERSISTENT, DELETED) for m in self.objects))
     @rule(data=st.data())
