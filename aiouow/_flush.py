@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._cascade import resolve_waiting
 from ._graphsync import keep_in_step
-from ._graphwrite import resolve_waiting
 from ._ondelete import mirror_on_delete
 from ._unitofwork import DeleteStep, EntityChanges, FlushPlan, InsertStep, UpdateStep, expected_count, plan_flush
 from .errors import StaleDataError

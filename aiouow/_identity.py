@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import _restore
-from ._graphwrite import cascade_new
+from ._cascade import cascade_new
 from ._mapping import Mapper, describe, mapper_of
 from ._rellog import RelationshipLog
 from ._state import STATE_ATTR, ObjectState
