@@ -52,7 +52,7 @@ def cascade_new(objects: IdentityMap, obj: Any) -> None:
                             tracker = objects.tracker(mapper_of(target))
                         tracker.add_new(other)
                         od = other.__dict__
-                        if not others or not any(od.get(name) for name in others):
+                        if not others or not any(od.get(name) for name in others):  # (no generator when none)
                             if rel.back is not None and od.get(rel.back.name) is current:
                                 continue  # (linked from this side, below)
                             work.append(other)
@@ -71,9 +71,7 @@ def cascade_new(objects: IdentityMap, obj: Any) -> None:
                 link_key(objects, value, rel.remote.name, current, rel.local.name)
             elif kind is _O2M:
                 back = rel.back
-                if not value:
-                    pass
-                elif back is not None and d.get(rel.local.name) is None and isinstance(value, RelatedList):
+                if value and back is not None and d.get(rel.local.name) is None and isinstance(value, RelatedList):
                     # The children wait for this new parent's key: its collection lists them.
                     objects.parents[id(current), rel.name] = (current, back)
                     for child in value:
@@ -87,7 +85,7 @@ def cascade_new(objects: IdentityMap, obj: Any) -> None:
                     link(objects, rel, current, other)
 
 
-def _others_of(rel: Relationship) -> tuple[str, ...] | None:
+def _others_of(rel: Relationship) -> tuple[str, ...]:
     """The relationships of ``rel``'s target other than ``rel``'s other side (cached)."""
     target = mapper_of(rel.target)
     key = ("other relationships than", rel.name, rel.owner)

@@ -101,17 +101,18 @@ class Flush:
         # (a foreign key assigned is kept in step, or unloads what goes through it, when assigned).
         inserted: list[tuple[Mapper, list[Any]]] = []
         deleted: list[tuple[Mapper, list[Any]]] = []
+        deleted_keys: list[tuple[Mapper, list[Any]]] = []  # (what the database's ON DELETE acts on)
         for step in self.plan.steps:
             if isinstance(step, InsertStep):
                 inserted.append((step.mapper, step.objs))
             elif isinstance(step, DeleteStep):
                 deleted.append((step.mapper, step.objs))
+                deleted_keys.append((step.mapper, step.ids))
             elif step.replaced is not None:
                 deleted.append((step.mapper, step.replaced.objs))
                 inserted.append((step.mapper, step.objs))
         nulled: list[tuple[Mapper, str, list[Any]]] = []
-        if deleted:
-            deleted_keys = [(step.mapper, step.ids) for step in self.plan.steps if isinstance(step, DeleteStep)]
+        if deleted_keys:
             cascaded, nulled = mirror_on_delete(self.objects, deleted_keys)
             deleted.extend(cascaded)
         if inserted or deleted:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from ._graphwrite import RelatedList, unlist_waiting
+from ._graphwrite import RelatedList, stop_waiting, unlist_waiting
 from ._loading import load_objects
 from ._mapping import Mapper, mapper_of
 from ._relations import RelationKind, Relationship, unload_references
@@ -240,9 +240,7 @@ def unload_for_key(objects: IdentityMap, obj: Any, mapper: Mapper, field: str) -
     """A foreign-key field of ``obj`` was assigned: its references over it, and the loaded
     collections that go through it (of any object), are unloaded."""
     unload_references(obj, mapper, field)
-    entry = objects.waiting.get(id(obj)) if objects.waiting else None
-    if entry is not None:  # (the key assigned by hand wins over a reference assigned before)
-        entry[1].pop(field, None)
+    stop_waiting(objects, obj, field)  # (the key assigned by hand wins over a reference assigned before)
     for rel in mapper.incoming:  # collections and one-to-ones whose foreign key is this field
         if rel.remote.name == field and rel.kind in (RelationKind.ONE_TO_MANY, RelationKind.ONE_TO_ONE):
             owners = objects.by_class.get(rel.owner)

@@ -166,11 +166,6 @@ def _check_sessions(owner: Any, rel: Relationship, objs: list[Any]) -> None:
         raise SessionError(f"cannot change {rel!r} of {_name(owner)}: its objects would belong to different sessions")
 
 
-def loaded_list(owner: Any, rel: Relationship, items: Iterable[Any] = ()) -> RelatedList:
-    """A collection as loaded (or empty, for a new object)."""
-    return RelatedList(owner, rel, items)
-
-
 def _raw_remove(items: Any, obj: Any) -> None:
     """Take ``obj`` out of a loaded collection, in memory only (the other side wrote it)."""
     if isinstance(items, RelatedList):
@@ -327,24 +322,33 @@ def move(child: Any, field: str, parent: Any, skip: Any = None) -> None:
 def link_key(objects: IdentityMap | None, child: Any, field: str, parent: Any, parent_key: str | None) -> None:
     """Set ``child``'s foreign key to ``parent``'s key (its field ``parent_key``), or have it
     wait for that key."""
-    waiting = objects.waiting if objects is not None else None
-    if waiting:
-        entry = waiting.get(id(child))
-        if entry is not None:
-            entry[1].pop(field, None)
+    if objects is not None:
+        stop_waiting(objects, child, field)
     if parent is None:
         key = None
     else:
         key = parent.__dict__.get(parent_key) if parent_key is not None else _key_of(parent)
         if key is None:
-            if waiting is not None and not _listed_by_parent(objects, child, field, parent):  # type: ignore[arg-type]
-                entry = waiting.get(id(child))
-                if entry is None:
-                    waiting[id(child)] = (child, {field: parent})
-                else:
-                    entry[1][field] = parent
+            if objects is not None and not _listed_by_parent(objects, child, field, parent):
+                wait_for(objects, child, field, parent)
             return  # (an object of no session: adding it links it)
     set_key(child, field, key)
+
+
+def wait_for(objects: IdentityMap, child: Any, field: str, parent: Any) -> None:
+    """``child``'s foreign key ``field`` is to be ``parent``'s key once it is generated."""
+    entry = objects.waiting.get(id(child))
+    if entry is None:
+        objects.waiting[id(child)] = (child, {field: parent})
+    else:
+        entry[1][field] = parent
+
+
+def stop_waiting(objects: IdentityMap, child: Any, field: str) -> None:
+    """``child``'s foreign key ``field`` waits for no parent's key any more (it was set otherwise)."""
+    entry = objects.waiting.get(id(child)) if objects.waiting else None
+    if entry is not None:
+        entry[1].pop(field, None)
 
 
 def _listed_by_parent(objects: IdentityMap, child: Any, field: str, parent: Any) -> bool:
@@ -372,14 +376,9 @@ def unlist_waiting(objects: IdentityMap, parent: Any) -> None:
     for key in [k for k in objects.parents if k[0] == id(parent)]:
         _, ref = objects.parents.pop(key)
         assert ref.back is not None
-        local = ref.local.name
         for child in parent.__dict__.get(ref.back.name) or ():
             if child.__dict__.get(ref.name) is parent:
-                entry = objects.waiting.get(id(child))
-                if entry is None:
-                    objects.waiting[id(child)] = (child, {local: parent})
-                else:
-                    entry[1][local] = parent
+                wait_for(objects, child, ref.local.name, parent)
 
 
 def set_key(obj: Any, field: str, key: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._fields import MISSING
-from ._graphwrite import _key_of, _name, _over
+from ._graphwrite import _key_of, _name, _over, wait_for
 from ._state import STATE_ATTR
 from .errors import SessionError
 
@@ -96,7 +96,7 @@ def link(objects: IdentityMap | None, rel: Relationship, owner: Any, target: Any
             else:
                 tracker.undelete(held)
             return
-    row = link_mapper.entity(**{fa: ka, fb: kb})  # (its other fields have defaults: `_check_link`)
+    row = link_mapper.entity(**{fa: ka, fb: kb})  # (its other fields have defaults: `check_link`)
     rd = row.__dict__
     for field, end in ((fa, owner), (fb, target)):
         for ref in _over(link_mapper, field).refs:
@@ -105,7 +105,7 @@ def link(objects: IdentityMap | None, rel: Relationship, owner: Any, target: Any
     objects.links[pair] = row
     for field, end, key in ((fa, owner, ka), (fb, target, kb)):
         if key is None:
-            objects.waiting.setdefault(id(row), (row, {}))[1][field] = end
+            wait_for(objects, row, field, end)
 
 
 def unlink(objects: IdentityMap | None, rel: Relationship, owner: Any, target: Any) -> None:
@@ -122,7 +122,7 @@ def unlink(objects: IdentityMap | None, rel: Relationship, owner: Any, target: A
     fa, fb, ka, kb = _link_values(rel, owner, target)
     if ka is None or kb is None:
         return  # one side has no row yet: no link row either
-    key = _link_key(link_mapper, {fa: ka, fb: kb})  # (the pair is its primary key: `_check_link`)
+    key = _link_key(link_mapper, {fa: ka, fb: kb})  # (the pair is its primary key: `check_link`)
     held = tracker.identity.get(key)
     if held is not None:
         if tracker.holds(held):

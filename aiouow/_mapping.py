@@ -476,24 +476,22 @@ def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
             body.append(f"_aiouow_d[{n!r}] = None")
     relations = cls.__dict__["__aiouow_relationships__"]
     if relations:  # a new object's relationships are loaded (empty), and may be given
-        from ._graphwrite import assign, loaded_list
+        from ._graphwrite import RelatedList, assign
 
-        env["_aiouow_list"] = loaded_list
+        env["_aiouow_list"] = RelatedList
         env["_aiouow_assign"] = assign
         env["_aiouow_settle_references"] = settle_new_references
         env["_aiouow_relationships"] = mapper.relationships
         env["_aiouow_mapper"] = mapper
+        given: list[str] = []  # (assigned after the references are settled)
         for rel_name, (annotation, _) in relations.items():
             rel = f"_aiouow_relationships[{rel_name!r}]"
-            if is_collection(annotation):
-                body.append(f"_aiouow_d[{rel_name!r}] = _aiouow_list(_aiouow_self, {rel})")
-            else:
-                body.append(f"_aiouow_d[{rel_name!r}] = None")
-        body.append("_aiouow_settle_references(_aiouow_mapper, _aiouow_d)")
-        for rel_name in relations:
-            rel = f"_aiouow_relationships[{rel_name!r}]"
+            empty = f"_aiouow_list(_aiouow_self, {rel})" if is_collection(annotation) else "None"
+            body.append(f"_aiouow_d[{rel_name!r}] = {empty}")
             params.append(f"{rel_name}=_aiouow_MISSING")
-            body.append(f"if {rel_name} is not _aiouow_MISSING: _aiouow_assign(_aiouow_self, {rel}, {rel_name})")
+            given.append(f"if {rel_name} is not _aiouow_MISSING: _aiouow_assign(_aiouow_self, {rel}, {rel_name})")
+        body.append("_aiouow_settle_references(_aiouow_mapper, _aiouow_d)")
+        body.extend(given)
     if hasattr(cls, "__post_init__"):
         body.append("_aiouow_self.__post_init__()")
     sig = ", ".join(["_aiouow_self", "*", *params]) if params else "_aiouow_self"

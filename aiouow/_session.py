@@ -18,6 +18,7 @@ import anyio
 
 from . import _flush, _graph
 from ._expire import SessionExpiry
+from ._flush import Flush
 from ._identity import IdentityMap
 from ._inspection import SessionInspection
 from ._loading import load_objects
@@ -122,7 +123,7 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
             self._life.state = SessionState.ACTIVE
         return tx
 
-    async def _transaction_for(self, flush: _flush.Flush | None) -> Transaction:
+    async def _transaction_for(self, flush: Flush | None) -> Transaction:
         """The open transaction, begun now if need be, for a taken flush (aborted if that fails)."""
         try:
             return self._tx or await self._transaction()
@@ -172,11 +173,7 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
         try:
             self._life.check("commit")
             self._refuse_writes("commit")
-            flush = _flush.take(self._objects, self._dialect, self._stats)
-            while flush is not None and flush.more:  # rounds before the last (see `_flush`)
-                tx = await self._transaction_for(flush)
-                await self._guarded(tx.run(flush))
-                flush = _flush.take(self._objects, self._dialect, self._stats)
+            flush = await self._rounds_before_the_last()
             if flush is None and self._tx is None:
                 self._committed()  # nothing to commit
                 return
@@ -331,17 +328,23 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
             await self._flush()
 
     async def _flush(self) -> None:
-        """Run the flush, in rounds when objects wait for keys that a round generates (a pending
-        child of a pending parent whose key the database generates goes in the round after it)."""
-        self._refuse_writes("flush")
-        while True:
-            flush = _flush.take(self._objects, self._dialect, self._stats)
-            if flush is None:
-                return
+        flush = await self._rounds_before_the_last()
+        if flush is not None:
             tx = await self._transaction_for(flush)
             await self._guarded(tx.run(flush))
-            if not flush.more:
-                return
+
+    async def _rounds_before_the_last(self) -> Flush | None:
+        """A flush runs in rounds when objects wait for keys that a round generates (a pending
+        child of a pending parent whose key the database generates goes in the round after it):
+        run every round but the last, and return the last one taken (None: nothing to send), for
+        `_flush` to run, or `commit` to send with its COMMIT."""
+        self._refuse_writes("flush")
+        flush = _flush.take(self._objects, self._dialect, self._stats)
+        while flush is not None and flush.more:
+            tx = await self._transaction_for(flush)
+            await self._guarded(tx.run(flush))
+            flush = _flush.take(self._objects, self._dialect, self._stats)
+        return flush
 
     async def _ready_to_read(self, op: str) -> None:
         """Under the lock, before a statement that reads: the session is usable, and pending

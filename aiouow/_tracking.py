@@ -389,9 +389,10 @@ class EntityTracker:
 
     def discard_changes(self, obj: Any) -> None:
         """Forget the unflushed changes of a held object (``refresh()`` reads the row next)."""
-        self.changes.pop(self.key_of(obj), None)
+        key = self.key_of(obj)
+        self.changes.pop(key, None)
         if self.expired:
-            self.expired.pop(self.key_of(obj), None)
+            self.expired.pop(key, None)
         self.rekeyed.pop(id(obj), None)
 
     # -- inspection ------------------------------------------------------------------------------
