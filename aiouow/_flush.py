@@ -126,7 +126,7 @@ def take(objects: IdentityMap, dialect: Dialect, stats: StatsRecorder) -> Flush 
 
     Objects whose foreign keys wait for a parent's generated key (relationship writes) are left
     to a later round: the flush's ``more`` says that the session must take another after this
-    one has run (see `AsyncSession._flush`)."""
+    one has run (see `AsyncSession._rounds_before_the_last`)."""
     held_back = resolve_waiting(objects) if objects.waiting or objects.parents else None
     found: list[tuple[EntityTracker, EntityChanges]] = []
     for tracker in objects:
