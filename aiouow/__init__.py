@@ -27,6 +27,7 @@ from ._pool import Pool, create_pool
 from ._query import Select, select
 from ._relations import Relationship, rel, relationship
 from ._retry import run_transaction
+from ._savepoint import Savepoint, SavepointState
 from ._session import AsyncSession
 from ._state import ObjectState, SessionState
 from ._stats import SessionStats
@@ -96,6 +97,8 @@ __all__ = [
     "PoolTimeoutError",
     "QueryError",
     "Relationship",
+    "Savepoint",
+    "SavepointState",
     "Select",
     "SerializationError",
     "SessionClosedError",

@@ -86,13 +86,32 @@ def expire_keys(tracker: EntityTracker, keys: list[Any], names: frozenset[str] |
         tracker.expired[key] = (None if names is None or before is None else before | names, originals)
 
 
-def restore_expired(tracker: EntityTracker) -> None:
-    """A rollback: the changes that expiring forgot are undone too (the expiry itself stays)."""
+#: identity key -> (the expired field names, None for all; the originals of the changes expiring forgot)
+Expiries = dict[Any, tuple[frozenset[str] | None, dict[str, Any]]]
+
+
+def copy_expired(expired: Expiries) -> Expiries:
+    """A copy that later expiries do not change (what a savepoint keeps)."""
+    return {key: (names, dict(originals)) for key, (names, originals) in expired.items()}
+
+
+def restore_expired(tracker: EntityTracker, at_savepoint: Expiries | None) -> None:
+    """A rollback: the changes that expiring forgot are undone too. Rolled back to the whole
+    transaction (``at_savepoint`` None), the expiry itself stays; to a savepoint, the expiries
+    are again those it kept, and only what was forgotten since is undone."""
     for key, (names, originals) in tracker.expired.items():
         obj = tracker.identity.get(key)
-        if originals and obj is not None:
+        if not originals or obj is None:
+            continue
+        kept = at_savepoint[key][1] if at_savepoint and key in at_savepoint else None
+        if kept is None:
             obj.__dict__.update(originals)
+        else:  # (what it held at the savepoint, where a change was forgotten before it)
+            obj.__dict__.update({name: value for name, value in originals.items() if name not in kept})
+        if at_savepoint is None:
             tracker.expired[key] = (names, {})
+    if at_savepoint is not None:
+        tracker.expired = copy_expired(at_savepoint)
 
 
 def take_expired(tracker: EntityTracker, dialect: Dialect, objs: Sequence[Any], rows: Sequence[Row]) -> None:

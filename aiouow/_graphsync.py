@@ -115,8 +115,12 @@ def _deleted(objects: IdentityMap, mapper: Mapper, objs: list[Any]) -> None:
         name = rel.name
         if rel.kind in (_O2M, _O2O) and rel.remote.entity is mapper.entity:
             parents = held_owners.identity
+            back = rel.back.name if rel.back is not None else None
             for obj in objs:
-                parent = parents.get(obj.__dict__.get(rel.remote.name))
+                d = obj.__dict__
+                parent = parents.get(d.get(rel.remote.name))
+                if parent is None and back is not None:
+                    parent = d.get(back)  # (a new parent whose generated key it was still waiting for)
                 if parent is None:
                     continue
                 if rel.collection:

@@ -9,15 +9,27 @@ settles.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import _restore
 from ._cascade import cascade_new
 from ._mapping import Mapper, describe, mapper_of
-from ._rellog import RelationshipLog
+from ._rellog import RelationshipLog, RelationshipMark
 from ._state import STATE_ATTR, ObjectState
 from ._tracking import EntityTracker
 from .errors import SessionError
+
+
+class SavepointMark(NamedTuple):
+    """What a savepoint keeps to put memory back: each tracker's mark, the relationship log's, and
+    copies of the relationship writes' bookkeeping (small: a savepoint opens right after a flush)."""
+
+    trackers: dict[Mapper, _restore.TrackerMark]
+    relationships: RelationshipMark
+    waiting: dict[int, tuple[Any, dict[str, Any]]]
+    parents: dict[tuple[int, str], tuple[Any, Any]]
+    links: dict[tuple[Any, ...], Any]
+    stubs: int
 
 
 class IdentityMap:
@@ -175,6 +187,35 @@ class IdentityMap:
                 holder.forget(stub)
         self._end_relationship_writes()
         self.rel_log.restore()  # (relationships as they were before the transaction, like the fields)
+
+    def mark(self) -> SavepointMark:
+        """A savepoint opens (after a flush): what rolling back to it needs."""
+        return SavepointMark(
+            {mapper: _restore.mark(tracker) for mapper, tracker in self.trackers.items()},
+            self.rel_log.mark(),
+            dict(self.waiting),
+            dict(self.parents),
+            dict(self.links),
+            len(self.stubs),
+        )
+
+    def restore_to(self, mark: SavepointMark) -> None:
+        """Rolled back to the savepoint of ``mark``: every object holds what it held there (objects
+        added since are transient, deleted ones are back, changed ones have their values back),
+        relationships too; the marks of savepoints opened since are void."""
+        for mapper, tracker in self.trackers.items():
+            _restore.restore(tracker, mark.trackers.get(mapper, _restore.UNMARKED))
+        for stub in self.stubs[mark.stubs :]:
+            holder = getattr(stub, STATE_ATTR, None)
+            if holder is not None and holder.session is self.session:
+                holder.forget(stub)
+        del self.stubs[mark.stubs :]
+        self.waiting, self.parents, self.links = dict(mark.waiting), dict(mark.parents), dict(mark.links)
+        self.rel_log.restore(mark.relationships)
+
+    def released(self, mark: SavepointMark) -> None:
+        """The savepoint of ``mark`` was released: its work belongs to the enclosing level."""
+        self.rel_log.release(mark.relationships)
 
     def _end_relationship_writes(self) -> None:
         if self.waiting or self.parents or self.links or self.stubs:

@@ -7,14 +7,25 @@ this log first: the value before the first change of each relationship in the tr
 the batches that a load filled (they were not loaded before, so a rollback unloads them). A
 rollback undoes them newest first; a commit forgets them. Pending objects are not logged: a
 rollback makes them transient, keeping their relationships as the program set them.
+
+A savepoint takes a `mark` (where the log stands, and the changes logged before it); from then
+on the value before each relationship's first change *since the savepoint* is logged, so that
+`restore` back to the mark puts back what the savepoint saw, and `release` joins the two levels.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._fields import MISSING
 from ._state import STATE_ATTR
+
+
+class RelationshipMark(NamedTuple):
+    """Where a savepoint stands in the log: how many entries it held, and which changes."""
+
+    ops: int
+    seen: set[tuple[int, str]]
 
 
 class RelationshipLog:
@@ -45,12 +56,24 @@ class RelationshipLog:
         which had it loaded."""
         self.ops.append((None, name, objs))
 
-    def restore(self) -> None:
-        """The transaction was rolled back: every logged relationship holds what it held before."""
+    def mark(self) -> RelationshipMark:
+        """A savepoint opens: what it keeps, and a fresh record of the changes logged since."""
+        mark = RelationshipMark(len(self.ops), self.seen)
+        self.seen = set()
+        return mark
+
+    def release(self, mark: RelationshipMark) -> None:
+        """The savepoint was released: what was logged since belongs to the enclosing level."""
+        self.seen |= mark.seen
+
+    def restore(self, since: RelationshipMark | None = None) -> None:
+        """Rolled back (to the savepoint of ``since``, or the whole transaction): every relationship
+        logged since holds what it held then."""
         from ._graphwrite import RelatedList  # (which builds on this module)
         from ._mapping import mapper_of
 
-        for obj, name, before in reversed(self.ops):
+        start = 0 if since is None else since.ops
+        for obj, name, before in reversed(self.ops[start:]):
             if obj is None:
                 for loaded in before:
                     loaded.__dict__.pop(name, None)
@@ -66,7 +89,11 @@ class RelationshipLog:
                     d[name] = RelatedList(obj, mapper_of(obj).relationships[name], before)
             else:
                 d[name] = before
-        self.clear()
+        if since is None:
+            self.clear()
+        else:
+            del self.ops[start:]
+            self.seen = since.seen
 
     def clear(self) -> None:
         if self.ops:

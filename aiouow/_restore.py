@@ -6,11 +6,13 @@ tracker's records of what changed since (see `aiouow._tracking`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import copy
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._changes import originals_of
-from ._expire import restore_expired
+from ._expire import Expiries, copy_expired, restore_expired
 from ._mapping import Mapper, set_state_slot
+from ._txlog import START, LogMark
 
 if TYPE_CHECKING:
     from ._tracking import EntityTracker
@@ -25,8 +27,36 @@ def after_commit(tracker: EntityTracker) -> None:
     tracker.log.clear()
 
 
-def restore(tracker: EntityTracker) -> None:
-    """The transaction was rolled back: every object of the tracker holds what the database holds.
+class TrackerMark(NamedTuple):
+    """What a savepoint keeps of one tracker: where its log stood, its expired keys then, and what
+    the expired objects held (a load of their rows may replace it, and a flush does not log
+    that). A savepoint opens right after a flush, so nothing else is unflushed at that moment."""
+
+    log: LogMark
+    expired: Expiries
+    expired_values: dict[Any, dict[str, Any]]
+
+
+#: The mark of a tracker made after the savepoint opened: all it holds is since.
+UNMARKED = TrackerMark(START, {}, {})
+
+
+def mark(tracker: EntityTracker) -> TrackerMark:
+    if not tracker.expired:
+        return TrackerMark(tracker.log.mark(), {}, {})
+    mapper = tracker.mapper
+    held: dict[Any, dict[str, Any]] = {}
+    for key, (names, _) in tracker.expired.items():
+        obj = tracker.identity.get(key)
+        if obj is not None:
+            held[key] = copy.deepcopy({name: obj.__dict__[name] for name in names or mapper.names})
+    return TrackerMark(tracker.log.mark(), copy_expired(tracker.expired), held)
+
+
+def restore(tracker: EntityTracker, since: TrackerMark | None = None) -> None:
+    """The transaction was rolled back (``since`` None), or rolled back to a savepoint (``since``:
+    the tracker's mark at the savepoint): every object of the tracker holds what the database
+    holds, and the log forgets what it undid.
 
     What a flush wrote is undone by row, not by object: for the object that was flushed and,
     when that one was expunged and its row loaded again in the same transaction, for the object
@@ -41,14 +71,17 @@ def restore(tracker: EntityTracker) -> None:
         or tracker.removed
         or tracker.json_text
         or tracker.expired
+        or (since is not None and since.expired)
     ):
         return  # nothing written, nothing changed (a close after a commit)
+    start = START if since is None else since.log
     mapper = tracker.mapper
     identity = tracker.identity
-    updated = log.updated()
-    # Rows inserted in this transaction no longer exist: every object standing for one becomes
-    # transient, its generated key cleared (also one loaded again and deleted since).
-    for key, obj in log.inserted():
+    inserted_rows = log.inserted_rows(start)
+    updated = log.updated(start, inserted_rows)
+    # Rows inserted since no longer exist: every object standing for one becomes transient, its
+    # generated key cleared (also one loaded again and deleted since).
+    for key, obj in log.inserted(start):
         _make_inserted_transient(tracker, key, obj)
         other = identity.get(key)
         if other is not None:
@@ -56,7 +89,7 @@ def restore(tracker: EntityTracker) -> None:
     # New objects that took over the rows of deleted ones leave the session; the rows are back
     # to what they held (below), and so are their old objects.
     switched_in: set[int] = set()
-    for key, obj in log.switched():
+    for key, obj in log.switched(start):
         switched_in.add(id(obj))
         _make_inserted_transient(tracker, key, obj)
     for obj in tracker.new.values():
@@ -65,8 +98,8 @@ def restore(tracker: EntityTracker) -> None:
     tracker.inflight = None
     # Unflushed changes are undone (those that expiring forgot too); deletes not flushed are
     # forgotten; flushed ones below.
-    if tracker.expired:
-        restore_expired(tracker)
+    if tracker.expired or since is not None:
+        restore_expired(tracker, None if since is None else since.expired)
     for key, changed in tracker.changes.items():
         identity[key].__dict__.update(changed)
     for key, text in tracker.json_text.items():
@@ -77,7 +110,7 @@ def restore(tracker: EntityTracker) -> None:
     tracker.rekeyed = {}
     tracker.deleting = {}
     removed = tracker.removed
-    for key, obj, new_row in log.deleted():
+    for key, obj, new_row in log.deleted(start, inserted_rows):
         if id(obj) not in removed or removed[id(obj)] is not obj or id(obj) in switched_in:
             continue  # expunged since, or already put back
         _, changes, removed_json = tracker.pop_removed(obj)
@@ -91,16 +124,25 @@ def restore(tracker: EntityTracker) -> None:
             # raw SQL) is gone, so that object leaves the session, detached.
             tracker.evict(key)
         identity[key] = obj
-    tracker.clear_removed()
+    if since is None:
+        tracker.clear_removed()
     for key, before in updated.items():
         # The row's object in this session now (maybe not the one that was updated: that one may
         # have been expunged and the row loaded again).
         obj = identity.get(key)
         if obj is not None:
             obj.__dict__.update(before)
+    if since is not None:
+        for key, values in since.expired_values.items():
+            obj = identity.get(key)
+            if obj is not None:
+                obj.__dict__.update(copy.deepcopy(values))
     if mapper.json_columns:
         tracker.json_text = {key: tracker.take_json_text(obj) for key, obj in identity.items()}
-    log.clear()
+    if since is None:
+        log.clear()
+    else:
+        log.truncate(since.log)
 
 
 def _make_inserted_transient(tracker: EntityTracker, key: Any, obj: Any) -> None:

@@ -12,11 +12,11 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, TypeVar, TypeVarTuple, cast
+from typing import Any, TypeVar, TypeVarTuple
 
 import anyio
 
-from . import _flush, _graph
+from . import _flush, _graph, _savepoint
 from ._expire import SessionExpiry
 from ._flush import Flush
 from ._identity import IdentityMap
@@ -28,7 +28,8 @@ from ._nplusone import NPlusOneDetector
 from ._pool import Pool
 from ._query import Select
 from ._relations import unload_touching
-from ._shortcuts import QueryShortcuts
+from ._savepoint import Savepoint, SavepointState
+from ._shortcuts import QueryShortcuts, checked
 from ._sqltext import bind_named
 from ._state import STATE_ATTR, SessionLifecycle, SessionState
 from ._stats import StatsRecorder
@@ -91,6 +92,7 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
         self._tx: Transaction | None = None
         self._lock = asyncio.Lock()
         self._objects = IdentityMap(self)
+        self._savepoints: list[Savepoint] = []  # the open ones, outermost first
         self._stats = StatsRecorder()
         self._n_plus_one = NPlusOneDetector(n_plus_one)
 
@@ -133,11 +135,27 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
             raise
 
     async def _fail(self, exc: BaseException) -> None:
-        """A statement failed or was interrupted: the session is FAILED, its transaction rolled back."""
+        """A statement failed or was interrupted: the session is FAILED, its transaction rolled
+        back; or, for a database error while savepoints are open, the innermost one is (see
+        `aiouow._savepoint.recover`)."""
+        pierced = None
+        if self._savepoints:
+            recovered, pierced = await _savepoint.recover(self, exc)
+            if recovered:
+                return
         self._life.failed(exc)
+        self._end_savepoints()
         tx, self._tx = self._tx, None
         if tx is not None:
             await tx.fail(exc)
+        if pierced is not None:
+            raise pierced
+
+    def _end_savepoints(self) -> None:
+        """The transaction ended: so did every savepoint still open in it."""
+        for sp in self._savepoints:
+            sp.state = SavepointState.ENDED
+        self._savepoints.clear()
 
     async def _guarded(self, awaitable: Awaitable[T]) -> T:
         """Await a statement; any failure or interruption fails the session (see `_fail`)."""
@@ -172,6 +190,11 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
         await lock.acquire()  # (not `async with`: two coroutines less on a hot path)
         try:
             self._life.check("commit")
+            if self._savepoints:
+                raise SessionError(
+                    "cannot commit inside a begin_nested() block: the savepoint is still open; leave the block "
+                    "(which releases it), then commit"
+                )
             self._refuse_writes("commit")
             flush = await self._rounds_before_the_last()
             if flush is None and self._tx is None:
@@ -218,6 +241,7 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
                 if tx is not None:
                     await tx.rollback()
             finally:
+                self._end_savepoints()
                 self._objects.restore()
                 self._life.ended()
 
@@ -266,6 +290,7 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
         return True
 
     def _finish_close(self) -> None:
+        self._end_savepoints()
         if self._life.state is not _CLOSED:
             self._objects.close()
             self._life.state = _CLOSED
@@ -284,6 +309,14 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
         the block ends (what was done after it is rolled back, never committed by the block).
         """
         return TransactionBlock(self, self._life)
+
+    def begin_nested(self) -> Savepoint:
+        """``async with s.begin_nested() as sp:`` flushes and opens a SAVEPOINT; leaving the block
+        releases it, and an exception (or ``await sp.rollback()``) rolls back to it, with memory
+        put back exactly as it was when it opened. A database error inside the block rolls back
+        to it at once, and the transaction stays usable. See "Savepoints" in the session guide."""
+        self._life.check("begin_nested")
+        return Savepoint(self)
 
     @contextmanager
     def no_autoflush(self) -> Iterator[AsyncSession]:
@@ -400,7 +433,7 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
 
     async def scalars(self, stmt: Select[E]) -> list[E]:
         """Run a `aiouow.select` and return its objects."""
-        sql, params = self._dialect.compile_select(_checked(stmt, "run"))
+        sql, params = self._dialect.compile_select(checked(stmt, "run"))
         self._life.enter("query")
         async with self._lock:
             await self._ready_to_read("query")
@@ -415,34 +448,6 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
                 paths = _graph.paths_of(stmt.entity, stmt.loads)
                 await _graph.load_paths(self._objects, self._dialect, self._fetch_rows, objs, paths)
             return objs
-
-    async def rows(self, stmt: Select[R]) -> list[R]:
-        """Run a selection of columns and aggregates (``select(User.name, func.count(User.id))``);
-        each row is a tuple of Python values, converted as the fields' values are."""
-        sql, params, converters = self._dialect.compile_rows(_checked(stmt, "read rows of"))
-        raw = await self._read("query", sql, params, write=stmt.locking)
-        values = [
-            tuple(v if v is None or conv is None else conv(v) for v, conv in zip(row, converters, strict=True))
-            for row in raw
-        ]
-        return cast("list[R]", values)
-
-    async def scalar(self, stmt: Select[tuple[T, *Ts]]) -> T | None:
-        """The first value of the first row of a selection of values (None when there is no row)."""
-        found = await self.rows(stmt if stmt.row_limit is not None else stmt.limit(1))
-        return found[0][0] if found else None
-
-    async def count(self, stmt: Select[Any]) -> int:
-        """How many rows (objects, or rows of values) a statement returns."""
-        sql, params = self._dialect.compile_count(_checked(stmt, "count"))
-        raw = await self._read("count", sql, params, write=False)
-        return int(raw[0][0])
-
-    async def exists(self, stmt: Select[Any]) -> bool:
-        """Whether a statement returns any row."""
-        sql, params = self._dialect.compile_exists(_checked(stmt, "check"))
-        raw = await self._read("exists", sql, params, write=False)
-        return bool(raw[0][0])
 
     async def _read(self, op: str, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]:
         """Under the lock, after autoflush: a query's driver rows."""
@@ -589,9 +594,3 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
 
     def __repr__(self) -> str:
         return f"<AsyncSession {self._life.state.value} objects={len(self)}>"
-
-
-def _checked(stmt: Any, what: str) -> Select[Any]:
-    if not isinstance(stmt, Select):
-        raise QueryError(f"cannot {what} {stmt!r}: expected a statement made by aiouow.select()")
-    return stmt

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class LogMark(NamedTuple):
+    """Where a savepoint stands in a `TransactionLog`: how many steps of each kind it held then."""
+
+    inserts: int = 0
+    deletes: int = 0
+    updates: int = 0
+    switches: int = 0
+
+
+#: The start of the transaction: what a rollback of the whole transaction undoes back to.
+START = LogMark()
 
 
 class TransactionLog:
@@ -18,9 +31,13 @@ class TransactionLog:
     log by `updated` only when a rollback asks. It is kept by row, not by object: an object
     expunged after its update and the row loaded again is another object, and the first update
     of the row knows what it held before.
+
+    A savepoint takes a `mark`; rolling back to it reads only what was logged ``since`` the mark
+    and then `truncate`s the log there (every reading method takes the mark, `START` for the
+    whole transaction).
     """
 
-    __slots__ = ("_deletes", "_inserted_rows", "_inserts", "_rows_of", "_switches", "_updates")
+    __slots__ = ("_deletes", "_inserts", "_switches", "_updates")
 
     def __init__(self) -> None:
         # (the inserted rows' keys, their objects), per insert step
@@ -31,28 +48,31 @@ class TransactionLog:
         self._updates: list[tuple[int, list[Any], list[dict[str, Any]]]] = []
         # (the keys, the new objects that took those rows over), per row switch
         self._switches: list[tuple[list[Any], list[Any]]] = []
-        self._inserted_rows: set[Any] = set()
-        self._rows_of = 0  # how many of the insert steps are in _inserted_rows
 
     def __bool__(self) -> bool:
         """Whether any flush of the open transaction wrote rows."""
         return bool(self._inserts or self._deletes or self._updates or self._switches)
 
-    def _inserted_among(self, key: Any, first: int) -> bool:
-        """Whether the row of ``key`` is one of those the first ``first`` insert steps inserted."""
-        if self._rows_of < first:  # built when asked, from the inserts since
-            for keys, _ in self._inserts[self._rows_of : first]:
-                self._inserted_rows.update(keys)
-            self._rows_of = first
-        return key in self._inserted_rows
+    def mark(self) -> LogMark:
+        """Where the log stands now (what a savepoint keeps)."""
+        return LogMark(len(self._inserts), len(self._deletes), len(self._updates), len(self._switches))
+
+    def inserted_rows(self, since: LogMark = START) -> dict[Any, int]:
+        """The rows inserted since the mark: identity key -> the index of the first insert step that
+        inserted the row (built when a rollback asks, once for `updated` and `deleted`)."""
+        rows: dict[Any, int] = {}
+        for index in range(since.inserts, len(self._inserts)):
+            for key in self._inserts[index][0]:
+                rows.setdefault(key, index)
+        return rows
 
     def record_inserts(self, keys: list[Any], objs: list[Any]) -> None:
         """Note rows a flush inserted: their identity keys and the objects that stand for them."""
         self._inserts.append((keys, objs))
 
-    def inserted(self) -> Iterator[tuple[Any, Any]]:
-        """Each row inserted: its key and object."""
-        for keys, objs in self._inserts:
+    def inserted(self, since: LogMark = START) -> Iterator[tuple[Any, Any]]:
+        """Each row inserted since the mark: its key and object."""
+        for keys, objs in self._inserts[since.inserts :]:
             yield from zip(keys, objs, strict=True)
 
     def record_switches(self, keys: list[Any], objs: list[Any]) -> None:
@@ -60,9 +80,9 @@ class TransactionLog:
         were updated, logged with `record_updates`, and their old objects with `record_deletes`)."""
         self._switches.append((keys, objs))
 
-    def switched(self) -> Iterator[tuple[Any, Any]]:
-        """Each new object that took a row over: its key and object."""
-        for keys, objs in self._switches:
+    def switched(self, since: LogMark = START) -> Iterator[tuple[Any, Any]]:
+        """Each new object that took a row over since the mark: its key and object."""
+        for keys, objs in self._switches[since.switches :]:
             yield from zip(keys, objs, strict=True)
 
     def record_updates(self, keys: list[Any], before: list[dict[str, Any]]) -> None:
@@ -70,14 +90,18 @@ class TransactionLog:
         ``keys[i]`` held (the log keeps both lists: pass lists nobody changes)."""
         self._updates.append((len(self._inserts), keys, before))
 
-    def updated(self) -> dict[Any, dict[str, Any]]:
-        """For each row updated and not inserted by this transaction (by identity key), what every
-        written field held when the transaction began: what a rollback restores."""
+    def updated(self, since: LogMark = START, inserted_rows: dict[Any, int] | None = None) -> dict[Any, dict[str, Any]]:
+        """For each row updated since the mark and not inserted since (by identity key; the rows
+        of `inserted_rows`, worked out when not given), what every written field held at the
+        mark: what a rollback restores."""
+        if inserted_rows is None:
+            inserted_rows = self.inserted_rows(since)
         out: dict[Any, dict[str, Any]] = {}
-        for inserted, keys, before in self._updates:
+        for inserted, keys, before in self._updates[since.updates :]:
             for key, held in zip(keys, before, strict=True):
-                if inserted and self._inserted_among(key, inserted):
-                    continue  # a rollback removes the row: nothing to restore
+                first = inserted_rows.get(key) if inserted_rows else None
+                if first is not None and first < inserted:
+                    continue  # inserted since the mark, before this update: a rollback removes the row
                 snap = out.get(key)
                 if snap is None:
                     out[key] = dict(held)
@@ -90,12 +114,25 @@ class TransactionLog:
         """Note rows a flush deleted (by identity key) and the objects that stood for them."""
         self._deletes.append((len(self._inserts), keys, objs))
 
-    def deleted(self) -> Iterator[tuple[Any, Any, bool]]:
-        """Each row deleted: its key and object, and whether this transaction had inserted it (a
-        rollback leaves such an object transient, where the others get their rows back)."""
-        for inserted, keys, objs in self._deletes:
+    def deleted(
+        self, since: LogMark = START, inserted_rows: dict[Any, int] | None = None
+    ) -> Iterator[tuple[Any, Any, bool]]:
+        """Each row deleted since the mark: its key and object, and whether it had been inserted
+        since the mark (a rollback leaves such an object transient, where the others get their
+        rows back)."""
+        if inserted_rows is None:
+            inserted_rows = self.inserted_rows(since)
+        for inserted, keys, objs in self._deletes[since.deletes :]:
             for key, obj in zip(keys, objs, strict=True):
-                yield key, obj, bool(inserted) and self._inserted_among(key, inserted)
+                first = inserted_rows.get(key) if inserted_rows else None
+                yield key, obj, first is not None and first < inserted
+
+    def truncate(self, mark: LogMark) -> None:
+        """Forget what was logged since the mark (its savepoint was rolled back)."""
+        del self._inserts[mark.inserts :]
+        del self._deletes[mark.deletes :]
+        del self._updates[mark.updates :]
+        del self._switches[mark.switches :]
 
     def clear(self) -> None:
         # (Only what holds something is replaced: a commit clears the log of every transaction.)
@@ -107,6 +144,3 @@ class TransactionLog:
             self._updates = []
         if self._switches:
             self._switches = []
-        if self._rows_of:
-            self._inserted_rows = set()
-            self._rows_of = 0

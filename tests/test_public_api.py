@@ -13,6 +13,8 @@ EXPECTED = {
     "Ordering",
     "col",
     "select",
+    "Savepoint",
+    "SavepointState",
     "Select",
     "func",
     "Aggregate",

@@ -59,6 +59,9 @@ class RelationshipMachine(RuleBasedStateMachine):
         self.flushed = True  # no change since the last flush (the invariant on collections needs it)
         #: The loaded relationships at the last commit, by object: what a rollback must give back.
         self.committed: dict[int, tuple[Any, dict[str, Any]]] = {}
+        #: The open savepoints, each with what the held objects were when it opened: state, loaded
+        #: relationships, fields.
+        self.savepoints: list[tuple[aiouow.Savepoint, dict[int, tuple[Any, Any, dict[str, Any], dict[str, Any]]]]] = []
 
     async def _open(self) -> None:
         self.pool = await aiouow.create_pool(await url_for(self.dialect, Path(self.tmpdir)))
@@ -98,11 +101,7 @@ class RelationshipMachine(RuleBasedStateMachine):
         self.remember_committed()
 
     def remember_committed(self) -> None:
-        self.committed = {}
-        for obj in self.held([*self.teams, *self.heroes]):
-            names = ("heroes",) if isinstance(obj, Team) else ("team",)
-            loaded = {n: obj.__dict__[n] for n in names if n in obj.__dict__}
-            self.committed[id(obj)] = (obj, {n: tuple(v) if isinstance(v, list) else v for n, v in loaded.items()})
+        self.committed = {id(obj): (obj, relationships_of(obj)) for obj in self.held([*self.teams, *self.heroes])}
 
     def held(self, objs: list[Any]) -> list[Any]:
         return [o for o in objs if self.s.state(o) in (ObjectState.PERSISTENT, ObjectState.PENDING)]
@@ -197,8 +196,47 @@ class RelationshipMachine(RuleBasedStateMachine):
         self.run(self.s.flush())
         self.flushed = True
 
+    @precondition(lambda self: len(self.savepoints) < 3)
+    @rule()
+    def open_savepoint(self) -> None:
+        sp = self.s.begin_nested()
+        self.run(sp.__aenter__())
+        self.flushed = True
+        kept = {
+            id(obj): (obj, self.s.state(obj), relationships_of(obj), fields_of(obj))
+            for obj in self.held([*self.teams, *self.heroes])
+        }
+        self.savepoints.append((sp, kept))
+
+    @precondition(lambda self: bool(self.savepoints))
+    @rule()
+    def release_savepoint(self) -> None:
+        sp, _ = self.savepoints.pop()
+        self.run(sp.__aexit__(None, None, None))
+        self.flushed = True
+
+    @precondition(lambda self: bool(self.savepoints))
+    @rule(by_exception=st.booleans())
+    def rollback_savepoint(self, by_exception: bool) -> None:
+        """Every object held at the savepoint holds its fields and loaded relationships again."""
+        sp, kept = self.savepoints.pop()
+        if by_exception:
+            self.run(sp.__aexit__(RuntimeError, RuntimeError("leaving the block"), None))
+        else:
+            self.run(sp.rollback())
+        self.flushed = True
+        for obj, state, relationships, fields in kept.values():
+            assert self.s.state(obj) is state, (obj, self.s.state(obj), state)
+            assert fields_of(obj) == fields, (obj, fields_of(obj), fields)
+            now = relationships_of(obj)
+            assert now.keys() == relationships.keys(), (obj, now, relationships)
+            for n, value in relationships.items():
+                assert now[n] == value if isinstance(value, tuple) else now[n] is value, (obj, n, now[n], value)
+
     @rule()
     def commit(self) -> None:
+        while self.savepoints:  # (commit() inside a savepoint is refused: leave the blocks first)
+            self.release_savepoint()
         self.run(self.s.commit())
         self.flushed = True
         self.remember_committed()
@@ -206,6 +244,7 @@ class RelationshipMachine(RuleBasedStateMachine):
     @rule()
     def rollback(self) -> None:
         self.run(self.s.rollback())
+        self.savepoints.clear()
         self.flushed = True
         for obj, loaded in self.committed.values():
             if self.s.state(obj) is not ObjectState.PERSISTENT:
@@ -257,6 +296,20 @@ class RelationshipMachine(RuleBasedStateMachine):
                     team.__dict__["heroes"],
                     expected_heroes,
                 )
+
+
+def relationships_of(obj: Any) -> dict[str, Any]:
+    """The loaded relationships of a team or hero (collections as tuples)."""
+    names = ("heroes",) if isinstance(obj, Team) else ("team",)
+    return {
+        n: tuple(obj.__dict__[n]) if isinstance(obj.__dict__[n], list) else obj.__dict__[n]
+        for n in names
+        if n in obj.__dict__
+    }
+
+
+def fields_of(obj: Any) -> dict[str, Any]:
+    return {n: obj.__dict__[n] for n in (("id", "name") if isinstance(obj, Team) else ("id", "name", "team_id"))}
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

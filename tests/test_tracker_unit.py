@@ -163,6 +163,24 @@ class TestTransactionLog:
         log.record_inserts(["a"], [new])
         assert list(log.deleted()) == [("a", old, False)]
 
+    def test_since_a_mark_only_what_came_after_it_is_undone(self) -> None:
+        """A savepoint's mark: a row inserted before it is a row to restore, not to remove."""
+        log = TransactionLog()
+        before, inside = object(), object()
+        log.record_inserts(["a"], [before])
+        log.record_updates(["a"], [{"label": "at insert"}])
+        mark = log.mark()
+        log.record_updates(["a"], [{"label": "at mark"}])
+        log.record_inserts(["b"], [inside])
+        log.record_updates(["b"], [{"label": "new"}])
+        log.record_deletes(["a", "b"], [before, inside])
+        assert list(log.inserted(mark)) == [("b", inside)]
+        assert log.updated(mark) == {"a": {"label": "at mark"}}
+        assert list(log.deleted(mark)) == [("a", before, False), ("b", inside, True)]
+        log.truncate(mark)
+        assert log.mark() == mark and list(log.inserted()) == [("a", before)]
+        assert log.updated() == {} and list(log.deleted()) == []
+
 
 class TestRestore:
     def test_rollback_puts_back_updates_inserts_and_deletes(self) -> None:

@@ -73,6 +73,27 @@ class CommitOutcome(enum.Enum):
 UNOBSERVED: Observer = _Unobserved()
 
 
+class SavepointVerb(enum.Enum):
+    """What a savepoint statement does (the value is its SQL, both dialects): open one, release
+    it (its work joins the enclosing level), or roll back to it (it stays open)."""
+
+    OPEN = "SAVEPOINT"
+    RELEASE = "RELEASE SAVEPOINT"
+    ROLLBACK_TO = "ROLLBACK TO SAVEPOINT"
+
+    @property
+    def action(self) -> str:
+        """What the statement does, for its error messages ("cannot ...")."""
+        return _SAVEPOINT_ACTIONS[self]
+
+
+_SAVEPOINT_ACTIONS = {
+    SavepointVerb.OPEN: "open a savepoint",
+    SavepointVerb.RELEASE: "release a savepoint",
+    SavepointVerb.ROLLBACK_TO: "roll back to a savepoint",
+}
+
+
 class Connection(abc.ABC):
     """One driver connection, lent by a `DriverPool` to one session at a time."""
 
@@ -103,6 +124,10 @@ class Connection(abc.ABC):
 
     @abc.abstractmethod
     async def rollback(self) -> None: ...
+
+    @abc.abstractmethod
+    async def savepoint(self, verb: SavepointVerb, name: str) -> None:
+        """Open, release or roll back to savepoint ``name`` of the open transaction."""
 
     @abc.abstractmethod
     async def fetch(self, sql: str, params: Sequence[Any], *, write: bool = False) -> list[Row]:

@@ -14,7 +14,7 @@ from ..._expressions import Column
 from ..._txoptions import DEFAULT, TransactionOptions
 from ..._unitofwork import DeleteStep, InsertStep, Step, UpdateStep
 from ...errors import DataError
-from .._base import Connection, Row, rows_read, statement_kind
+from .._base import Connection, Row, SavepointVerb, rows_read, statement_kind
 from .dialect import PostgresDialect
 from .errors import DRIVER_ERRORS, translate
 
@@ -68,6 +68,9 @@ class PostgresConnection(Connection):
     async def rollback(self) -> None:
         self._tx = False
         await self._status("ROLLBACK", "roll back")
+
+    async def savepoint(self, verb: SavepointVerb, name: str) -> None:
+        await self._status(f"{verb.value} {name}", verb.action)
 
     async def fetch(self, sql: str, params: Sequence[Any], *, write: bool = False) -> list[Row]:
         # (``write`` changes nothing: PostgreSQL's row locks and READ COMMITTED reads serve both.)

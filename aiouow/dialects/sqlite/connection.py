@@ -18,7 +18,7 @@ from ...errors import (
     OperationalError,
     SerializationError,
 )
-from .._base import CommitOutcome, Connection, Row, log_statement, rows_read, statement_kind
+from .._base import CommitOutcome, Connection, Row, SavepointVerb, log_statement, rows_read, statement_kind
 from .batch import COMMIT_IF, FETCH, ONE, RAW, Batch, Statement, reads_only, run_batch
 from .dialect import SQLiteDialect
 from .errors import DRIVER_ERRORS, translate
@@ -243,6 +243,15 @@ class SQLiteConnection(Connection):
                 await self._rollback_statement("roll back")
         finally:
             self._end()
+
+    async def savepoint(self, verb: SavepointVerb, name: str) -> None:
+        statement = Statement(f"{verb.value} {name}", (), ONE, verb.action)
+        if verb is SavepointVerb.OPEN and not self.options.read_only:
+            # A savepoint opens a write transaction: the restart that a stale read snapshot needs
+            # before its first write (ROLLBACK, BEGIN IMMEDIATE) would drop the savepoint, so it
+            # happens now, before there is one. (Serializable transactions are never restarted.)
+            await self.prepare_write(fresh_reads=True)
+        await self._batch([*self._begin_statements(), statement])
 
     async def fetch(self, sql: str, params: Sequence[Any], *, write: bool = False) -> list[Row]:
         if write:
