@@ -18,7 +18,7 @@ async with aiouow.create_pool("sqlite:///app.db") as pool:
 
 from __future__ import annotations
 
-from . import errors
+from . import errors, event
 from ._aggregates import Aggregate, func
 from ._expressions import Column, Expression, Ordering, col
 from ._fields import field
@@ -110,6 +110,7 @@ __all__ = [
     "col",
     "create_pool",
     "errors",
+    "event",
     "field",
     "func",
     "rel",

@@ -56,6 +56,7 @@ class Mapper:
         "incoming",
         "insert_columns",
         "json_columns",
+        "listeners",
         "names",
         "pk",
         "pk_name",
@@ -86,6 +87,8 @@ class Mapper:
         self.insert_columns = tuple(c for c in columns if c is not gen)
         self.version: Column[Any] | None = next((c for c in columns if c.version), None)
         self.json_columns = tuple(c for c in columns if c.json)
+        #: Entity-event listeners of the class's objects (`aiouow.event`): event name -> functions.
+        self.listeners: dict[str, list[Any]] = {}
         #: The field of a single-column primary key (None for a composite key).
         self.pk_name: str | None = self.pk[0].name if len(self.pk) == 1 else None
         #: Fields a flush refuses to see changed: the primary key and the version.

@@ -6,6 +6,7 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import Any
 
+from ._dispatch import Listeners
 from ._mapping import mapper_of
 from ._unitofwork import table_order
 from ._url import DatabaseURL, PoolOptions
@@ -21,6 +22,8 @@ class Pool:
 
     def __init__(self, driver: DriverPool) -> None:
         self._driver = driver
+        #: Event listeners for every session on the pool (`aiouow.event`).
+        self._listeners: Listeners = {}
 
     @classmethod
     def from_asyncpg(

@@ -9,14 +9,14 @@ taken, planned and settled by ``_flush``; the database transaction and its conne
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, TypeVar, TypeVarTuple
 
 import anyio
 
-from . import _flush, _graph, _savepoint
+from . import _dispatch, _flush, _graph, _savepoint
 from ._expire import SessionExpiry
 from ._flush import Flush
 from ._identity import IdentityMap
@@ -27,10 +27,10 @@ from ._merge import merge_into
 from ._nplusone import NPlusOneDetector
 from ._pool import Pool
 from ._query import Select
+from ._reads import SessionReads
 from ._relations import unload_touching
 from ._savepoint import Savepoint, SavepointState
 from ._shortcuts import QueryShortcuts, checked
-from ._sqltext import bind_named
 from ._state import STATE_ATTR, SessionLifecycle, SessionState
 from ._stats import StatsRecorder
 from ._tracking import NOT_HELD, EntityTracker
@@ -39,8 +39,6 @@ from ._txoptions import Isolation, TransactionOptions
 from .dialects._base import Row
 from .errors import (
     DetachedInstanceError,
-    NotFoundError,
-    QueryError,
     SessionClosedError,
     SessionError,
 )
@@ -53,7 +51,7 @@ Ts = TypeVarTuple("Ts")
 _IDLE, _ACTIVE, _FAILED, _CLOSED = SessionState.IDLE, SessionState.ACTIVE, SessionState.FAILED, SessionState.CLOSED
 
 
-class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
+class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpiry):
     """A unit of work: an identity map, tracked changes, and one pooled connection.
 
     ```python
@@ -93,6 +91,8 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
         self._lock = asyncio.Lock()
         self._objects = IdentityMap(self)
         self._savepoints: list[Savepoint] = []  # the open ones, outermost first
+        #: Event listeners of this session (`aiouow.event`); the pool's apply too.
+        self._listeners: _dispatch.Listeners = {}
         self._stats = StatsRecorder()
         self._n_plus_one = NPlusOneDetector(n_plus_one)
 
@@ -189,35 +189,43 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
         lock = self._lock
         await lock.acquire()  # (not `async with`: two coroutines less on a hot path)
         try:
-            self._life.check("commit")
-            if self._savepoints:
-                raise SessionError(
-                    "cannot commit inside a begin_nested() block: the savepoint is still open; leave the block "
-                    "(which releases it), then commit"
-                )
-            self._refuse_writes("commit")
-            flush = await self._rounds_before_the_last()
-            if flush is None and self._tx is None:
-                self._committed()  # nothing to commit
-                return
-            tx = await self._transaction_for(flush)
-            self._tx = None
-            try:
-                outcome, error = await tx.commit(flush)
-            except BaseException as exc:  # its cleanup was interrupted: the connection is gone
-                self._life.failed(exc, commit_unknown=tx.conn.commit_sent)
-                raise
-            if outcome is CommitOutcome.COMMITTED:
-                # Once COMMIT has succeeded the session is committed, whatever came after it.
-                self._committed()
-                if error is not None:
-                    raise error
-                return
-            assert error is not None
-            self._life.failed(error, commit_unknown=outcome is CommitOutcome.UNKNOWN)
-            raise error
+            flushed = await self._commit()
         finally:
             lock.release()
+        if self._listeners or self._pool._listeners:
+            await _dispatch.after_commit(self, flushed)
+
+    async def _commit(self) -> bool:
+        """`commit` under the lock; whether it sent a flush."""
+        self._life.check("commit")
+        if self._savepoints:
+            raise SessionError(
+                "cannot commit inside a begin_nested() block: the savepoint is still open; leave the block "
+                "(which releases it), then commit"
+            )
+        if self._listeners or self._pool._listeners:
+            await _dispatch.fire(self, "before_commit", locked=True)
+        self._refuse_writes("commit")
+        flush = await self._rounds_before_the_last()
+        if flush is None and self._tx is None:
+            self._committed()  # nothing to commit
+            return False
+        tx = await self._transaction_for(flush)
+        self._tx = None
+        try:
+            outcome, error = await tx.commit(flush)
+        except BaseException as exc:  # its cleanup was interrupted: the connection is gone
+            self._life.failed(exc, commit_unknown=tx.conn.commit_sent)
+            raise
+        if outcome is CommitOutcome.COMMITTED:
+            # Once COMMIT has succeeded the session is committed, whatever came after it.
+            self._committed()
+            if error is not None:
+                raise error
+            return flush is not None
+        assert error is not None
+        self._life.failed(error, commit_unknown=outcome is CommitOutcome.UNKNOWN)
+        raise error
 
     def _refuse_writes(self, op: str) -> None:
         if self._options.read_only and self._objects.has_changes():
@@ -244,6 +252,8 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
                 self._end_savepoints()
                 self._objects.restore()
                 self._life.ended()
+        if self._listeners or self._pool._listeners:
+            await _dispatch.fire(self, "after_rollback", locked=False)
 
     async def close(self) -> None:
         """Roll back what was not committed, release the connection, detach every object.
@@ -365,12 +375,17 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
         if flush is not None:
             tx = await self._transaction_for(flush)
             await self._guarded(tx.run(flush))
+            if self._listeners or self._pool._listeners:
+                await _dispatch.fire(self, "after_flush", locked=True)
 
     async def _rounds_before_the_last(self) -> Flush | None:
         """A flush runs in rounds when objects wait for keys that a round generates (a pending
         child of a pending parent whose key the database generates goes in the round after it):
         run every round but the last, and return the last one taken (None: nothing to send), for
-        `_flush` to run, or `commit` to send with its COMMIT."""
+        `_flush` to run, or `commit` to send with its COMMIT. Listeners of ``before_flush`` and the
+        entity events run first (see `aiouow._dispatch`)."""
+        if (self._listeners or self._pool._listeners or _dispatch.entity_listeners) and self._objects.has_changes():
+            await _dispatch.before_flush(self)
         self._refuse_writes("flush")
         flush = _flush.take(self._objects, self._dialect, self._stats)
         while flush is not None and flush.more:
@@ -455,99 +470,6 @@ class AsyncSession(QueryShortcuts, SessionInspection, SessionExpiry):
         async with self._lock:
             await self._ready_to_read(op)
             return await self._fetch(sql, params, write=write)
-
-    async def load(self, objs: Any, *paths: Any) -> None:
-        """Load relationships of one object or of a list of objects of one entity: ``paths`` are
-        relationships (``Hero.team``) or tuples of them, one per level (``(Team.heroes, Hero.powers)``).
-
-        One statement per relationship and level (chunked), never one per object; for one object,
-        the objects that came from the same statement and lack the relationship are loaded too
-        (peer batching). Rows go through the identity map; pending changes are flushed first."""
-        many = list(objs) if isinstance(objs, (list, tuple, set, frozenset)) else [objs]
-        if not many:
-            return
-        owned = _graph.owned(self._objects, many)
-        checked = _graph.paths_of(type(owned[0]), paths)
-        self._life.enter("load")
-        async with self._lock:
-            await self._ready_to_read("load")
-            await _graph.load_paths(self._objects, self._dialect, self._fetch_rows, owned, checked)
-
-    def is_loaded(self, obj: Any, relationship: Any) -> bool:
-        """Whether a relationship of the object is loaded (reading it will not raise `NotLoadedError`)."""
-        (path,) = _graph.paths_of(type(obj), [relationship])
-        return _graph.is_loaded(obj, path[0])
-
-    async def _fetch_rows(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        return await self._fetch(sql, params, write=False)
-
-    async def stream(self, stmt: Select[E], *, batch_size: int = 500) -> AsyncIterator[E]:
-        """Iterate a statement's objects, fetching ``batch_size`` rows at a time.
-
-        Other operations of the session may run between batches; ending the transaction
-        (commit, rollback) ends the stream with a `SessionError`.
-        """
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise QueryError(f"cannot stream: batch_size must be a positive int, got {batch_size!r}")
-        sql, params = self._dialect.compile_select(stmt)
-        self._life.enter("stream")
-        async with self._lock:
-            await self._ready_to_read("stream")
-            tx = await self._transaction()
-            batches = await self._guarded(tx.stream(sql, params, batch_size, write=stmt.locking))
-        try:
-            while True:
-                async with self._lock:
-                    self._life.check("stream")
-                    if self._tx is not tx:
-                        raise SessionError("cannot continue the stream: the transaction it ran in has ended")
-                    try:
-                        rows = await self._guarded(anext(batches))
-                    except StopAsyncIteration:
-                        return
-                    objs = self._load(stmt.mapper, rows, refresh=stmt.locking)
-                for obj in objs:
-                    yield obj
-        finally:
-            if self._tx is tx:
-                await batches.aclose()
-
-    async def execute(self, sql: str, *params: Any, **named: Any) -> list[dict[str, Any]]:
-        """Run raw SQL, with the driver's own placeholders (``?`` on SQLite, ``$1`` on PostgreSQL)
-        and positional ``params``, or with ``:name`` placeholders and ``named`` values, which run
-        the same on every dialect. Pending changes are flushed first; rows come back as dicts.
-        """
-        if not isinstance(sql, str):
-            raise QueryError(f"cannot execute {type(sql).__name__} {sql!r:.60}: expected the SQL as a str")
-        if named:
-            if params:
-                raise QueryError("cannot execute: pass positional parameters or :name ones, not both")
-            sql, bound = bind_named(sql, named, self._dialect.placeholder)
-            params = tuple(bound)
-        self._options.check_raw(sql, self._dialect.may_write_in_read_only(sql))
-        self._life.enter("execute")
-        async with self._lock:
-            await self._ready_to_read("execute")
-            tx = await self._transaction()
-            return await self._guarded(tx.execute_raw(sql, params))
-
-    async def refresh(self, obj: Any) -> None:
-        """Read the object's row again, discarding its unflushed changes."""
-        tracker = self._own(obj, "refresh")
-        self._life.enter("refresh")
-        async with self._lock:
-            self._life.check("refresh")
-            mapper = tracker.mapper
-            if id(obj) in tracker.removed:
-                # Its DELETE was flushed: its row is gone for this transaction, even where a row
-                # switch gave the key's row to another object.
-                raise NotFoundError(f"cannot refresh {describe(obj)}: its row was deleted by a flush")
-            rows = await self._fetch_by_key(mapper, tracker.key_of(obj), for_update=False)
-            if not rows:  # another transaction deleted the row: the object leaves the session
-                tracker.forget(obj)
-                raise NotFoundError(f"cannot refresh {describe(obj)}: its row no longer exists")
-            tracker.discard_changes(obj)
-            self._load(mapper, rows, refresh=True)
 
     async def merge(self, obj: E) -> E:
         """Copy a detached (or new) object's state onto this session's object for the same row.

@@ -52,7 +52,7 @@ class SessionLifecycle:
     """Where one session stands: its `SessionState`, what made it FAILED, the event loop it
     belongs to, and the checks every operation makes before it starts."""
 
-    __slots__ = ("commit_unknown", "failure", "in_block", "loop", "state", "transactions_ended")
+    __slots__ = ("commit_unknown", "failure", "in_block", "listening", "loop", "state", "transactions_ended")
 
     def __init__(self) -> None:
         self.state = _IDLE
@@ -63,6 +63,9 @@ class SessionLifecycle:
         #: nothing ended the transaction it began.
         self.transactions_ended = 0
         self.in_block = False  # whether a begin() block is open
+        #: While a listener runs inside an operation that holds the session's lock: its task and
+        #: event (see `aiouow._dispatch`); that task's IO operations on the session are refused.
+        self.listening: tuple[object, str] | None = None
 
     def check(self, op: str) -> None:
         """Refuse ``op`` in a closed or failed session, saying why."""
@@ -78,6 +81,8 @@ class SessionLifecycle:
 
     def enter(self, op: str) -> None:
         """`check`, on the session's own event loop (bound on first use)."""
+        if self.listening is not None:
+            self._refuse_in_listener(op)
         loop = asyncio.get_running_loop()
         if self.loop is not loop:
             if self.loop is not None:
@@ -89,8 +94,20 @@ class SessionLifecycle:
         if state is not _IDLE and state is not _ACTIVE:
             self.check(op)
 
+    def _refuse_in_listener(self, op: str) -> None:
+        assert self.listening is not None
+        task, event = self.listening
+        if task is asyncio.current_task():
+            raise SessionError(
+                f"cannot {op} inside a {event!r} listener: the session is in the middle of the operation that "
+                "called it (make changes in memory instead: a before_flush or before_* listener's changes are "
+                "written by the same flush; do IO in an after_commit listener, or before the operation)"
+            )
+
     def enter_to_end(self, op: str) -> None:
         """`enter` for rollback() and close(), which a FAILED session accepts."""
+        if self.listening is not None:
+            self._refuse_in_listener(op)
         if self.state is _FAILED:
             self.loop = self.loop or asyncio.get_running_loop()
         elif self.state is not _CLOSED:

@@ -28,6 +28,7 @@ EXPECTED = {
     "SessionStats",
     # errors
     "errors",
+    "event",
     "AiouowError",
     "ConfigurationError",
     "MappingError",
