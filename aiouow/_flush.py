@@ -97,6 +97,8 @@ class Flush:
                 log.record_deletes(step.ids, step.objs)
         for tracker, _, _ in self.taken:
             tracker.inflight = None
+            if tracker.kept:
+                tracker.prune_kept()
         # Rows inserted or deleted change what relationships into their entity hold; updates do not
         # (a foreign key assigned is kept in step, or unloads what goes through it, when assigned).
         inserted: list[tuple[Mapper, list[Any]]] = []

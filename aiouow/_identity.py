@@ -35,10 +35,11 @@ class SavepointMark(NamedTuple):
 class IdentityMap:
     """The trackers of one session, by mapper and by entity class."""
 
-    __slots__ = ("by_class", "links", "parents", "rel_log", "session", "stubs", "trackers", "waiting")
+    __slots__ = ("by_class", "links", "parents", "rel_log", "session", "stubs", "trackers", "waiting", "weak")
 
-    def __init__(self, session: object) -> None:
+    def __init__(self, session: object, *, weak: bool = False) -> None:
         self.session = session
+        self.weak = weak  # identity_map="weak" (see aiouow._weakmap)
         self.trackers: dict[Mapper, EntityTracker] = {}
         #: The same trackers by entity class: what `AsyncSession.get`'s identity-map hit looks up.
         self.by_class: dict[type, EntityTracker] = {}
@@ -52,13 +53,15 @@ class IdentityMap:
         self.links: dict[tuple[Any, ...], Any] = {}
         self.stubs: list[Any] = []
         #: What the open transaction did to loaded relationships (put back by a rollback).
-        self.rel_log = RelationshipLog(session)
+        self.rel_log = RelationshipLog(session, weak=weak)
 
     def tracker(self, mapper: Mapper) -> EntityTracker:
         """The tracker of an entity (made on first use)."""
         tracker = self.trackers.get(mapper)
         if tracker is None:
-            tracker = self.trackers[mapper] = self.by_class[mapper.entity] = EntityTracker(mapper, self.session)
+            tracker = self.trackers[mapper] = self.by_class[mapper.entity] = EntityTracker(
+                mapper, self.session, weak=self.weak
+            )
         return tracker
 
     def __iter__(self) -> Iterator[EntityTracker]:
@@ -175,12 +178,16 @@ class IdentityMap:
     def after_commit(self) -> None:
         for tracker in self.trackers.values():
             _restore.after_commit(tracker)
+            if tracker.kept:
+                tracker.prune_kept()
         self._end_relationship_writes()
         self.rel_log.clear()
 
     def restore(self) -> None:
         for tracker in self.trackers.values():
             _restore.restore(tracker)
+            if tracker.kept:
+                tracker.prune_kept()
         for stub in self.stubs:  # (rows that were to be unlinked: their stubs stand for nothing now)
             holder = getattr(stub, STATE_ATTR, None)
             if holder is not None and holder.session is self.session:

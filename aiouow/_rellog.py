@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from ._fields import MISSING
 from ._state import STATE_ATTR
+from ._weakmap import WeakBatch
 
 
 class RelationshipMark(NamedTuple):
@@ -31,10 +32,11 @@ class RelationshipMark(NamedTuple):
 class RelationshipLog:
     """The log of one session's relationship changes since its transaction began."""
 
-    __slots__ = ("ops", "seen", "session")
+    __slots__ = ("ops", "seen", "session", "weak")
 
-    def __init__(self, session: object) -> None:
+    def __init__(self, session: object, *, weak: bool = False) -> None:
         self.session = session
+        self.weak = weak  # identity_map="weak": the batches loaded are not kept alive by this log
         #: (object, name, value before) for a change, (None, name, objects) for a load, oldest first.
         self.ops: list[tuple[Any, str, Any]] = []
         self.seen: set[tuple[int, str]] = set()  # (id, name) of the changes logged already
@@ -54,7 +56,7 @@ class RelationshipLog:
     def loaded(self, name: str, objs: list[Any]) -> None:
         """A load filled relationship ``name`` of ``objs`` (a list the caller hands over), none of
         which had it loaded."""
-        self.ops.append((None, name, objs))
+        self.ops.append((None, name, WeakBatch(objs) if self.weak else objs))
 
     def mark(self) -> RelationshipMark:
         """A savepoint opens: what it keeps, and a fresh record of the changes logged since."""

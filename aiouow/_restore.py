@@ -24,6 +24,7 @@ def after_commit(tracker: EntityTracker) -> None:
     for obj in tracker.removed.values():  # (each points at the tracker: `forget` takes the others out)
         set_state_slot(obj, None)
     tracker.clear_removed()
+    tracker.removed_edits = None
     tracker.log.clear()
 
 
@@ -35,22 +36,26 @@ class TrackerMark(NamedTuple):
     log: LogMark
     expired: Expiries
     expired_values: dict[Any, dict[str, Any]]
+    removed_edits: int  # (where `EntityTracker.removed_edits` stood)
 
 
 #: The mark of a tracker made after the savepoint opened: all it holds is since.
-UNMARKED = TrackerMark(START, {}, {})
+UNMARKED = TrackerMark(START, {}, {}, 0)
 
 
 def mark(tracker: EntityTracker) -> TrackerMark:
+    if tracker.removed_edits is None:
+        tracker.removed_edits = []
+    edits = len(tracker.removed_edits)
     if not tracker.expired:
-        return TrackerMark(tracker.log.mark(), {}, {})
+        return TrackerMark(tracker.log.mark(), {}, {}, edits)
     mapper = tracker.mapper
     held: dict[Any, dict[str, Any]] = {}
     for key, (names, _) in tracker.expired.items():
         obj = tracker.identity.get(key)
         if obj is not None:
             held[key] = copy.deepcopy({name: obj.__dict__[name] for name in names or mapper.names})
-    return TrackerMark(tracker.log.mark(), copy_expired(tracker.expired), held)
+    return TrackerMark(tracker.log.mark(), copy_expired(tracker.expired), held, edits)
 
 
 def restore(tracker: EntityTracker, since: TrackerMark | None = None) -> None:
@@ -75,6 +80,18 @@ def restore(tracker: EntityTracker, since: TrackerMark | None = None) -> None:
     ):
         return  # nothing written, nothing changed (a close after a commit)
     start = START if since is None else since.log
+    edits = tracker.removed_edits
+    if since is not None and edits:
+        # Assignments since the savepoint to objects deleted by a flush before it, newest first.
+        for obj, name, before, added in reversed(edits[since.removed_edits :]):
+            obj.__dict__[name] = before
+            if added:
+                changed = tracker.removed_changes.get(id(obj))
+                if changed is not None:
+                    changed.pop(name, None)
+                    if not changed:
+                        del tracker.removed_changes[id(obj)]
+        del edits[since.removed_edits :]
     mapper = tracker.mapper
     identity = tracker.identity
     inserted_rows = log.inserted_rows(start)
@@ -96,16 +113,18 @@ def restore(tracker: EntityTracker, since: TrackerMark | None = None) -> None:
         set_state_slot(obj, None)
     tracker.new = {}
     tracker.inflight = None
-    # Unflushed changes are undone (those that expiring forgot too); deletes not flushed are
-    # forgotten; flushed ones below.
-    if tracker.expired or since is not None:
-        restore_expired(tracker, None if since is None else since.expired)
+    # Unflushed changes are undone, newest first: those recorded since the last load or flush
+    # (and JSON values changed in place), then those that expiring forgot, which are older; the
+    # flushed ones below, from the log, older still. Deletes not flushed are forgotten; flushed
+    # ones below.
     for key, changed in tracker.changes.items():
         identity[key].__dict__.update(changed)
     for key, text in tracker.json_text.items():
         obj = identity.get(key)
         if obj is not None:
             obj.__dict__.update(originals_of({}, text))
+    if tracker.expired or since is not None:
+        restore_expired(tracker, None if since is None else since.expired)
     tracker.changes = {}
     tracker.rekeyed = {}
     tracker.deleting = {}
@@ -140,6 +159,7 @@ def restore(tracker: EntityTracker, since: TrackerMark | None = None) -> None:
     if mapper.json_columns:
         tracker.json_text = {key: tracker.take_json_text(obj) for key, obj in identity.items()}
     if since is None:
+        tracker.removed_edits = None
         log.clear()
     else:
         log.truncate(since.log)

@@ -38,6 +38,7 @@ from ._transaction import CommitOutcome, Transaction, TransactionBlock
 from ._txoptions import Isolation, TransactionOptions
 from .dialects._base import Row
 from .errors import (
+    ConfigurationError,
     DetachedInstanceError,
     SessionClosedError,
     SessionError,
@@ -76,6 +77,7 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         isolation: Isolation | str | None = None,
         read_only: bool = False,
         n_plus_one: str = "warn",
+        identity_map: str = "strong",
     ) -> None:
         if not isinstance(pool, Pool):
             raise TypeError(f"AsyncSession() takes an aiouow Pool, got {type(pool).__name__}")
@@ -89,7 +91,12 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         self._life = SessionLifecycle()
         self._tx: Transaction | None = None
         self._lock = asyncio.Lock()
-        self._objects = IdentityMap(self)
+        if identity_map not in ("strong", "weak"):
+            raise ConfigurationError(
+                f'identity_map must be "strong" (every object stays until the session ends) or "weak" '
+                f"(objects nobody refers to leave the session), got {identity_map!r}"
+            )
+        self._objects = IdentityMap(self, weak=identity_map == "weak")
         self._savepoints: list[Savepoint] = []  # the open ones, outermost first
         #: Event listeners of this session (`aiouow.event`); the pool's apply too.
         self._listeners: _dispatch.Listeners = {}

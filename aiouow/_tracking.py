@@ -25,12 +25,13 @@ from collections.abc import Container
 from typing import TYPE_CHECKING, Any
 
 from ._changes import group_changes, names_of, original_of
+from ._detached import DetachedState
 from ._mapping import set_state_slot
-from ._relations import unload_references
 from ._state import STATE_ATTR, ObjectState
 from ._txlog import TransactionLog
 from ._types import dump_json
 from ._unitofwork import ChangedRows, EntityChanges, UpdateStep
+from ._weakmap import WeakBatch, WeakIdentity
 
 if TYPE_CHECKING:
     from ._mapping import Mapper
@@ -46,44 +47,6 @@ _set_slot = set_state_slot
 _HELD = frozenset({ObjectState.PERSISTENT, ObjectState.PENDING})
 #: Statements whose objects a tracker keeps as peers for batched relationship loads.
 KEPT_BATCHES = 64
-
-
-class DetachedState:
-    """An object backed by a row that no open session holds: its identity key, what was assigned
-    since it left its session, and the JSON text of its JSON fields at its last load or flush."""
-
-    __slots__ = ("changes", "fields", "json_text", "key", "mapper", "watched")
-    session: None = None  # (no session holds it)
-
-    def __init__(self, mapper: Mapper, key: Any, changes: dict[str, Any], json_text: dict[str, str] | None) -> None:
-        self.mapper = mapper
-        self.fields = mapper.column_names  # the names the assignment hook records
-        self.watched = mapper.watched  # foreign keys that loaded relationships go through
-        self.key = key
-        self.changes = changes
-        self.json_text = json_text
-
-    def record(self, obj: Any, d: dict[str, Any], name: str, original: Any) -> None:
-        """The assignment hook: field ``name`` of ``obj`` is about to replace ``original``."""
-        if name not in self.changes:
-            self.changes[name] = original
-
-    def state_for(self, obj: Any, session: object) -> ObjectState:
-        return _DETACHED
-
-    def key_assigned(self, obj: Any, name: str) -> None:
-        """A foreign key the object's loaded references go through was assigned: they are unloaded."""
-        unload_references(obj, self.mapper, name)
-
-    def detached_parts(self, obj: Any) -> tuple[Any, dict[str, Any], dict[str, str] | None]:
-        """What a session adopting the object takes over: key, changes, JSON text."""
-        return self.key, self.changes, self.json_text
-
-    def dirty_fields(self, obj: Any) -> tuple[str, ...]:
-        return names_of(self.mapper, obj, self.key, self.changes, self.json_text)
-
-    def original_value(self, obj: Any, name: str) -> Any:
-        return original_of(self.mapper, obj, name, self.changes, self.json_text)
 
 
 class EntityTracker:
@@ -116,6 +79,7 @@ class EntityTracker:
         "identity",
         "inflight",
         "json_text",
+        "kept",
         "key_fields",
         "key_type",
         "log",
@@ -126,13 +90,14 @@ class EntityTracker:
         "rekeyed",
         "removed",
         "removed_changes",
+        "removed_edits",
         "removed_json",
         "removed_keys",
         "session",
         "watched",
     )
 
-    def __init__(self, mapper: Mapper, session: object) -> None:
+    def __init__(self, mapper: Mapper, session: object, *, weak: bool = False) -> None:
         self.mapper = mapper
         self.session: object | None = session  # None once the session closed
         self.fields = mapper.column_names  # the names the assignment hook records
@@ -140,7 +105,11 @@ class EntityTracker:
         self.key_fields = frozenset(c.name for c in mapper.pk)
         #: The exact type of a single-column key: the type an identity-map hit in `get` expects.
         self.key_type: type | None = mapper.pk[0].ctype.python_type if self.pk is not None else None
-        self.identity: dict[Any, Any] = {}
+        # ``identity_map="weak"``: objects nobody refers to leave it, changed ones are `kept` until
+        # a flush (entities with JSON fields are held: an in-place change needs the object to be seen).
+        weak = weak and not mapper.json_columns
+        self.identity: dict[Any, Any] = WeakIdentity() if weak else {}  # type: ignore[assignment]
+        self.kept: dict[Any, Any] | None = {} if weak else None
         self.new: dict[int, Any] = {}
         #: Counts the changes to ``new`` other than a flush's: none while a flush was in flight
         #: means that it inserted every pending object.
@@ -154,6 +123,10 @@ class EntityTracker:
         self.removed_keys: dict[int, Any] = {}
         self.removed_changes: dict[int, dict[str, Any]] = {}
         self.removed_json: dict[int, dict[str, str]] = {}
+        #: While a savepoint is open: every assignment to an object deleted by a flush, (object,
+        #: field, value before, whether it added the field to ``removed_changes``), for rolling
+        #: back to the savepoint (see `aiouow._restore.TrackerMark`); None otherwise.
+        self.removed_edits: list[tuple[Any, str, Any, bool]] | None = None
         self.inflight: dict[int, dict[str, Any]] | None = None
         self.json_text: dict[Any, dict[str, str]] = {}
         #: identity key -> the fields the next load of its row takes from it (None: all), and the
@@ -162,13 +135,13 @@ class EntityTracker:
         self.log = TransactionLog()
         #: Entities with relationships: the objects of the last statements that loaded some, for
         #: peer batching (see ``_graph``); at most `KEPT_BATCHES`.
-        self.batches: list[list[Any]] = []
+        self.batches: list[list[Any] | WeakBatch] = []
         self.watched = mapper.watched  # foreign keys that loaded relationships go through
 
     # -- relationships ---------------------------------------------------------------------------
     def loaded_batch(self, objs: list[Any]) -> None:
         """Objects one statement loaded (entities with relationships): peers for batched loads."""
-        self.batches.append(objs)
+        self.batches.append(objs if self.kept is None else WeakBatch(objs))  # (weak: not kept alive by this)
         if len(self.batches) > KEPT_BATCHES:
             del self.batches[0]
 
@@ -249,6 +222,8 @@ class EntityTracker:
         changed = self.changes.get(key)
         if changed is None:
             self.changes[key] = {name: original}
+            if self.kept is not None:
+                self.kept[key] = obj
         elif name not in changed:
             changed[name] = original
         else:
@@ -274,7 +249,10 @@ class EntityTracker:
             self.changes[key].setdefault(name, original)
             return
         assert i in self.removed, "an object points at a tracker that does not hold it"
-        self.removed_changes.setdefault(i, {}).setdefault(name, original)  # (for a rollback to put back)
+        changed = self.removed_changes.setdefault(i, {})
+        if self.removed_edits is not None:
+            self.removed_edits.append((obj, name, original, name not in changed))
+        changed.setdefault(name, original)  # (for a rollback to put back)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def add_new(self, obj: Any) -> None:
@@ -289,6 +267,8 @@ class EntityTracker:
         _set_slot(obj, self)
         if changes:
             self.changes[key] = changes
+            if self.kept is not None:
+                self.kept[key] = obj
             if not self.key_fields.isdisjoint(changes):
                 self.rekeyed[id(obj)] = key
         if self.mapper.json_columns:
@@ -360,6 +340,7 @@ class EntityTracker:
                 _set_slot(obj, DetachedState(self.mapper, key, {}, self.json_text.get(key)))
         self.session = None
         self.identity = {}
+        self.kept = None
         self.new = {}
         self.changes = {}
         self.json_text = {}
@@ -422,6 +403,11 @@ class EntityTracker:
         """The persistent objects with changes not flushed yet."""
         rows = self.changes_to_flush()
         return [] if rows is None else [obj for group in rows.updates.values() for obj in group.objs]
+
+    def prune_kept(self) -> None:
+        """(Weak identity map) Let go of the changed objects whose changes a flush has written."""
+        if self.kept:
+            self.kept = {key: obj for key, obj in self.kept.items() if key in self.changes}
 
     def has_changes(self) -> bool:
         """Whether a flush may find something to send (it finds out what)."""
