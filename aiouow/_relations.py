@@ -170,8 +170,6 @@ class Relationship:
         from ._expressions import Exists, columns_in
 
         self.resolve()
-        if self.target is self.owner:
-            raise QueryError(f"cannot build {self!r}.{what}(): a condition of an entity on itself needs table aliases")
         if self.collection is not collection:
             other = "any" if self.collection else "has"
             kind = "collection" if self.collection else "reference"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -322,12 +323,28 @@ class TestExists:
             assert [t.name for t in teams] == ["Rusty"]
             assert await s.count(select(Team).where(aiouow.rel(Team.heroes).any())) == 2
 
+    async def test_has_and_any_of_an_entity_on_itself(self, graph: aiouow.Pool) -> None:
+        """The condition is on the related row (an alias names it); nesting gets an alias per level."""
+        async with AsyncSession(graph) as s:
+            (a,) = await s.filter(Node, label="a")
+            s.add(Node(label="a1", parent_id=a.id))
+            await s.flush()
+
+            async def labels(condition: Any) -> list[str]:
+                return [n.label for n in await s.scalars(select(Node).where(condition).order_by(Node.id))]
+
+            assert await labels(aiouow.rel(Node.children).any(Node.label == "a1")) == ["a"]
+            assert await labels(aiouow.rel(Node.parent).has(Node.label == "root")) == ["a", "b"]
+            assert await labels(~aiouow.rel(Node.children).any()) == ["b", "a1"]
+            grandparents = aiouow.rel(Node.children).any(aiouow.rel(Node.children).any(Node.label.like("a%")))
+            assert await labels(grandparents) == ["root"]
+            assert await labels(aiouow.rel(Node.parent).has(aiouow.rel(Node.parent).has())) == ["a1"]
+            assert await s.count(select(Node).where(aiouow.rel(Node.children).any(Node.label == "b"))) == 1
+
     def test_bad_exists_are_query_errors(self) -> None:
         with pytest.raises(QueryError, match=r"is a collection: use \.any"):
             aiouow.rel(Team.heroes).has()
         with pytest.raises(QueryError, match=r"Hero\.name is not a field of Team"):
             aiouow.rel(Hero.team).has(Hero.name == "x")
-        with pytest.raises(QueryError, match="needs table aliases"):
-            aiouow.rel(Node.children).any()
         with pytest.raises(QueryError, match="as a relationship"):
             aiouow.rel(Hero.name)

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 Converter = Callable[[Any], Any]
 
 
+#: Inside an EXISTS of an entity on itself: entity -> the (quoted) alias that names its row.
+Aliases = dict[type, str] | None
+
+
 class Dialect(abc.ABC):
     """SQL generation and value conversion for one database."""
 
@@ -84,9 +88,11 @@ class Dialect(abc.ABC):
         """Wrap a column or parameter in a comparison (a hook for types stored as text)."""
         return sql
 
-    def render_in(self, column: Column[Any], values: tuple[Any, ...], negate: bool, params: list[Any]) -> str:
+    def render_in(
+        self, column: Column[Any], values: tuple[Any, ...], negate: bool, params: list[Any], aliases: Aliases = None
+    ) -> str:
         """``column IN (...)`` of a query's condition."""
-        return self.keys_in(self.column_ref(column), column, values, params, negate=negate)
+        return self.keys_in(self.column_ref(column, aliases), column, values, params, negate=negate)
 
     def keys_in(
         self,
@@ -197,9 +203,11 @@ class Dialect(abc.ABC):
             sql += self.for_update_clause()
         return sql
 
-    def column_ref(self, column: Column[Any]) -> str:
-        """A column as a query names it: qualified by its table, since a statement may join several."""
-        return f"{self.quote(mapper_of(column.entity).table)}.{self.quote(column.column_name)}"
+    def column_ref(self, column: Column[Any], aliases: Aliases = None) -> str:
+        """A column as a query names it: qualified by its table, since a statement may join several
+        (or by the alias its entity has in an EXISTS of an entity on itself: ``aliases``)."""
+        table = aliases.get(column.entity) if aliases else None
+        return f"{table or self.quote(mapper_of(column.entity).table)}.{self.quote(column.column_name)}"
 
     def _joins_sql(self, stmt: Select[Any]) -> str:
         """The JOIN clauses of a statement's joined relationships."""
@@ -217,19 +225,33 @@ class Dialect(abc.ABC):
                 out += f"{kind}{target} ON {self.column_ref(rel.remote)} = {self.column_ref(rel.local)}"
         return out
 
-    def _exists_sql(self, expr: Exists, params: list[Any]) -> str:
+    def _exists_sql(self, expr: Exists, params: list[Any], aliases: Aliases) -> str:
         """``EXISTS (SELECT 1 FROM target WHERE target.key = owner.key AND condition)``, correlated
-        with the outer statement's row (through the link table for a many-to-many)."""
-        rel, ref = expr.relationship, self.column_ref
-        target = self.quote(mapper_of(rel.target).table)
-        condition = "" if expr.condition is None else " AND " + self.compile_condition(expr.condition, params)
+        with the outer statement's row (through the link table for a many-to-many). The condition's
+        fields are the related row's. When the related table is the owner's own (a relationship of
+        an entity to itself), the inner one gets an alias, so that the correlation still names the
+        outer row."""
+        rel = expr.relationship
+        table = self.quote(mapper_of(rel.target).table)
+        outer = self.column_ref(rel.local, aliases).rsplit(".", 1)[0]  # (how the owner's row is named here)
+        inner = {k: v for k, v in (aliases or {}).items() if k is not rel.target}
+        target = table
+        if outer == table:
+            alias = self.quote(f"{mapper_of(rel.target).table}_{len(aliases or ()) + 1}")
+            inner[rel.target] = alias
+            target = f"{table} AS {alias}"
+        condition = "" if expr.condition is None else " AND " + self.compile_condition(expr.condition, params, inner)
+        local = self.column_ref(rel.local, aliases)
+        remote = self.column_ref(rel.remote, inner)
         if rel.link is not None:
+            assert rel.link_local is not None
+            assert rel.link_remote is not None
             link = self.quote(rel.link.table)
             return (
-                f"EXISTS (SELECT 1 FROM {link} JOIN {target} ON {ref(rel.remote)} = {ref(rel.link_remote)} "
-                f"WHERE {ref(rel.link_local)} = {ref(rel.local)}{condition})"
+                f"EXISTS (SELECT 1 FROM {link} JOIN {target} ON {remote} = {self.column_ref(rel.link_remote)} "
+                f"WHERE {self.column_ref(rel.link_local)} = {local}{condition})"
             )
-        return f"EXISTS (SELECT 1 FROM {target} WHERE {ref(rel.remote)} = {ref(rel.local)}{condition})"
+        return f"EXISTS (SELECT 1 FROM {target} WHERE {remote} = {local}{condition})"
 
     def expression_sql(self, item: Column[Any] | Aggregate) -> str:
         """A column or an aggregate as comparisons and ordering use it."""
@@ -270,34 +292,35 @@ class Dialect(abc.ABC):
     def for_update_clause(self) -> str:
         return " FOR UPDATE"
 
-    def compile_condition(self, expr: Expression, params: list[Any]) -> str:
+    def compile_condition(self, expr: Expression, params: list[Any], aliases: Aliases = None) -> str:
+        """A condition's SQL (``aliases``: inside an EXISTS of an entity on itself, what names its row)."""
         if isinstance(expr, Compare):
             column = expr.column
             if isinstance(column, Aggregate):
                 lhs = self.aggregate_sql(column)
             elif expr.op == "LIKE":
-                lhs = self.column_ref(column)
+                lhs = self.column_ref(column, aliases)
             else:
-                lhs = self.compare_sql(column, self.column_ref(column))
+                lhs = self.compare_sql(column, self.column_ref(column, aliases))
             if isinstance(expr.value, Column):
-                return f"{lhs} {expr.op} {self.compare_sql(expr.value, self.column_ref(expr.value))}"
+                return f"{lhs} {expr.op} {self.compare_sql(expr.value, self.column_ref(expr.value, aliases))}"
             if expr.op == "LIKE":
                 params.append(expr.value)
                 return f"{lhs} LIKE {self.placeholder(len(params))}"
             params.append(self.param(column, checked_param(column, expr.value, expr.op)))
             return f"{lhs} {expr.op} {self.compare_sql(column, self.placeholder(len(params)))}"
         if isinstance(expr, Exists):
-            return self._exists_sql(expr, params)
+            return self._exists_sql(expr, params, aliases)
         if isinstance(expr, IsNull):
-            return f"{self.column_ref(expr.column)} IS {'NOT ' if expr.negate else ''}NULL"
+            return f"{self.column_ref(expr.column, aliases)} IS {'NOT ' if expr.negate else ''}NULL"
         if isinstance(expr, InList):
-            return self.render_in(expr.column, expr.values, expr.negate, params)
+            return self.render_in(expr.column, expr.values, expr.negate, params, aliases)
         if isinstance(expr, And):
-            return "(" + " AND ".join(self.compile_condition(p, params) for p in expr.parts) + ")"
+            return "(" + " AND ".join(self.compile_condition(p, params, aliases) for p in expr.parts) + ")"
         if isinstance(expr, Or):
-            return "(" + " OR ".join(self.compile_condition(p, params) for p in expr.parts) + ")"
+            return "(" + " OR ".join(self.compile_condition(p, params, aliases) for p in expr.parts) + ")"
         if isinstance(expr, Not):
-            return f"NOT ({self.compile_condition(expr.part, params)})"
+            return f"NOT ({self.compile_condition(expr.part, params, aliases)})"
         raise QueryError(f"cannot compile {expr!r}: not a condition")  # pragma: no cover
 
     # -- DDL ------------------------------------------------------------------------------
