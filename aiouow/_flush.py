@@ -15,7 +15,7 @@ from ._cascade import resolve_waiting
 from ._graphsync import keep_in_step
 from ._ondelete import mirror_on_delete
 from ._unitofwork import DeleteStep, EntityChanges, FlushPlan, InsertStep, UpdateStep, expected_count, plan_flush
-from .errors import StaleDataError
+from .errors import StaleDataError, with_details
 
 if TYPE_CHECKING:
     from ._identity import IdentityMap
@@ -55,9 +55,12 @@ class Flush:
                 versioned = not isinstance(step, InsertStep) and step.version is not None
                 what = "update" if isinstance(step, UpdateStep) else "delete"
                 why = "a row was changed or deleted by another transaction" if versioned else "a row no longer exists"
-                raise StaleDataError(
-                    f"cannot {what} {step.mapper.name}: expected to match {expected} row(s) in {step.mapper.table}, "
-                    f"matched {result} ({why})"
+                raise with_details(
+                    StaleDataError(
+                        f"cannot {what} {step.mapper.name}: expected to match {expected} row(s) in "
+                        f"{step.mapper.table}, matched {result} ({why})"
+                    ),
+                    entity=step.mapper.name,
                 )
 
     def abort(self) -> None:

@@ -19,7 +19,7 @@ from ._codegen import compile_function
 from ._expire import take_expired
 from ._mapping import Mapper, set_state_slot
 from ._types import Kind, short_repr
-from .errors import DataError
+from .errors import DataError, with_details
 
 if TYPE_CHECKING:
     from ._tracking import EntityTracker
@@ -75,8 +75,11 @@ def unloadable(mapper: Mapper, dialect: Dialect, rows: Sequence[Row]) -> DataErr
                     why = f"which cannot be read as JSON ({type(err).__name__}: {str(err)[:80]})"
                 else:
                     why = f"which cannot be read as {column.ctype.describe()} ({type(err).__name__}: {str(err)[:80]})"
-                return DataError(
-                    f"cannot load {mapper.name}: field {column.name!r} holds {shown} in the database, {why}"
+                return with_details(
+                    DataError(f"cannot load {mapper.name}: field {column.name!r} holds {shown} in the database, {why}"),
+                    entity=mapper.name,
+                    field=column.name,
+                    stored=True,
                 )
     return None
 

@@ -11,7 +11,7 @@ from . import _graph
 from ._mapping import describe
 from ._query import Select
 from ._sqltext import bind_named
-from .errors import NotFoundError, QueryError, SessionError
+from .errors import NotFoundError, QueryError, SessionError, with_details
 
 if TYPE_CHECKING:
     import asyncio
@@ -135,10 +135,14 @@ class SessionReads:
             if id(obj) in tracker.removed:
                 # Its DELETE was flushed: its row is gone for this transaction, even where a row
                 # switch gave the key's row to another object.
-                raise NotFoundError(f"cannot refresh {describe(obj)}: its row was deleted by a flush")
+                raise with_details(
+                    NotFoundError(f"cannot refresh {describe(obj)}: its row was deleted by a flush"), entity=mapper.name
+                )
             rows = await self._fetch_by_key(mapper, tracker.key_of(obj), for_update=False)
             if not rows:  # another transaction deleted the row: the object leaves the session
                 tracker.forget(obj)
-                raise NotFoundError(f"cannot refresh {describe(obj)}: its row no longer exists")
+                raise with_details(
+                    NotFoundError(f"cannot refresh {describe(obj)}: its row no longer exists"), entity=mapper.name
+                )
             tracker.discard_changes(obj)
             self._load(mapper, rows, refresh=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, TypeVarTuple, cast, overload
 
 from ._mapping import mapper_of
 from ._query import Select, select
-from .errors import MultipleResultsError, NotFoundError, QueryError
+from .errors import MultipleResultsError, NotFoundError, QueryError, with_details
 
 if TYPE_CHECKING:
     from .dialects._base import Dialect, Row
@@ -37,7 +37,9 @@ class QueryShortcuts:
         """Like `get`, but raises `NotFoundError` when there is no such row."""
         obj = await self.get(entity, pk, for_update=for_update)
         if obj is None:
-            raise NotFoundError(f"cannot get {entity.__name__}: no row with primary key {pk!r}")
+            raise with_details(
+                NotFoundError(f"cannot get {entity.__name__}: no row with primary key {pk!r}"), entity=entity.__name__
+            )
         return obj
 
     @overload
@@ -67,7 +69,9 @@ class QueryShortcuts:
         `MultipleResultsError` for more than one."""
         objs = await self.scalars(stmt if stmt.row_limit is not None and stmt.row_limit < 2 else stmt.limit(2))
         if not objs:
-            raise NotFoundError(f"cannot get one {stmt.mapper.name}: the query matched no row")
+            raise with_details(
+                NotFoundError(f"cannot get one {stmt.mapper.name}: the query matched no row"), entity=stmt.mapper.name
+            )
         if len(objs) > 1:
             raise MultipleResultsError(f"cannot get one {stmt.mapper.name}: the query matched more than one row")
         return objs[0]

@@ -17,7 +17,7 @@ from . import _types
 from ._codegen import compile_function
 from ._expressions import Column
 from ._mapping import Mapper
-from .errors import DataError
+from .errors import DataError, with_details
 
 if TYPE_CHECKING:
     from .dialects._base import Dialect
@@ -254,13 +254,21 @@ def _refuse_immutable(mapper: Mapper, names: tuple[str, ...], group: ChangedRows
     for name in names:
         column = mapper.column_names[name]
         if column.primary_key:
-            raise DataError(
-                f"cannot flush {mapper.name}: primary key field {name!r} changed from {original.get(name)!r} to "
-                f"{obj.__dict__[name]!r}; primary keys are immutable (delete and add a new object instead)"
+            raise with_details(
+                DataError(
+                    f"cannot flush {mapper.name}: primary key field {name!r} changed from {original.get(name)!r} "
+                    f"to {obj.__dict__[name]!r}; primary keys are immutable (delete and add a new object instead)"
+                ),
+                entity=mapper.name,
+                field=name,
+                reason="a primary key cannot change",
             )
         if column.version:
-            raise DataError(
-                f"cannot flush {mapper.name}: version field {name!r} is managed by aiouow and cannot be set"
+            raise with_details(
+                DataError(f"cannot flush {mapper.name}: version field {name!r} is managed by aiouow and cannot be set"),
+                entity=mapper.name,
+                field=name,
+                reason="a version field is managed by aiouow",
             )
 
 
@@ -427,7 +435,12 @@ def _builder(
 def _check(mapper: Mapper, column: Column[Any], value: Any) -> None:
     problem = _types.check(column.ctype, value)
     if problem is not None:
-        raise DataError(f"cannot flush {mapper.name}: field {column.name!r} {problem}")
+        raise with_details(
+            DataError(f"cannot flush {mapper.name}: field {column.name!r} {problem}"),
+            entity=mapper.name,
+            field=column.name,
+            reason=problem,
+        )
 
 
 def table_order(mappers: Iterable[Mapper]) -> list[Mapper]:

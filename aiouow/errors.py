@@ -36,6 +36,8 @@ AiouowError
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 __all__ = [
     "AiouowError",
     "CheckViolationError",
@@ -64,6 +66,17 @@ __all__ = [
     "StaleDataError",
     "UniqueViolationError",
 ]
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def with_details(err: E, **details: object) -> E:
+    """``err`` with structured details set (``entity``, ``field``, ``reason``, ``constraint``): what
+    the web integrations put in an error response, where the message may say more (``stored``)."""
+    for name, value in details.items():
+        setattr(err, name, value)
+    return err
 
 
 class AiouowError(Exception):
@@ -109,6 +122,9 @@ class NotLoadedError(AiouowError):
 class NotFoundError(AiouowError, LookupError):
     """A row that was required does not exist."""
 
+    entity: str | None = None
+    """The entity whose row it is."""
+
 
 class MultipleResultsError(AiouowError):
     """Exactly one row was required and several matched."""
@@ -153,6 +169,15 @@ class CheckViolationError(IntegrityError):
 class DataError(DatabaseError):
     """A value does not fit its column (wrong type, out of range, bad encoding)."""
 
+    entity: str | None = None
+    """The entity whose value it is, when aiouow knows it."""
+    field: str | None = None
+    """The field whose value it is, when aiouow knows it."""
+    reason: str | None = None
+    """What is wrong with the value, in aiouow's words (no SQL, no other row's data), when known."""
+    stored: bool = False
+    """True when the value is one the database holds and a load could not read (not one being written)."""
+
 
 class OperationalError(DatabaseError):
     """The database or the pool could not run the operation (locked, gone, timed out)."""
@@ -172,6 +197,9 @@ class SerializationError(DatabaseError):
 
 class StaleDataError(DatabaseError):
     """An UPDATE or versioned DELETE matched fewer rows than expected: the row changed or vanished."""
+
+    entity: str | None = None
+    """The entity of the row."""
 
 
 class CommitOutcomeUnknownError(DatabaseError):

@@ -10,6 +10,7 @@ lifespans, sub-applications, disconnects) is tested in its own module.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -81,10 +82,14 @@ class StarletteFramework:
     name = "starlette"
 
     def app(self, pool: aiouow.Pool, work: Work, **options: Any) -> Any:
-        return Starlette(
+        map_errors = options.pop("map_errors", True)
+        app = Starlette(
             routes=[Route("/", self._endpoint(work), methods=["GET", "POST"])],
             middleware=[Middleware(starlette_integration.SessionMiddleware, pool=pool, **options)],
         )
+        if map_errors:
+            starlette_integration.install_error_handlers(app)
+        return app
 
     def app_without_the_integration(self, work: Work) -> Any:
         return Starlette(routes=[Route("/", self._endpoint(work), methods=["GET", "POST"])])
@@ -287,8 +292,10 @@ class TestCommitFailure:
         answer = await request(framework, framework.app(pool, adding(Reply(redirect="/done"))))
         assert answer.status == 409 and "location" not in answer.headers
 
-    async def test_another_commit_failure_is_500(self, framework: Framework, pool: aiouow.Pool) -> None:
-        """A commit failing for another reason (here a DataError at flush) is a 500."""
+    async def test_a_bad_value_found_at_the_commit_is_422_naming_the_field(
+        self, framework: Framework, pool: aiouow.Pool
+    ) -> None:
+        """A DataError at the commit's flush: 422, in FastAPI's validation shape, naming entity and field."""
 
         async def work(session: Callable[[], AsyncSession]) -> Reply:
             user = User(name="bob", email="bob@example.org")
@@ -297,8 +304,82 @@ class TestCommitFailure:
             return Reply(body={"ok": True})
 
         answer = await request(framework, framework.app(pool, work))
-        assert answer.status == 500 and b'"internal server error"' in answer.body
+        assert answer.status == 422
+        (item,) = json.loads(answer.body)["detail"]
+        assert item["loc"] == ["body", "name"] and item["entity"] == "User" and "expects str" in item["msg"]
         assert await emails(pool) == []
+
+    async def test_another_commit_failure_is_500(self, framework: Framework, pool: aiouow.Pool) -> None:
+        """A commit failing for a reason that is not the request's (here a before_commit listener) is a 500."""
+
+        def boom(session: AsyncSession) -> None:
+            raise RuntimeError("the audit log is down")
+
+        async def work(session: Callable[[], AsyncSession]) -> Reply:
+            session().add(User(name="bob", email="bob@example.org"))
+            return Reply(body={"ok": True})
+
+        aiouow.event.listen(pool, "before_commit", boom)
+        try:
+            answer = await request(framework, framework.app(pool, work))
+        finally:
+            aiouow.event.remove(pool, "before_commit", boom)
+        assert answer.status == 500 and b'"internal server error"' in answer.body
+        assert b"audit" not in answer.body
+        assert await emails(pool) == []
+
+
+class TestErrorsRaisedInHandlers:
+    """What the handler's own flush() or get_one() raises is answered as at the commit: 404, 409, 422."""
+
+    async def test_not_found_is_404(self, framework: Framework, pool: aiouow.Pool) -> None:
+        async def work(session: Callable[[], AsyncSession]) -> Reply:
+            await session().get_one(User, 12345)
+            return Reply()
+
+        answer = await request(framework, framework.app(pool, work))
+        assert answer.status == 404 and json.loads(answer.body) == {"error": "not found", "detail": "no such User"}
+
+    async def test_a_unique_violation_at_the_handlers_flush_is_409_naming_the_constraint(
+        self, framework: Framework, pool: aiouow.Pool
+    ) -> None:
+        async with AsyncSession(pool) as s:
+            s.add(User(name="ann", email="secret-ann@example.org"))
+            await s.commit()
+
+        async def work(session: Callable[[], AsyncSession]) -> Reply:
+            s = session()
+            s.add(User(name="bob", email="bob@example.org"))
+            await s.flush()
+            s.add(User(name="eve", email="secret-ann@example.org"))
+            await s.flush()
+            return Reply()
+
+        answer = await request(framework, framework.app(pool, work))
+        body = json.loads(answer.body)
+        assert answer.status == 409 and body["error"] == "conflict" and "unique" in body["detail"]
+        assert body["constraint"] in ("uq_users_email", "users.email")
+        assert b"secret-ann" not in answer.body and b"INSERT" not in answer.body  # no row data, no SQL
+        assert await emails(pool) == ["secret-ann@example.org"]  # bob was rolled back with the rest
+
+    async def test_a_bad_value_at_the_handlers_flush_is_422(self, framework: Framework, pool: aiouow.Pool) -> None:
+        async def work(session: Callable[[], AsyncSession]) -> Reply:
+            s = session()
+            s.add(User(name="bob\x00", email="bob@example.org"))
+            await s.flush()
+            return Reply()
+
+        answer = await request(framework, framework.app(pool, work))
+        (item,) = json.loads(answer.body)["detail"]
+        assert answer.status == 422 and item["loc"] == ["body", "name"] and item["type"] == "aiouow.data_error"
+
+    async def test_without_the_mapping_the_error_is_a_500(self, framework: Framework, pool: aiouow.Pool) -> None:
+        async def work(session: Callable[[], AsyncSession]) -> Reply:
+            await session().get_one(User, 12345)
+            return Reply()
+
+        answer = await request(framework, framework.app(pool, work, map_errors=False))
+        assert answer.status == 500
 
 
 class TestStats:

@@ -15,7 +15,7 @@ from .._pool import Pool
 from .._session import AsyncSession
 from .._state import SessionState
 from .._stats import SessionStats
-from ..errors import ConfigurationError, ForeignKeyViolationError, SessionError, UniqueViolationError
+from ..errors import ConfigurationError, DataError, IntegrityError, NotFoundError, SessionError, StaleDataError
 
 log = logging.getLogger("aiouow.integrations")
 
@@ -57,22 +57,66 @@ def resolve_pool(source: PoolSource) -> Pool:
     return pool
 
 
-def commit_error_status(exc: BaseException) -> int:
-    """409 for a change that conflicts with the data (unique or foreign-key violation), else 500."""
-    return 409 if isinstance(exc, UniqueViolationError | ForeignKeyViolationError) else 500
+def error_status(exc: BaseException) -> int | None:
+    """The HTTP status of an aiouow error that a client's request caused, or None (a 500).
 
-
-def error_body(status: int) -> bytes:
-    """The JSON body of the response that replaces one whose commit failed.
-
-    It says what kind of failure it was and no more: the exception (constraint names, values) goes
-    to the log, not to the client.
+    `NotFoundError` 404; `IntegrityError` (unique, foreign-key, not-null, check) and `StaleDataError`
+    409; `DataError` 422 for a value being written (a value the database holds that cannot be read
+    is the server's problem: None).
     """
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, IntegrityError | StaleDataError):
+        return 409
+    if isinstance(exc, DataError) and not exc.stored:
+        return 422
+    return None
+
+
+def commit_error_status(exc: BaseException) -> int:
+    """The status of the response that replaces one whose commit failed (as `error_status`, else 500)."""
+    return error_status(exc) or 500
+
+
+def error_payload(exc: BaseException | None, status: int) -> dict[str, Any]:
+    """The JSON body of an error response: what kind of failure, and which entity, field or
+    constraint, from the error's structured details; never its message (which may quote SQL or a
+    row's values: that goes to the log).
+
+    422 has FastAPI's shape (``{"detail": [{"type", "loc", "msg"}]}``), so that clients read one
+    kind of validation error whether pydantic or the database refused the value.
+    """
+    entity = getattr(exc, "entity", None)
+    if status == 404:
+        return {"error": "not found", "detail": f"no such {entity}" if entity else "no such row"}
     if status == 409:
-        payload = {"error": "conflict", "detail": "the changes conflict with data in the database"}
-    else:
-        payload = {"error": "internal server error", "detail": "the changes could not be committed"}
-    return json.dumps(payload).encode()
+        if isinstance(exc, StaleDataError):
+            detail = "the row was changed or deleted by another request; read it again and retry"
+            return {"error": "conflict", "detail": detail, "entity": entity}
+        constraint = getattr(exc, "constraint", None)
+        kind = {
+            "UniqueViolationError": "a unique value is taken",
+            "ForeignKeyViolationError": "a referenced row does not exist, or rows still refer to this one",
+            "NotNullViolationError": "a required value is missing",
+            "CheckViolationError": "a value breaks a check constraint",
+        }.get(type(exc).__name__, "the changes conflict with data in the database")
+        return {"error": "conflict", "detail": kind, "constraint": constraint}
+    if status == 422:
+        assert isinstance(exc, DataError)
+        loc = ["body", exc.field] if exc.field else ["body"]
+        msg = exc.reason or "the value does not fit the field"
+        return {"detail": [{"type": "aiouow.data_error", "loc": loc, "msg": msg, "entity": exc.entity}]}
+    return {"error": "internal server error", "detail": "the changes could not be committed"}
+
+
+def log_mapped(exc: BaseException, status: int) -> None:
+    """A handler's aiouow error answered with ``status``: logged with its message, which the client does not get."""
+    log.info("answered %d for %s: %s", status, type(exc).__name__, exc)
+
+
+def error_body(status: int, exc: BaseException | None = None) -> bytes:
+    """`error_payload` as JSON bytes."""
+    return json.dumps(error_payload(exc, status)).encode()
 
 
 class RequestSession:
@@ -146,7 +190,7 @@ class RequestSession:
 
 
 def _log_commit_error(exc: Exception) -> None:
-    if commit_error_status(exc) == 409:
+    if error_status(exc) is not None:
         log.warning("cannot commit the request's session: %s: %s", type(exc).__name__, exc)
     else:
         log.error("cannot commit the request's session", exc_info=exc)

@@ -38,9 +38,11 @@ The rules:
 - ``get_session(request)`` makes the request's session on its first call and returns the same
   one afterwards. A request that never calls it takes no connection.
 - Just before the response's headers go out with a status below 400, the session is committed.
-  If the commit raises, the client gets a JSON error instead: 409 for
-  `aiouow.UniqueViolationError` and `aiouow.ForeignKeyViolationError`, 500 for anything else
-  (a handler preparing its own response sees the commit's exception raised by ``prepare()``).
+  If the commit raises, the client gets a JSON error instead: 409 for an
+  `aiouow.IntegrityError` or `aiouow.StaleDataError`, 422 for an `aiouow.DataError`, 500 for
+  anything else (a handler preparing its own response sees the commit's exception raised by
+  ``prepare()``). The same errors raised by the handler itself, and `aiouow.NotFoundError` (404),
+  get the same answers (``map_errors=False`` lets them through).
 - A response of 400 or more is preceded by a rollback. A handler that raises gets a rollback,
   except that a raised `aiohttp.web.HTTPException` *is* a response: ``raise web.HTTPFound(...)``
   after a change commits it (or becomes the 409/500 if the commit fails), ``raise
@@ -72,6 +74,9 @@ from ._common import (
     check_pool,
     commit_error_status,
     error_body,
+    error_payload,
+    error_status,
+    log_mapped,
     report,
 )
 
@@ -96,9 +101,10 @@ class SessionMiddleware:
 
     __middleware_version__ = 1  # a new-style middleware: called as middleware(request, handler=...)
 
-    def __init__(self, pool: PoolSource, *, on_stats: StatsCallback | None = None) -> None:
+    def __init__(self, pool: PoolSource, *, on_stats: StatsCallback | None = None, map_errors: bool = True) -> None:
         self.pool = check_pool(pool, "session_middleware")
         self.on_stats = on_stats
+        self.map_errors = map_errors
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         installed = self._installed(request)
@@ -111,10 +117,15 @@ class SessionMiddleware:
                 response = await handler(request)
             except web.HTTPException as exc:
                 response = exc  # raised or returned, an HTTPException is the response
-            except Exception:
+            except Exception as exc:
                 if holder.commit_error is None:
-                    raise
-                response = None  # the handler gave up when prepare() raised the commit's error
+                    mapped = error_status(exc) if self.map_errors else None
+                    if mapped is None:
+                        raise
+                    log_mapped(exc, mapped)  # an aiouow error the request caused: 404, 409 or 422
+                    response = web.json_response(error_payload(exc, mapped), status=mapped)
+                else:
+                    response = None  # the handler gave up when prepare() raised the commit's error
             if response is not None and response.prepared and not installed and not holder.responded:
                 # Without the signal handler a response the handler prepared itself left before
                 # any commit: never report success for uncommitted work. Roll back and fail.
@@ -165,7 +176,8 @@ class _AiohttpRequestSession(RequestSession):
 def _error_response(holder: _AiohttpRequestSession) -> web.Response:
     assert holder.commit_error is not None
     status = commit_error_status(holder.commit_error)
-    response = web.Response(body=error_body(status), status=status, content_type="application/json")
+    body = error_body(status, holder.commit_error)
+    response = web.Response(body=body, status=status, content_type="application/json")
     abandoned = holder.abandoned
     if abandoned is not None:
         # aiohttp's prepare() sets up the connection's writer (chunked framing, compression) before
@@ -180,7 +192,9 @@ def _error_response(holder: _AiohttpRequestSession) -> web.Response:
     return response
 
 
-def session_middleware(pool: PoolSource, *, on_stats: StatsCallback | None = None) -> SessionMiddleware:
+def session_middleware(
+    pool: PoolSource, *, on_stats: StatsCallback | None = None, map_errors: bool = True
+) -> SessionMiddleware:
     """The middleware that gives each request a session; install its ``on_response_prepare`` too.
 
     ```python
@@ -195,11 +209,18 @@ def session_middleware(pool: PoolSource, *, on_stats: StatsCallback | None = Non
     `aiouow.SessionStats` and an `aiouow.integrations.RequestInfo` after its session is closed;
     without it, a DEBUG line per request goes to the ``aiouow.integrations`` logger. Requests that
     never asked for a session report nothing.
+
+    ``map_errors`` (default True): an aiouow error a handler raises (its own ``flush()``,
+    ``get_one()``) is answered as the same error at the commit is: `aiouow.NotFoundError` 404,
+    `aiouow.IntegrityError` and `aiouow.StaleDataError` 409, `aiouow.DataError` 422, with a JSON body
+    naming the entity, field or constraint (never the SQL or a row's values).
     """
-    return SessionMiddleware(pool, on_stats=on_stats)
+    return SessionMiddleware(pool, on_stats=on_stats, map_errors=map_errors)
 
 
-def setup(app: web.Application, pool: PoolSource, *, on_stats: StatsCallback | None = None) -> SessionMiddleware:
+def setup(
+    app: web.Application, pool: PoolSource, *, on_stats: StatsCallback | None = None, map_errors: bool = True
+) -> SessionMiddleware:
     """Install the session middleware (innermost of those so far) and its ``on_response_prepare`` handler.
 
     ```python
@@ -208,8 +229,9 @@ def setup(app: web.Application, pool: PoolSource, *, on_stats: StatsCallback | N
     ```
 
     Returns the middleware. Call it before the application starts (aiohttp freezes both lists then).
+    ``map_errors``: see `session_middleware`.
     """
-    mw = session_middleware(pool, on_stats=on_stats)
+    mw = session_middleware(pool, on_stats=on_stats, map_errors=map_errors)
     app.middlewares.append(mw)
     app.on_response_prepare.append(mw.on_response_prepare)
     return mw

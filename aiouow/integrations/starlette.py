@@ -35,8 +35,10 @@ The rules, for HTTP requests:
 - When the application starts its response (``http.response.start``) with a status below 400,
   the middleware commits the session *before* passing the start on: the client never sees a
   success for changes that are not committed. If the commit raises, the application's response
-  is dropped and the client gets a JSON error instead: 409 for `aiouow.UniqueViolationError`
-  and `aiouow.ForeignKeyViolationError`, 500 for anything else.
+  is dropped and the client gets a JSON error instead: 409 for an `aiouow.IntegrityError` or
+  `aiouow.StaleDataError`, 422 for an `aiouow.DataError`, 500 for anything else.
+- `install_error_handlers(app)` answers the same errors raised by the handler itself (and a
+  `aiouow.NotFoundError` with 404) the same way.
 - A response of 400 or more is preceded by a rollback; an exception from the application rolls
   back and propagates (Starlette's error middleware then answers 500).
 - The session is closed, and its connection released, when the application returns, raises or
@@ -51,11 +53,13 @@ you: commit it yourself; it is closed when the connection's handler returns. Oth
 
 from __future__ import annotations
 
-from starlette.requests import HTTPConnection
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._session import AsyncSession
-from ..errors import SessionError
+from ..errors import DataError, IntegrityError, NotFoundError, SessionError, StaleDataError
 from ._common import (
     PoolSource,
     RequestInfo,
@@ -64,10 +68,13 @@ from ._common import (
     check_pool,
     commit_error_status,
     error_body,
+    error_payload,
+    error_status,
+    log_mapped,
     report,
 )
 
-__all__ = ["SessionMiddleware", "get_session"]
+__all__ = ["SessionMiddleware", "get_session", "install_error_handlers"]
 
 #: Where the request's lazy session lives in the ASGI scope (the scope is the request's own dict).
 _SCOPE_KEY = "aiouow.session"
@@ -112,7 +119,7 @@ class SessionMiddleware:
                 if error is not None:
                     replaced = True
                     status = commit_error_status(error)
-                    await _send_error(send, status)
+                    await _send_error(send, status, error)
                     return
                 status = message["status"]
             await send(message)
@@ -124,8 +131,8 @@ class SessionMiddleware:
             report(stats, RequestInfo(scope.get("method", "WEBSOCKET"), scope["path"], status), self.on_stats)
 
 
-async def _send_error(send: Send, status: int) -> None:
-    body = error_body(status)
+async def _send_error(send: Send, status: int, error: BaseException) -> None:
+    body = error_body(status, error)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode("latin-1"))]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -150,3 +157,31 @@ def get_session(request: HTTPConnection) -> AsyncSession:
             "(add Middleware(SessionMiddleware, pool=pool) to its middleware)"
         )
     return holder.get()
+
+
+def install_error_handlers(app: Starlette) -> None:
+    """Answer the aiouow errors a handler raises (its own ``flush()``, ``get_one()``) as the
+    middleware answers the same errors at its commit: `aiouow.NotFoundError` 404,
+    `aiouow.IntegrityError` and `aiouow.StaleDataError` 409, `aiouow.DataError` 422 (FastAPI's
+    validation-error shape), each with a JSON body naming the entity, field or constraint, never the
+    SQL or a row's values (the message goes to the ``aiouow.integrations`` log at INFO).
+
+    ```python
+    app = FastAPI()
+    app.add_middleware(SessionMiddleware, pool=lambda: app.state.pool)
+    install_error_handlers(app)
+    ```
+
+    The response's status is 400 or more, so the middleware rolls the session back. Works for
+    FastAPI, which is a Starlette application.
+    """
+    for error in (NotFoundError, IntegrityError, StaleDataError, DataError):
+        app.add_exception_handler(error, _answer_error)
+
+
+async def _answer_error(request: Request, exc: Exception) -> Response:
+    status = error_status(exc)
+    if status is None:  # (a value the database holds that cannot be read: the server's error)
+        raise exc
+    log_mapped(exc, status)
+    return JSONResponse(error_payload(exc, status), status_code=status)

@@ -13,7 +13,7 @@ from asyncpg.pool import PoolConnectionProxy
 from ..._expressions import Column
 from ..._txoptions import DEFAULT, TransactionOptions
 from ..._unitofwork import DeleteStep, InsertStep, Step, UpdateStep
-from ...errors import DataError
+from ...errors import DataError, with_details
 from .._base import Connection, Row, SavepointVerb, rows_read, statement_kind
 from .dialect import PostgresDialect
 from .errors import DRIVER_ERRORS, translate
@@ -214,7 +214,12 @@ def naming_field(err: DataError, columns: Sequence[Column[Any]]) -> DataError:
     if not 0 <= index < len(columns):
         return err
     action, _, reason = str(err).partition(": ")
-    return DataError(f"{action}: field {columns[index].name!r} holds a value the database refused: {reason}")
+    column = columns[index]
+    return with_details(
+        DataError(f"{action}: field {column.name!r} holds a value the database refused: {reason}"),
+        entity=column.entity.__name__,
+        field=column.name,
+    )
 
 
 def _status_written(status: str) -> tuple[int, int]:
