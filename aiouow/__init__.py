@@ -22,6 +22,7 @@ from . import errors, event
 from ._aggregates import Aggregate, func
 from ._expressions import Column, Expression, Ordering, col
 from ._fields import field
+from ._fieldtools import asdict, fields, update
 from ._mapping import Entity
 from ._pool import Pool, create_pool
 from ._query import Select, select
@@ -107,14 +108,17 @@ __all__ = [
     "SessionStats",
     "StaleDataError",
     "UniqueViolationError",
+    "asdict",
     "col",
     "create_pool",
     "errors",
     "event",
     "field",
+    "fields",
     "func",
     "rel",
     "relationship",
     "run_transaction",
     "select",
+    "update",
 ]

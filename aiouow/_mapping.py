@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import dataclasses
 import inspect
 import keyword
 import re
@@ -401,6 +402,11 @@ def _make_column(cls: type, name: str, annotation: Any, spec: FieldSpec, positio
         problem = _types.check(ctype, spec.default)
         if problem is not None:
             raise MappingError(f"{where}: the default {problem}")
+    if spec.primary_key and ctype.nullable and ctype.kind is Kind.INT and spec.default is None:
+        # SQLModel's spelling of a generated key, ``id: int | None = field(default=None,
+        # primary_key=True)``: None until the INSERT gives it a value; the column is NOT NULL.
+        ctype = dataclasses.replace(ctype, nullable=False)
+        spec = dataclasses.replace(spec, default=MISSING, init=True if spec.init is None else spec.init)
     if spec.primary_key and ctype.nullable:
         raise MappingError(f"{where}: a primary key cannot be nullable")
     if spec.primary_key and ctype.kind is Kind.JSON:
@@ -466,6 +472,9 @@ def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
                 env[factory] = c.default_factory
                 params.append(f"{n}=_aiouow_MISSING")
                 body.append(f"_aiouow_d[{n!r}] = {factory}() if {n} is _aiouow_MISSING else {n}")
+            elif c is mapper.generated_pk:  # (given, the INSERT uses it; None: the database generates one)
+                params.append(f"{n}=None")
+                body.append(f"_aiouow_d[{n!r}] = {n}")
             else:
                 params.append(n)
                 body.append(f"_aiouow_d[{n!r}] = {n}")
