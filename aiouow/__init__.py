@@ -32,6 +32,7 @@ from ._savepoint import Savepoint, SavepointState
 from ._session import AsyncSession
 from ._state import ObjectState, SessionState
 from ._stats import SessionStats
+from ._tasklocal import current_session, task_session
 from ._txoptions import Isolation
 from .dialects._base import PoolStats
 from .errors import (
@@ -111,6 +112,7 @@ __all__ = [
     "asdict",
     "col",
     "create_pool",
+    "current_session",
     "errors",
     "event",
     "field",
@@ -120,5 +122,6 @@ __all__ = [
     "relationship",
     "run_transaction",
     "select",
+    "task_session",
     "update",
 ]

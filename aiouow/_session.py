@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractAsyncContextManager, contextmanager
 from types import TracebackType
 from typing import Any, TypeVar, TypeVarTuple
 
@@ -82,6 +82,14 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         if not isinstance(pool, Pool):
             raise TypeError(f"AsyncSession() takes an aiouow Pool, got {type(pool).__name__}")
         self._pool = pool
+        #: What ``fork()`` gives its sessions.
+        self._fork_options: dict[str, Any] = {
+            "autoflush": autoflush,
+            "isolation": isolation,
+            "read_only": read_only,
+            "n_plus_one": n_plus_one,
+            "identity_map": identity_map,
+        }
         self._driver = pool.driver
         self._dialect = self._driver.dialect
         #: How every transaction of the session begins (see "Isolation and read-only sessions").
@@ -326,6 +334,14 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         the block ends (what was done after it is rolled back, never committed by the block).
         """
         return TransactionBlock(self, self._life)
+
+    def fork(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """``async with s.fork() as child:`` a new session on the same pool, with the same options and
+        an identity map and transaction of its own, bound to the current task for the block (what a
+        child task uses instead of its parent's session; see "Task-local sessions")."""
+        from ._tasklocal import forked
+
+        return forked(self)
 
     def begin_nested(self) -> Savepoint:
         """``async with s.begin_nested() as sp:`` flushes and opens a SAVEPOINT; leaving the block

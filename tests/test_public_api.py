@@ -15,6 +15,7 @@ EXPECTED = {
     "asdict",
     "col",
     "select",
+    "task_session",
     "update",
     "Savepoint",
     "SavepointState",
@@ -23,6 +24,7 @@ EXPECTED = {
     "Aggregate",
     # pool and session
     "create_pool",
+    "current_session",
     "Pool",
     "PoolStats",
     "AsyncSession",

@@ -65,6 +65,7 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from .._session import AsyncSession
+from .._tasklocal import bind, unbind
 from ..errors import ConfigurationError, SessionError
 from ._common import (
     PoolSource,
@@ -110,6 +111,7 @@ class SessionMiddleware:
         installed = self._installed(request)
         holder = _AiohttpRequestSession(self.pool)
         request[_KEY] = holder
+        token = bind(holder.get)  # current_session() in the request's task: this session
         status: int | None = None
         try:
             response: web.StreamResponse | None
@@ -145,6 +147,7 @@ class SessionMiddleware:
                 raise response
             return response
         finally:
+            unbind(token)
             stats = await holder.finish()
             report(stats, RequestInfo(request.method, request.path, status), self.on_stats)
 

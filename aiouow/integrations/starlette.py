@@ -59,6 +59,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._session import AsyncSession
+from .._tasklocal import bind, unbind
 from ..errors import DataError, IntegrityError, NotFoundError, SessionError, StaleDataError
 from ._common import (
     PoolSource,
@@ -106,6 +107,7 @@ class SessionMiddleware:
 
         holder = RequestSession(self.pool)
         scope[_SCOPE_KEY] = holder
+        token = bind(holder.get)  # current_session() in the request's task: this session
         status: int | None = None
         replaced = False
 
@@ -127,6 +129,7 @@ class SessionMiddleware:
         try:
             await self.app(scope, receive, send_wrapper if kind == "http" else send)
         finally:
+            unbind(token)
             stats = await holder.finish()
             report(stats, RequestInfo(scope.get("method", "WEBSOCKET"), scope["path"], status), self.on_stats)
 
