@@ -38,23 +38,52 @@ PoolSource = Pool | Callable[[], Pool]
 """A pool, or a function returning it, for a pool the application opens at startup (after the middleware is made)."""
 
 
+_OPEN_IN_LIFESPAN = (
+    "open the pool when the application starts and give the middleware a function that returns it: "
+    "`pool = await aiouow.create_pool(url)` in the lifespan (Starlette/FastAPI: `app.state.pool = ...`, "
+    "then `pool=lambda: app.state.pool`; aiohttp: an on_startup handler, then `pool=lambda: app[POOL]`); "
+    'see "A pool opened in the lifespan" in the web frameworks guide'
+)
+
+
 def check_pool(pool: object, what: str) -> PoolSource:
-    if isinstance(pool, Pool) or callable(pool):
+    if isinstance(pool, Pool) or (callable(pool) and not _is_opener(pool)):
         return pool
+    if _is_opener(pool):
+        raise ConfigurationError(
+            f"cannot set up {what}: aiouow.create_pool() was given without being awaited (it opens connections, "
+            f"which needs the running event loop); {_OPEN_IN_LIFESPAN}"
+        )
     raise ConfigurationError(
-        f"cannot set up {what}: pool must be an aiouow Pool or a function returning one, got {type(pool).__name__}"
+        f"cannot set up {what}: pool must be an aiouow Pool or a function returning one, got "
+        f"{type(pool).__name__}; {_OPEN_IN_LIFESPAN}"
     )
 
 
 def resolve_pool(source: PoolSource) -> Pool:
     if isinstance(source, Pool):
         return source
-    pool = source()
-    if not isinstance(pool, Pool):
+    try:
+        pool = source()
+    except (AttributeError, KeyError, LookupError) as exc:
         raise ConfigurationError(
-            f"cannot open the request's session: the pool function returned {type(pool).__name__}, not an aiouow Pool"
+            f"cannot open the request's session: the pool function raised {type(exc).__name__} ({exc}); was the "
+            "pool opened at startup? (in tests, run the application's lifespan: `with TestClient(app)` or "
+            "`async with LifespanManager(app)`)"
+        ) from exc
+    if not isinstance(pool, Pool):
+        hint = " (an aiouow.create_pool() that was not awaited)" if _is_opener(pool) else ""
+        raise ConfigurationError(
+            f"cannot open the request's session: the pool function returned {type(pool).__name__}{hint}, not an "
+            f"aiouow Pool; {_OPEN_IN_LIFESPAN}"
         )
     return pool
+
+
+def _is_opener(obj: object) -> bool:
+    from .._pool import _PoolOpener
+
+    return isinstance(obj, _PoolOpener)
 
 
 def error_status(exc: BaseException) -> int | None:
