@@ -64,6 +64,13 @@ class Pool:
         statements = [sql for m in reversed(mappers) for sql in self._driver.dialect.drop_table_sql(m)]
         await self._script(statements)
 
+    async def check_schema(self, *entities: type) -> None:
+        """Compare the entities with the live tables (missing tables, missing or extra columns, types,
+        nullability, primary keys) and raise `aiouow.SchemaError` listing every difference."""
+        from ._schema import check_schema
+
+        await check_schema(self._driver, entities)
+
     async def _script(self, statements: list[str]) -> None:
         conn: Connection = await self._driver.acquire()
         try:

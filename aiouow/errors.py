@@ -14,6 +14,7 @@ AiouowError
 │   ├── SessionClosedError
 │   ├── DetachedInstanceError
 │   └── ConcurrentUseError
+├── SchemaError                  the live tables differ from the entities (check_schema)
 ├── NotLoadedError               a relationship was read before it was loaded (aiouow never loads by itself)
 ├── NotFoundError (LookupError)
 ├── MultipleResultsError
@@ -60,6 +61,7 @@ __all__ = [
     "OperationalError",
     "PoolTimeoutError",
     "QueryError",
+    "SchemaError",
     "SerializationError",
     "SessionClosedError",
     "SessionError",
@@ -109,6 +111,17 @@ class DetachedInstanceError(SessionError):
 
 class ConcurrentUseError(SessionError):
     """The session was used in a way that cannot be serialized safely (another thread or loop)."""
+
+
+class SchemaError(AiouowError):
+    """The live tables differ from the entities (`aiouow.Pool.check_schema`)."""
+
+    differences: list[str]
+    """Every difference found, one sentence each."""
+
+    def __init__(self, message: str, differences: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.differences = list(differences or [])
 
 
 class NotLoadedError(AiouowError):

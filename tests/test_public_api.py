@@ -38,6 +38,7 @@ EXPECTED = {
     "ConfigurationError",
     "MappingError",
     "QueryError",
+    "SchemaError",
     "SessionError",
     "SessionClosedError",
     "DetachedInstanceError",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._aggregates import Aggregate
@@ -327,6 +327,15 @@ class Dialect(abc.ABC):
     @abc.abstractmethod
     def column_type_sql(self, column: Column[Any]) -> str:
         """The SQL type of a column."""
+
+    @abc.abstractmethod
+    def schema_query(self, tables: Sequence[str]) -> tuple[str, list[Any]]:
+        """The query whose rows are (table, column, type, not null, in the primary key) for the live
+        tables among ``tables`` (`aiouow.Pool.check_schema`)."""
+
+    @abc.abstractmethod
+    def live_type(self, declared: str) -> str:
+        """A live column's type in the words of `column_type_sql`."""
 
     @abc.abstractmethod
     def generated_pk_sql(self, column: Column[Any]) -> str:

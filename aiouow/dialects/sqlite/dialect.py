@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -155,6 +156,21 @@ class SQLiteDialect(Dialect):
         if column.ctype.kind is Kind.ENUM:
             return "INTEGER" if column.ctype.enum_values_are_int else "TEXT"
         return _SQL_TYPES[column.ctype.kind]
+
+    def schema_query(self, tables: Sequence[str]) -> tuple[str, list[Any]]:
+        """Rows of (table, column, type, not null, in the primary key) for the live tables among
+        ``tables`` (see `aiouow._schema`)."""
+        marks = ", ".join("?" * len(tables))
+        sql = (
+            'SELECT m.name, p.name, p.type, p."notnull", p.pk > 0 FROM sqlite_master AS m '
+            f"JOIN pragma_table_info(m.name) AS p WHERE m.type = 'table' AND m.name IN ({marks}) "
+            "ORDER BY m.name, p.cid"
+        )
+        return sql, list(tables)
+
+    def live_type(self, declared: str) -> str:
+        """A live column's declared type in the words of `column_type_sql` (SQLite keeps the text given)."""
+        return declared.upper()
 
     def generated_pk_sql(self, column: Column[Any]) -> str:
         return f"{self.quote(column.column_name)} INTEGER PRIMARY KEY AUTOINCREMENT"
