@@ -194,6 +194,13 @@ class Entity:
             raise MappingError(f"cannot map {cls.__name__}: table name {table!r} {_TOO_LONG}")
         _map_class(cls, table, specs, relations)
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """An entity class as a pydantic (and FastAPI) type: see `aiouow._pydantic`."""
+        from ._pydantic import entity_core_schema
+
+        return entity_core_schema(cls, handler)
+
     if not TYPE_CHECKING:  # (hidden from type checkers, which then refuse unknown attributes too)
 
         def __setattr__(self, name: str, value: Any) -> None:
@@ -347,6 +354,7 @@ def _map_class(
             raise MappingError(f"cannot map {cls.__name__}: field {c.name!r} has init=False but no default")
     for c in columns:
         setattr(cls, c.name, c)
+    cls.__dataclass_fields__ = _dataclass_fields(mapper)  # type: ignore[attr-defined]
     for name, (annotation, rspec) in relations.items():
         _check_field_name(cls, name)
         rel = mapper.relationships[name] = Relationship(cls, name, annotation, rspec)
@@ -448,6 +456,25 @@ def _make_column(cls: type, name: str, annotation: Any, spec: FieldSpec, positio
     c.default_factory = spec.default_factory
     c.init = spec.init
     return c
+
+
+def _dataclass_fields(mapper: Mapper) -> dict[str, dataclasses.Field[Any]]:
+    """The fields as `dataclasses` describes them, so that code written for dataclasses sees an
+    entity's columns (``dataclasses.fields``, ``asdict``; FastAPI reads a parameter annotated with an
+    entity as the request body because of it), and never its relationships or tracking state."""
+    out: dict[str, dataclasses.Field[Any]] = {}
+    for c in mapper.columns:
+        if c.default_factory is not None:
+            f: dataclasses.Field[Any] = dataclasses.field(default_factory=c.default_factory, init=bool(c.init))
+        elif c.default is not MISSING:
+            f = dataclasses.field(default=c.default, init=bool(c.init))
+        else:
+            f = dataclasses.field(init=bool(c.init))
+        f.name = c.name
+        f.type = c.ctype.python_type if c.ctype.kind is not Kind.JSON else Any
+        f._field_type = dataclasses._FIELD  # type: ignore[attr-defined]  # (what dataclasses.fields() lists)
+        out[c.name] = f
+    return out
 
 
 def _make_init(cls: type, mapper: Mapper) -> Callable[..., None]:
