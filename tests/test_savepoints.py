@@ -332,6 +332,13 @@ def slow_savepoints(s: AsyncSession, delay: float) -> Any:
     return conn
 
 
+async def assert_clean_with(pool: aiouow.Pool, codes: set[str]) -> None:
+    """No connection lent, no lock held, and the committed tags are ``codes``."""
+    await assert_clean(pool)
+    async with AsyncSession(pool) as check:
+        assert {t.code for t in await check.all(Tag)} == codes
+
+
 class TestCancellation:
     @pytest.mark.parametrize("how", HOW)
     async def test_cancel_during_rollback_to_savepoint(self, spool: aiouow.Pool, how: str) -> None:
@@ -362,9 +369,7 @@ class TestCancellation:
                 await s.rollback()
                 assert s.state(inside) is ObjectState.TRANSIENT and s.state(kept) is ObjectState.TRANSIENT
                 expected = set()
-        await assert_clean(spool)
-        async with AsyncSession(spool) as check:
-            assert {t.code for t in await check.all(Tag)} == expected
+        await assert_clean_with(spool, expected)
 
     @pytest.mark.parametrize("how", HOW)
     async def test_cancel_during_release(self, spool: aiouow.Pool, how: str) -> None:
@@ -387,9 +392,7 @@ class TestCancellation:
                 await s.rollback()
                 assert s.state(tag) is ObjectState.TRANSIENT
                 expected = set()
-        await assert_clean(spool)
-        async with AsyncSession(spool) as check:
-            assert {t.code for t in await check.all(Tag)} == expected
+        await assert_clean_with(spool, expected)
 
     async def test_cancel_in_the_block_rolls_back_to_the_savepoint(self, spool: aiouow.Pool) -> None:
         """Task.cancel() while the block awaits something else: the exit's ROLLBACK TO runs (shielded)."""

@@ -713,16 +713,17 @@ def _skip_unless_available(dialect: str, tmp_path: Path) -> None:
     asyncio.run(url_for(dialect, tmp_path))  # skips (or fails under CI) when there is no PostgreSQL server
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_session_follows_model(dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Random operation sequences on one session agree with the model, on every dialect."""
+def run_machine(
+    machine: Callable[[str], SessionMachine], dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run a session state machine (this one, or one that extends it) on a dialect."""
     _skip_unless_available(dialect, tmp_path)
     # Every shrinking attempt replays a whole sequence against a database, so hypothesis's own limit
     # (300 s, not a public setting) would outlast the suite's timeout: report the failure sooner.
     if hypothesis_engine is not None:
         monkeypatch.setattr(hypothesis_engine, "MAX_SHRINKING_SECONDS", SHRINK_SECONDS, raising=False)
     run_state_machine_as_test(
-        lambda: SessionMachine(dialect),
+        lambda: machine(dialect),
         settings=settings(
             max_examples=EXAMPLES if dialect == "sqlite" else max(EXAMPLES // 2, 1),
             stateful_step_count=STEPS,
@@ -730,6 +731,12 @@ def test_session_follows_model(dialect: str, tmp_path: Path, monkeypatch: pytest
             report_multiple_bugs=False,  # shrink one failure only: shrinking a stateful test is slow
         ),
     )
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_session_follows_model(dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random operation sequences on one session agree with the model, on every dialect."""
+    run_machine(SessionMachine, dialect, tmp_path, monkeypatch)
 
 
 # Sequences that random generation reaches only now and then (four or five particular steps in a

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import precondition, rule
 
 from aiouow import Savepoint, SessionState
 from aiouow.errors import SessionError, UniqueViolationError
@@ -29,18 +28,14 @@ from aiouow.errors import SessionError, UniqueViolationError
 from .models import User
 from .test_stateful import (
     DETACHED,
-    EXAMPLES,
     PENDING,
     PERSISTENT,
-    SHRINK_SECONDS,
-    STEPS,
     TRANSIENT,
     Rows,
     SessionMachine,
     Tracked,
-    _skip_unless_available,
     fields_of,
-    hypothesis_engine,
+    run_machine,
 )
 
 #: What the model keeps of one object at a savepoint.
@@ -155,15 +150,4 @@ class SavepointMachine(SessionMachine):
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_savepoints_follow_model(dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _skip_unless_available(dialect, tmp_path)
-    if hypothesis_engine is not None:
-        monkeypatch.setattr(hypothesis_engine, "MAX_SHRINKING_SECONDS", SHRINK_SECONDS, raising=False)
-    run_state_machine_as_test(
-        lambda: SavepointMachine(dialect),
-        settings=settings(
-            max_examples=EXAMPLES if dialect == "sqlite" else max(EXAMPLES // 2, 1),
-            stateful_step_count=STEPS,
-            deadline=None,
-            report_multiple_bugs=False,
-        ),
-    )
+    run_machine(SavepointMachine, dialect, tmp_path, monkeypatch)

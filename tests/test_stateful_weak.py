@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import precondition, rule
 
 from .models import Tag
-from .test_stateful import EXAMPLES, PERSISTENT, SHRINK_SECONDS, STEPS, _skip_unless_available, hypothesis_engine
+from .test_stateful import (
+    PERSISTENT,
+    run_machine,
+)
 from .test_stateful_savepoints import SavepointMachine
 
 
@@ -54,15 +56,4 @@ class WeakMachine(SavepointMachine):
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
 def test_weak_identity_map_follows_model(dialect: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _skip_unless_available(dialect, tmp_path)
-    if hypothesis_engine is not None:
-        monkeypatch.setattr(hypothesis_engine, "MAX_SHRINKING_SECONDS", SHRINK_SECONDS, raising=False)
-    run_state_machine_as_test(
-        lambda: WeakMachine(dialect),
-        settings=settings(
-            max_examples=EXAMPLES if dialect == "sqlite" else max(EXAMPLES // 2, 1),
-            stateful_step_count=STEPS,
-            deadline=None,
-            report_multiple_bugs=False,
-        ),
-    )
+    run_machine(WeakMachine, dialect, tmp_path, monkeypatch)
