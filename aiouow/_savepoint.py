@@ -61,7 +61,7 @@ class Savepoint:
     savepoint opened. Nesting works to any depth.
     """
 
-    __slots__ = ("_mark", "_restored_by", "_session", "_statements_then", "_tx", "name", "state")
+    __slots__ = ("_mark", "_session", "_statements_then", "_tx", "name", "state")
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -69,10 +69,11 @@ class Savepoint:
         self.state = SavepointState.OPEN
         self._mark: SavepointMark | None = None
         self._tx: Transaction | None = None
-        #: The database error that rolled back to this savepoint (see `recover`), and the
-        #: statements sent until then: leaving the block with it needs no second ROLLBACK TO.
-        self._restored_by: BaseException | None = None
-        self._statements_then = 0
+        #: How many statements the session had sent when a database error last rolled back to this
+        #: savepoint (-1: none did): while that is still the count, the database stands at the
+        #: savepoint, and leaving the block needs no second ROLLBACK TO. (A count, not the error:
+        #: an error kept here would keep its traceback's frames, and their objects, alive.)
+        self._statements_then = -1
 
     def __repr__(self) -> str:
         return f"<Savepoint {self.name} {self.state.value}>"
@@ -97,7 +98,7 @@ class Savepoint:
             if exc is None:
                 await self._release()
             else:
-                await self._end_by_rollback(exc)
+                await self._end_by_rollback()
             return
         if exc is None and self.state is SavepointState.ENDED:
             raise SessionError(
@@ -110,7 +111,7 @@ class Savepoint:
         it opened. What follows in the block belongs to the enclosing level."""
         if self.state is not SavepointState.OPEN:
             raise SessionError(f"cannot roll back savepoint {self.name}: it is {self.state.value}")
-        await self._end_by_rollback(None)
+        await self._end_by_rollback()
 
     # -- the ends ----------------------------------------------------------------------------------
     async def _release(self) -> None:
@@ -122,9 +123,9 @@ class Savepoint:
             try:
                 s._life.check("release a savepoint")
                 await s._flush()  # what the block changed and did not flush is part of it
-            except BaseException as exc:
+            except BaseException:
                 if self.state is SavepointState.OPEN:  # the transaction lives on: roll back to it
-                    await self._rolled_back(exc)
+                    await self._rolled_back()
                 raise
             assert self._tx is not None
             inner = self._pop()
@@ -140,22 +141,22 @@ class Savepoint:
                     elif sp.state is SavepointState.OPEN:  # (rolled back with an enclosing one instead)
                         sp.state = SavepointState.ROLLED_BACK
 
-    async def _end_by_rollback(self, exc: BaseException | None) -> None:
+    async def _end_by_rollback(self) -> None:
         s = self._session
         s._life.enter("roll back to a savepoint")
         async with s._lock:
             if self.state is SavepointState.OPEN:
-                await self._rolled_back(exc)
+                await self._rolled_back()
 
-    async def _rolled_back(self, exc: BaseException | None) -> None:
-        """Under the lock: roll back to the savepoint (unless ``exc``, the database error that
-        already did, was the last thing sent) and end it, with the savepoints inside it."""
+    async def _rolled_back(self) -> None:
+        """Under the lock: roll back to the savepoint (unless a database error already did, and
+        nothing was sent since) and end it, with the savepoints inside it."""
         s = self._session
         assert self._tx is not None
         assert self._mark is not None
         inner = self._pop()
         try:
-            if exc is None or exc is not self._restored_by or _statements(s) != self._statements_then:
+            if _statements(s) != self._statements_then:
                 await s._guarded(send(s, self._tx, SavepointVerb.ROLLBACK_TO, self.name))
             s._objects.restore_to(self._mark)  # (also what the program changed in memory since)
         finally:
@@ -198,7 +199,6 @@ async def recover(session: AsyncSession, exc: BaseException) -> tuple[bool, Base
         tx.conn.broken = True
         return False, pierced
     session._objects.restore_to(innermost._mark)
-    innermost._restored_by = exc
     innermost._statements_then = _statements(session)
     return True, None
 

@@ -512,6 +512,25 @@ class EntityTracker:
     def settle_updated(self, step: UpdateStep) -> list[dict[str, Any]]:
         """The rows of an update step hold the new values: versions move on, JSON text is taken
         again. Returns what the written fields held before, per row (for the transaction log)."""
+        befores = self._befores(step)
+        if self.expired:  # (a change that expiring forgot left memory unlike the row: the row's value)
+            befores = [self._row_before(key, before) for key, before in zip(step.keys, befores, strict=True)]
+        return befores
+
+    def _row_before(self, key: Any, before: dict[str, Any]) -> dict[str, Any]:
+        entry = self.expired.get(key)
+        if not entry or not entry[1]:
+            return before
+        originals = entry[1]
+        written = [name for name in before if name in originals]
+        if not written:
+            return before
+        out = dict(before)
+        for name in written:
+            out[name] = originals.pop(name)  # (the row holds the new value now: nothing more to give back)
+        return out
+
+    def _befores(self, step: UpdateStep) -> list[dict[str, Any]]:
         mapper = self.mapper
         version = mapper.version
         if version is None and not mapper.json_columns:

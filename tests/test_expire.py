@@ -28,6 +28,19 @@ def selects(s: AsyncSession) -> int:
 
 
 class TestExpire:
+    async def test_a_rollback_after_a_flush_of_a_change_made_after_expire(self, pool: aiouow.Pool) -> None:
+        """Found by the savepoint state machine: the UPDATE's logged "before" was the value in memory
+        (a change expiring forgot), not the row's; the rollback put that value back."""
+        await seed(pool)
+        async with AsyncSession(pool) as s:
+            tag = await s.get_one(Tag, "a")
+            tag.label = "forgotten"
+            s.expire(tag)
+            tag.label = "written"
+            await s.flush()
+            await s.rollback()
+            assert tag.label == "a"
+
     async def test_a_rollback_after_expire_and_the_same_value_again_restores_the_original(
         self, pool: aiouow.Pool
     ) -> None:

@@ -109,7 +109,7 @@ class SavepointMachine(SessionMachine):
                 m.expired = None
                 if m.entity is User:
                     m.values["id"] = None
-        self.txdb = txdb
+        self.txdb = copy.deepcopy(txdb)  # (the savepoint keeps its copy: it may be rolled back to again)
 
     # -- the rules that savepoints change ---------------------------------------------------------
     def do_commit(self) -> None:
