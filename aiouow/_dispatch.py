@@ -26,18 +26,11 @@ Listeners = dict[str, list[Callable[..., Any]]]
 entity_listeners = 0
 
 
-def listening(session: AsyncSession) -> bool:
-    """Whether any listener may apply to the session (one check on the paths that fire events)."""
-    return bool(session._listeners or session._pool._listeners or entity_listeners)
-
-
-def listeners_of(
-    session: AsyncSession, name: str, entity_listeners: Listeners | None = None
-) -> list[Callable[..., Any]]:
+def listeners_of(session: AsyncSession, name: str, entity: Listeners | None = None) -> list[Callable[..., Any]]:
     """The listeners of an event for the session: the pool's first, then the session's own, then
     (entity events) the entity class's."""
     found: list[Callable[..., Any]] = []
-    for listeners in (session._pool._listeners, session._listeners, entity_listeners):
+    for listeners in (session._pool._listeners, session._listeners, entity):
         if listeners:
             found.extend(listeners.get(name, ()))
     return found

@@ -178,20 +178,13 @@ class IdentityMap:
     def after_commit(self) -> None:
         for tracker in self.trackers.values():
             _restore.after_commit(tracker)
-            if tracker.kept:
-                tracker.prune_kept()
         self._end_relationship_writes()
         self.rel_log.clear()
 
     def restore(self) -> None:
         for tracker in self.trackers.values():
             _restore.restore(tracker)
-            if tracker.kept:
-                tracker.prune_kept()
-        for stub in self.stubs:  # (rows that were to be unlinked: their stubs stand for nothing now)
-            holder = getattr(stub, STATE_ATTR, None)
-            if holder is not None and holder.session is self.session:
-                holder.forget(stub)
+        self._forget_stubs(self.stubs)
         self._end_relationship_writes()
         self.rel_log.restore()  # (relationships as they were before the transaction, like the fields)
 
@@ -212,10 +205,7 @@ class IdentityMap:
         relationships too; the marks of savepoints opened since are void."""
         for mapper, tracker in self.trackers.items():
             _restore.restore(tracker, mark.trackers.get(mapper, _restore.UNMARKED))
-        for stub in self.stubs[mark.stubs :]:
-            holder = getattr(stub, STATE_ATTR, None)
-            if holder is not None and holder.session is self.session:
-                holder.forget(stub)
+        self._forget_stubs(self.stubs[mark.stubs :])
         del self.stubs[mark.stubs :]
         self.waiting, self.parents, self.links = dict(mark.waiting), dict(mark.parents), dict(mark.links)
         self.rel_log.restore(mark.relationships)
@@ -223,6 +213,13 @@ class IdentityMap:
     def released(self, mark: SavepointMark) -> None:
         """The savepoint of ``mark`` was released: its work belongs to the enclosing level."""
         self.rel_log.release(mark.relationships)
+
+    def _forget_stubs(self, stubs: list[Any]) -> None:
+        """Rows that were to be unlinked no longer are: their stubs stand for nothing now."""
+        for stub in stubs:
+            holder = getattr(stub, STATE_ATTR, None)
+            if holder is not None and holder.session is self.session:
+                holder.forget(stub)
 
     def _end_relationship_writes(self) -> None:
         if self.waiting or self.parents or self.links or self.stubs:

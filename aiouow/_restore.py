@@ -26,6 +26,7 @@ def after_commit(tracker: EntityTracker) -> None:
     tracker.clear_removed()
     tracker.removed_edits = None
     tracker.log.clear()
+    tracker.prune_kept()  # (weak identity map: what was changed is written)
 
 
 class TrackerMark(NamedTuple):
@@ -163,6 +164,7 @@ def restore(tracker: EntityTracker, since: TrackerMark | None = None) -> None:
         log.clear()
     else:
         log.truncate(since.log)
+    tracker.prune_kept()  # (weak identity map: the changes it kept objects for are undone)
 
 
 def _make_inserted_transient(tracker: EntityTracker, key: Any, obj: Any) -> None:
