@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import TracebackType
 from typing import Any
 
@@ -13,6 +13,10 @@ from ._url import DatabaseURL, PoolOptions
 from .dialects import open_pool
 from .dialects._base import Connection, DriverPool, PoolStats
 
+#: Set by `aiouow.testing.rollback_new_pools`: each wraps the driver of every pool made while it is
+#: listed (pools opened in an application's lifespan, in whichever thread and event loop).
+driver_wrappers: list[Callable[[DriverPool], DriverPool]] = []
+
 
 class Pool:
     """A pool of database connections for sessions.
@@ -21,6 +25,8 @@ class Pool:
     """
 
     def __init__(self, driver: DriverPool) -> None:
+        for wrap in driver_wrappers:
+            driver = wrap(driver)
         self._driver = driver
         #: Event listeners for every session on the pool (`aiouow.event`).
         self._listeners: Listeners = {}

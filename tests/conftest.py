@@ -21,6 +21,8 @@ import aiouow
 
 from .models import ALL
 
+pytest_plugins = ["pytester"]
+
 PG_URL = os.environ.get("AIOUOW_PG_URL", "postgresql://postgres@127.0.0.1:5432/aiouow_test")
 DIALECTS = ["sqlite", "postgresql"]
 _pg_checked: str | None = None  # "" when reachable, else the reason
