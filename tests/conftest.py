@@ -21,7 +21,7 @@ import aiouow
 
 from .models import ALL
 
-pytest_plugins = ["pytester"]
+pytest_plugins = ["pytester", "aiouow.testing.plugin"]
 
 PG_URL = os.environ.get("AIOUOW_PG_URL", "postgresql://postgres@127.0.0.1:5432/aiouow_test")
 DIALECTS = ["sqlite", "postgresql"]
