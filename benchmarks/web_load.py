@@ -1,22 +1,28 @@
-"""Load test of the web integration: the Starlette notes service under uvicorn, aiouow next to SQLAlchemy.
+"""Load test of the web integration: a service under uvicorn, aiouow next to SQLAlchemy, same endpoints.
 
     python -m benchmarks.web_load --db sqlite
     python -m benchmarks.web_load --db postgresql://postgres@127.0.0.1:5432/test
+    python -m benchmarks.web_load --app notes --db sqlite
 
-For each system (``examples/starlette_app.py`` on aiouow's `SessionMiddleware`, and
-``benchmarks/web_sqlalchemy_app.py``, the same service on SQLAlchemy's AsyncSession), it starts
-the service under uvicorn in a subprocess on a free loopback port, on a fresh ``notes`` table,
-and drives it with httpx: 50 workers at a time, each creating notes, reading them back and
-updating them (2 creates, 5 gets and 3 updates in every 10 requests), 2,000 requests per round.
+Two applications (``--app``), each written twice, on aiouow and on SQLAlchemy's AsyncSession:
 
-Every response is checked against what the worker expects (status and JSON), and at the end of
-each round the whole table is read back through ``GET /notes`` and compared with every worker's
-notes. After the last round, ``GET /health`` must report no connection in use: none leaked. The
-run fails (exit status 1) on any wrong response, wrong final state or leaked connection.
+- ``heroes`` (the default): the FastAPI heroes API, ``examples/fastapi_app.py`` against
+  ``benchmarks/web_sqlalchemy_heroes.py``; workload in ``benchmarks/web_heroes.py`` (creates,
+  reads with nested relationships, PATCH, pages of the list, many-to-many grants).
+- ``notes``: the Starlette notes service, ``examples/starlette_app.py`` against
+  ``benchmarks/web_sqlalchemy_app.py``; workload in ``benchmarks/web_notes.py``.
 
-It prints requests per second for each system (the median round, after an untimed warm-up), and
-for scale the rate of ``GET /health``, a route that touches no database: what the HTTP server
-and client manage on this machine.
+For each system it starts the service under uvicorn in a subprocess on a free loopback port (the
+same uvicorn settings for both), on fresh tables, and drives it with aiohttp's client
+(``benchmarks/web_client.py``): 50 workers at a time, 2,000 requests per round. Every response is
+checked against what the worker expects (status and JSON), and at the end the whole state is read
+back and compared with every worker's. After the last round, ``GET /health`` must report no
+connection in use: none leaked. The run fails (exit status 1) on any wrong response, wrong final
+state or leaked connection.
+
+It prints requests per second for each system (the median round, after an untimed warm-up), the
+latency of a request (p50 and p99 over the timed rounds), and for scale the rate of ``GET /health``,
+a route that touches no database: what the HTTP server and client manage on this machine.
 """
 
 from __future__ import annotations
@@ -31,15 +37,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import httpx
+from . import web_heroes, web_notes
+from .web_client import TRANSPORT_ERRORS, Client, LoadError
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Per 10 requests of a worker: 2 creates, 5 gets, 3 updates (a worker starts with a create).
-PATTERN = ("create", "get", "update", "get", "get", "create", "update", "get", "update", "get")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,75 +55,45 @@ class Service:
     command: tuple[str, ...]
 
 
-SERVICES = (
-    Service("aiouow", "aiouow (SessionMiddleware)", ("examples/starlette_app.py",)),
-    Service("sqlalchemy", "SQLAlchemy AsyncSession", ("-m", "benchmarks.web_sqlalchemy_app")),
-)
+@dataclass(frozen=True, slots=True)
+class App:
+    """An application of the load test: its two services, its tables and its workload."""
+
+    name: str
+    services: tuple[Service, ...]
+    tables: tuple[str, ...]
+    workload: ModuleType
+
+    @classmethod
+    def of(cls, workload: ModuleType) -> App:
+        services = tuple(Service(*s) for s in workload.SERVICES)
+        return cls(workload.__name__.rsplit("_", 1)[-1], services, workload.TABLES, workload)
 
 
-class LoadError(Exception):
-    """A response, the final state or the pool was not what it must be."""
+APPS = {"heroes": App.of(web_heroes), "notes": App.of(web_notes)}
 
 
 @dataclass(slots=True)
-class Worker:
-    """One of the concurrent clients: its notes, as it expects the service to hold them."""
-
-    name: str
-    notes: dict[int, dict[str, Any]] = field(default_factory=dict)
-    created: int = 0
-    step: int = 0
+class Round:
+    seconds: float
+    workers: list[Any]
+    #: Seconds each request took, as its worker saw it.
+    latencies: list[float]
 
 
-def expect(response: httpx.Response, status: int, body: dict[str, Any] | None, what: str) -> dict[str, Any]:
-    if response.status_code != status:
-        raise LoadError(f"{what}: expected {status}, got {response.status_code}: {response.text[:200]}")
-    if body is None:
-        return {}
-    data: dict[str, Any] = response.json()
-    got = {k: data.get(k) for k in body}
-    if got != body:
-        raise LoadError(f"{what}: expected {body}, got {got}")
-    return data
-
-
-async def one_request(client: httpx.AsyncClient, worker: Worker, round_no: int) -> None:
-    op = PATTERN[worker.step % len(PATTERN)]
-    worker.step += 1
-    ids = sorted(worker.notes)
-    if op == "create":
-        title = f"r{round_no}-{worker.name}-{worker.created}"
-        worker.created += 1
-        payload = {"title": title, "body": "new"}
-        response = await client.post("/notes", json=payload)
-        note = expect(response, 201, {**payload, "done": False}, f"POST /notes {title}")
-        if not isinstance(note.get("id"), int) or note["id"] in worker.notes:
-            raise LoadError(f"POST /notes {title}: bad id {note.get('id')!r}")
-        worker.notes[note["id"]] = {"id": note["id"], "title": title, "body": "new", "done": False}
-    elif op == "get":
-        note_id = ids[worker.step % len(ids)]
-        response = await client.get(f"/notes/{note_id}")
-        expect(response, 200, worker.notes[note_id], f"GET /notes/{note_id}")
-    else:
-        note_id = ids[(worker.step * 7) % len(ids)]
-        change = {"body": f"v{worker.step}", "done": worker.step % 2 == 0}
-        response = await client.patch(f"/notes/{note_id}", json=change)
-        worker.notes[note_id] = {**worker.notes[note_id], **change}
-        expect(response, 200, worker.notes[note_id], f"PATCH /notes/{note_id}")
-
-
-async def drive(
-    client: httpx.AsyncClient, requests: int, concurrency: int, round_no: int
-) -> tuple[float, list[Worker]]:
-    """``requests`` requests, by ``concurrency`` workers at once; returns the seconds taken and the workers."""
-    workers = [Worker(f"w{i}") for i in range(concurrency)]
+async def drive(client: Client, app: App, requests: int, concurrency: int, round_no: int) -> Round:
+    """``requests`` requests, by ``concurrency`` workers at once."""
+    workers = [app.workload.Worker(f"w{i}") for i in range(concurrency)]
     share = [requests // concurrency + (1 if i < requests % concurrency else 0) for i in range(concurrency)]
+    latencies: list[float] = []
 
-    async def run(worker: Worker, n: int) -> None:
+    async def run(worker: Any, n: int) -> None:
         for _ in range(n):
             try:
-                await one_request(client, worker, round_no)
-            except httpx.HTTPError as exc:
+                started = time.perf_counter()
+                await app.workload.one_request(client, worker, round_no)
+                latencies.append(time.perf_counter() - started)
+            except TRANSPORT_ERRORS as exc:
                 raise LoadError(f"{worker.name}, request {worker.step}: {type(exc).__name__}: {exc!r}") from exc
 
     start = time.perf_counter()
@@ -127,10 +103,10 @@ async def drive(
                 tg.create_task(run(worker, n))
     except* LoadError as group:
         raise group.exceptions[0] from None
-    return time.perf_counter() - start, workers
+    return Round(time.perf_counter() - start, workers, latencies)
 
 
-async def drive_health(client: httpx.AsyncClient, requests: int, concurrency: int) -> float:
+async def drive_health(client: Client, requests: int, concurrency: int) -> float:
     """Requests per second of ``GET /health`` (no session, no database): what the HTTP stack allows here."""
 
     async def run(n: int) -> None:
@@ -146,22 +122,7 @@ async def drive_health(client: httpx.AsyncClient, requests: int, concurrency: in
     return requests / (time.perf_counter() - start)
 
 
-async def check_state(client: httpx.AsyncClient, workers_by_round: list[list[Worker]]) -> int:
-    """Every note every worker made, with its last values, and no other note; returns how many."""
-    expected = {n["id"]: n for ws in workers_by_round for w in ws for n in w.notes.values()}
-    response = await client.get("/notes")
-    if response.status_code != 200:
-        raise LoadError(f"GET /notes: expected 200, got {response.status_code}")
-    actual = {n["id"]: {k: n[k] for k in ("id", "title", "body", "done")} for n in response.json()}
-    if actual != expected:
-        missing = sorted(expected.keys() - actual.keys())[:5]
-        extra = sorted(actual.keys() - expected.keys())[:5]
-        wrong = [i for i in expected.keys() & actual.keys() if expected[i] != actual[i]][:5]
-        raise LoadError(f"final state differs: missing {missing}, unexpected {extra}, wrong values {wrong}")
-    return len(actual)
-
-
-async def check_no_leak(client: httpx.AsyncClient) -> dict[str, int]:
+async def check_no_leak(client: Client) -> dict[str, int]:
     """``GET /health`` until no connection is in use (sessions close just after their response)."""
     deadline = time.monotonic() + 5
     while True:
@@ -180,18 +141,18 @@ def free_port() -> int:
         return port
 
 
-async def reset_table(url: str) -> None:
-    """Drop the ``notes`` table of a PostgreSQL database (each service creates it at startup)."""
+async def reset_tables(url: str, tables: tuple[str, ...]) -> None:
+    """Drop the application's tables of a PostgreSQL database (each service creates them at startup)."""
     import asyncpg
 
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP TABLE IF EXISTS notes")
+        await conn.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
     finally:
         await conn.close()
 
 
-async def wait_ready(client: httpx.AsyncClient, proc: asyncio.subprocess.Process) -> None:
+async def wait_ready(client: Client, proc: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.returncode is not None:
@@ -199,7 +160,7 @@ async def wait_ready(client: httpx.AsyncClient, proc: asyncio.subprocess.Process
         try:
             if (await client.get("/health")).status_code == 200:
                 return
-        except httpx.TransportError:
+        except TRANSPORT_ERRORS:
             pass
         await asyncio.sleep(0.1)
     raise LoadError("the service did not answer /health within 30 s")
@@ -220,45 +181,46 @@ class Result:
     service: Service
     rates: list[float]
     ceiling: float
-    notes: int
+    latencies: list[float]
+    checked: str
     pool: dict[str, int]
 
     @property
     def median(self) -> float:
         return statistics.median(self.rates)
 
+    def percentile(self, p: int) -> float:
+        """The ``p``-th percentile of the timed requests' latencies, in milliseconds."""
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1] * 1000
 
-async def run_service(service: Service, db: str, tmp: Path, args: argparse.Namespace) -> Result:
+
+async def run_service(app: App, service: Service, db: str, tmp: Path, args: argparse.Namespace) -> Result:
     if db == "sqlite":
         url = f"sqlite:///{tmp / service.key}.db"
     else:
         url = db
-        await reset_table(url)
+        await reset_tables(url, app.tables)
     port = free_port()
     log = tmp / f"{service.key}.log"
     env = {**os.environ, "AIOUOW_URL": url, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, *service.command, "--port", str(port), "--no-access-log"]
+    command = [sys.executable, *service.command, "--port", str(port)]
     with log.open("wb") as out:
         proc = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    # uvicorn closes a connection idle for 5 s; reusing one idle nearly that long races with the close.
-    limits = httpx.Limits(
-        max_connections=args.concurrency, max_keepalive_connections=args.concurrency, keepalive_expiry=2.0
-    )
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30) as client:
+        async with Client(f"http://127.0.0.1:{port}", args.concurrency) as client:
             await wait_ready(client, proc)
-            rounds: list[list[Worker]] = []
-            _, warm = await drive(client, args.warmup, args.concurrency, 0)
-            rounds.append(warm)
+            rounds = [(await drive(client, app, args.warmup, args.concurrency, 0)).workers]
             ceiling = await drive_health(client, args.requests, args.concurrency)
             print(f"  {service.key:<10} GET /health: {ceiling:8.0f} requests/s (no database)", flush=True)
-            rates = []
+            rates: list[float] = []
+            latencies: list[float] = []
             for round_no in range(1, args.rounds + 1):
-                seconds, workers = await drive(client, args.requests, args.concurrency, round_no)
-                rounds.append(workers)
-                rates.append(args.requests / seconds)
-                print(f"  {service.key:<10} round {round_no}: {args.requests / seconds:8.0f} requests/s", flush=True)
-            notes = await check_state(client, rounds)
+                timed = await drive(client, app, args.requests, args.concurrency, round_no)
+                rounds.append(timed.workers)
+                rates.append(args.requests / timed.seconds)
+                latencies += timed.latencies
+                print(f"  {service.key:<10} round {round_no}: {rates[-1]:8.0f} requests/s", flush=True)
+            checked = await app.workload.check_state(client, rounds)
             pool = await check_no_leak(client)
     except LoadError as exc:
         await stop(proc)
@@ -267,8 +229,8 @@ async def run_service(service: Service, db: str, tmp: Path, args: argparse.Names
     finally:
         await stop(proc)
         if db != "sqlite":
-            await reset_table(url)
-    return Result(service, rates, ceiling, notes, pool)
+            await reset_tables(url, app.tables)
+    return Result(service, rates, ceiling, latencies, checked, pool)
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -276,33 +238,43 @@ async def main(args: argparse.Namespace) -> int:
     if db != "sqlite" and not db.startswith(("postgresql://", "postgres://")):
         raise SystemExit("--db must be sqlite or postgresql://...")
     where = "SQLite (a temporary file)" if db == "sqlite" else "PostgreSQL"
+    app = APPS[args.app]
     print(
-        f"{args.requests} requests per round, {args.concurrency} at a time, {args.rounds} round(s) after "
-        f"{args.warmup} warm-up requests, on {where}; uvicorn in a subprocess, httpx here",
+        f"the {app.name} application: {args.requests} requests per round, {args.concurrency} at a time, "
+        f"{args.rounds} round(s) after {args.warmup} warm-up requests, on {where}; uvicorn in a subprocess, "
+        "aiohttp's client here",
         flush=True,
     )
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for service in SERVICES:
+        for service in app.services:
             try:
-                results.append(await run_service(service, db, Path(tmp), args))
+                results.append(await run_service(app, service, db, Path(tmp), args))
             except LoadError as exc:
                 print(f"FAILED: {service.title}: {exc}", file=sys.stderr)
                 return 1
     print()
-    print(f"{'service':<28} {'requests/s':>10}  {'(rounds)':<22} {'/health':>8}  checks")
+    print(f"{'service':<38} {'requests/s':>10}  {'(rounds)':<18} {'p50 ms':>7} {'p99 ms':>7} {'/health':>8}  checks")
     for r in results:
         rounds = ", ".join(f"{x:.0f}" for x in r.rates)
-        checks = f"{r.notes} notes as expected, pool {r.pool['size']} open / {r.pool['in_use']} in use"
-        print(f"{r.service.title:<28} {r.median:>10.0f}  ({rounds:<20}) {r.ceiling:>8.0f}  {checks}")
+        checks = f"{r.checked}, pool {r.pool['size']} open / {r.pool['in_use']} in use"
+        print(
+            f"{r.service.title:<38} {r.median:>10.0f}  ({rounds:<16}) {r.percentile(50):>7.1f} "
+            f"{r.percentile(99):>7.1f} {r.ceiling:>8.0f}  {checks}"
+        )
     if len(results) == 2:
-        print(f"\naiouow / SQLAlchemy: {results[0].median / results[1].median:.2f}x the throughput")
+        ours, theirs = results
+        print(
+            f"\naiouow / SQLAlchemy: {ours.median / theirs.median:.2f}x the throughput, p99 "
+            f"{ours.percentile(99):.1f} ms vs {theirs.percentile(99):.1f} ms"
+        )
     return 0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.web_load", description=__doc__)
     p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("--app", choices=sorted(APPS), default="heroes", help="the application (default heroes)")
     p.add_argument("--db", default="sqlite", help="sqlite (a temporary file per service) or postgresql://...")
     p.add_argument("--requests", type=int, default=2000, help="requests per round (default 2000)")
     p.add_argument("--concurrency", type=int, default=50, help="requests in flight at once (default 50)")

@@ -95,9 +95,14 @@ class HeroPatch(Patch):
     team_id: int | None = None
 
 
-class Health(BaseModel):
-    in_use: int = Field(description="connections lent to requests now (0 when idle: none leaked)")
+class PoolHealth(BaseModel):
+    size: int = Field(description="connections open")
     idle: int
+    in_use: int = Field(description="connections lent to requests now (0 when idle: none leaked)")
+
+
+class Health(BaseModel):
+    pool: PoolHealth
 
 
 Session = Annotated[AsyncSession, Depends(get_session)]
@@ -214,7 +219,7 @@ def create_app(url: str = URL) -> FastAPI:
     @app.get("/health")
     async def health() -> Health:
         stats = app.state.pool.stats()
-        return Health(in_use=stats.in_use, idle=stats.idle)
+        return Health(pool=PoolHealth(size=stats.size, idle=stats.idle, in_use=stats.in_use))
 
     return app
 

@@ -36,7 +36,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path, aiouow_rollback: None
     url = asyncio.run(url_for(request.param, tmp_path))
     with TestClient(example.create_app(url)) as client:
         yield client
-        assert client.get("/health").json()["in_use"] == 0  # no request left a connection behind
+        assert client.get("/health").json()["pool"]["in_use"] == 0  # no request left a connection behind
 
 
 def post(client: TestClient, path: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:
