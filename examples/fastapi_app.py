@@ -168,7 +168,7 @@ def create_app(url: str = URL) -> FastAPI:
     ) -> list[Hero]:
         query = select(Hero).order_by(Hero.id).offset(offset).limit(limit).load(Hero.team)
         if min_age is not None:
-            query = query.where(aiouow.col(Hero.age) >= min_age)
+            query = query.where(Hero.age >= min_age)  # (a nullable field: mypy needs aiouow.mypy)
         return await s.scalars(query)  # the heroes and their teams: two statements
 
     @app.get("/heroes/{hero_id}")

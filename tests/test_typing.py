@@ -48,12 +48,14 @@ async def report(s: AsyncSession) -> None:
 """
 
 
-def _mypy(tmp_path: Path, code: str) -> tuple[str, int]:
+def _mypy(tmp_path: Path, code: str, *, plugin: bool = False) -> tuple[str, int]:
     path = tmp_path / "user_code.py"
     path.write_text(textwrap.dedent(code))
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\nstrict = True\n" + ("plugins = aiouow.mypy\n" if plugin else ""))
     # In a process of its own: mypy raises the interpreter's recursion limit for good.
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), str(path)],
+        [sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir", str(tmp_path / "cache"), str(path)],
         capture_output=True,
         text=True,
         check=False,
@@ -84,3 +86,52 @@ def test_relationships_are_typed_in_init_and_assignment(tmp_path: Path) -> None:
     assert status == 1, out
     assert 'Incompatible types in assignment (expression has type "str", variable has type "Team | None")' in out, out
     assert 'List item 0 has incompatible type "Team"; expected "Hero"' in out, out
+
+
+QUERIES = """
+
+class Villain(Entity, table="typing_villains"):
+    id: int = field(primary_key=True)
+    name: str
+    age: int | None = None
+
+    def title(self) -> str:
+        return f"the villain {self.name}"
+
+
+async def queries(s: AsyncSession) -> None:
+    young: list[Villain] = await s.scalars(
+        select(Villain).where(Villain.age < 30, Villain.age > 3, Villain.id.in_([1, 2])).order_by(Villain.name.desc())
+    )
+    rows: list[tuple[str, int | None, float | None]] = await s.rows(
+        select(Villain.name, func.max(Villain.age), func.avg(Villain.age)).group_by(Villain.name)
+    )
+    ages: list[int | None] = [v.age for v in young]
+    title: str = young[0].title()
+    print(rows, ages, title, col(Villain.id).desc())
+"""
+
+
+def test_with_the_plugin_fields_on_the_class_are_columns(tmp_path: Path) -> None:
+    code = USER_CODE.replace("relationship, select", "relationship, select, col") + QUERIES
+    out, status = _mypy(tmp_path, code, plugin=True)
+    assert status == 0, out
+    out, status = _mypy(tmp_path, code)  # what the plugin is for: PEP 681 types Villain.age as int | None
+    assert status == 1, out
+    assert 'Unsupported operand types for < ("int" and "None")' in out, out
+    assert '"int" has no attribute "in_"' in out, out
+
+
+def test_with_the_plugin_wrong_types_are_still_found(tmp_path: Path) -> None:
+    code = USER_CODE.replace("relationship, select", "relationship, select, col") + QUERIES
+    wrong = code + (
+        "\n\nasync def wrong(s: AsyncSession, v: Villain) -> None:\n"
+        "    rows: list[tuple[int, int]] = await s.rows(select(Villain.name, func.count(Villain.id)))\n"
+        "    v.age = 'old'\n"
+        "    name: int = v.name\n"
+    )
+    out, status = _mypy(tmp_path, wrong, plugin=True)
+    assert status == 1, out
+    assert 'Argument 1 to "select" has incompatible type "Column[str]"; expected "int"' in out, out
+    assert 'Incompatible types in assignment (expression has type "str", variable has type "int | None")' in out, out
+    assert 'Incompatible types in assignment (expression has type "str", variable has type "int")' in out, out
