@@ -48,6 +48,21 @@ def sqlalchemy_url(url: str) -> str:
     raise SystemExit(f"cannot run on {url!r}: expected sqlite:///... or postgresql://...")
 
 
+def make_engine(url: str) -> AsyncEngine:
+    """An engine configured as aiouow's pool is: at most 10 connections, and on SQLite its pragmas."""
+    engine = create_async_engine(sqlalchemy_url(url), pool_size=10, max_overflow=0)
+    if url.startswith("sqlite"):
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+            cursor.close()
+
+    return engine
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -151,17 +166,7 @@ class Service:
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        url = sqlalchemy_url(URL)
-        engine = create_async_engine(url, pool_size=10, max_overflow=0)
-        if url.startswith("sqlite"):
-
-            @event.listens_for(engine.sync_engine, "connect")
-            def _pragmas(dbapi_connection: Any, record: Any) -> None:
-                cursor = dbapi_connection.cursor()
-                for pragma in SQLITE_PRAGMAS:
-                    cursor.execute(pragma)
-                cursor.close()
-
+        engine = make_engine(URL)
         async with engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         self.engine = engine

@@ -24,12 +24,12 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Column, ForeignKey, Integer, String, Table, event, select
+from sqlalchemy import Column, ForeignKey, Integer, String, Table, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 
-from .web_sqlalchemy_app import SQLITE_PRAGMAS, sqlalchemy_url
+from .web_sqlalchemy_app import make_engine
 
 URL = os.environ.get("AIOUOW_URL", "sqlite:///heroes.db")
 
@@ -157,17 +157,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     global maker, engine_pool
-    url = sqlalchemy_url(URL)
-    engine = create_async_engine(url, pool_size=10, max_overflow=0)
-    if url.startswith("sqlite"):
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection: Any, record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            for pragma in SQLITE_PRAGMAS:
-                cursor.execute(pragma)
-            cursor.close()
-
+    engine = make_engine(URL)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     maker = async_sessionmaker(engine, expire_on_commit=False)
