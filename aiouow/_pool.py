@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import dataclasses
+from collections.abc import Callable, Generator, Sequence
 from types import TracebackType
 from typing import Any
 
 from ._dispatch import Listeners
 from ._mapping import mapper_of
+from ._replicas import Replica, Routing
 from ._unitofwork import table_order
-from ._url import DatabaseURL, PoolOptions
+from ._url import DatabaseURL, PoolOptions, redact
 from .dialects import open_pool
 from .dialects._base import Connection, DriverPool, PoolStats
+from .errors import ConfigurationError
 
 #: Set by `aiouow.testing.rollback_new_pools`: each wraps the driver of every pool made while it is
 #: listed (pools opened in an application's lifespan, in whichever thread and event loop).
@@ -24,10 +27,12 @@ class Pool:
     Make one with `create_pool`; close it with ``await pool.close()`` or ``async with``.
     """
 
-    def __init__(self, driver: DriverPool) -> None:
+    def __init__(self, driver: DriverPool, routing: Routing | None = None) -> None:
         for wrap in driver_wrappers:
             driver = wrap(driver)
         self._driver = driver
+        #: The primary and its read replicas, for a pool made with ``replicas=`` (`aiouow._replicas`).
+        self._routing = routing
         #: Event listeners for every session on the pool (`aiouow.event`).
         self._listeners: Listeners = {}
 
@@ -55,8 +60,20 @@ class Pool:
         return self._driver
 
     def stats(self) -> PoolStats:
-        """Connections open (``size``), ``idle``, ``in_use``, and tasks ``waiting`` for one."""
+        """Connections open (``size``), ``idle``, ``in_use``, and tasks ``waiting`` for one (of the
+        primary, on a pool with replicas: `node_stats` has every server's)."""
         return self._driver.stats()
+
+    def node_stats(self) -> dict[str, PoolStats]:
+        """Each server's statistics: ``"primary"``, then each replica by its URL (without password)."""
+        if self._routing is None:
+            return {"primary": self._driver.stats()}
+        return self._routing.stats()
+
+    @property
+    def replicas(self) -> tuple[str, ...]:
+        """The read replicas' URLs (without passwords); empty for a pool without."""
+        return () if self._routing is None else tuple(r.name for r in self._routing.replicas)
 
     async def create_all(self, *entities: type) -> None:
         """CREATE TABLE IF NOT EXISTS for each entity (and its indexes), parents before children."""
@@ -85,8 +102,12 @@ class Pool:
             await self._driver.release(conn)
 
     async def close(self) -> None:
-        """Close the pool's connections."""
-        await self._driver.close()
+        """Close the pool's connections (the replicas' too)."""
+        try:
+            await self._driver.close()
+        finally:
+            if self._routing is not None:
+                await self._routing.close()
 
     async def __aenter__(self) -> Pool:
         return self
@@ -104,13 +125,35 @@ class Pool:
 class _PoolOpener:
     """What `create_pool` returns: awaitable, and an async context manager."""
 
-    def __init__(self, url: DatabaseURL, options: PoolOptions) -> None:
+    def __init__(
+        self, url: DatabaseURL, options: PoolOptions, replicas: tuple[DatabaseURL, ...], read_your_writes_timeout: float
+    ) -> None:
         self._url = url
         self._options = options
+        self._replicas = replicas
+        self._read_your_writes_timeout = read_your_writes_timeout
         self._pool: Pool | None = None
 
     async def _open(self) -> Pool:
-        self._pool = Pool(await open_pool(self._url, self._options))
+        primary = await open_pool(self._url, self._options)
+        routing = None
+        if self._replicas:
+            # A replica that is down when the pool opens is skipped until it answers: its pool
+            # connects on demand (min_size=0).
+            lazy = dataclasses.replace(self._options, min_size=0)
+            opened = []
+            try:
+                for url in self._replicas:
+                    driver = await open_pool(url, lazy)
+                    driver.standby = True
+                    opened.append(Replica(redact(url.raw), driver))
+            except BaseException:
+                for replica in opened:
+                    await replica.driver.close()
+                await primary.close()
+                raise
+            routing = Routing(primary, opened, self._read_your_writes_timeout)
+        self._pool = Pool(primary, routing)
         return self._pool
 
     def __await__(self) -> Generator[Any, None, Pool]:
@@ -136,6 +179,8 @@ def create_pool(
     echo: bool = False,
     busy_timeout: float = 5.0,
     cleanup_timeout: float = 5.0,
+    replicas: Sequence[str] = (),
+    read_your_writes_timeout: float = 1.0,
 ) -> _PoolOpener:
     """Open a pool: ``async with create_pool(url) as pool`` or ``pool = await create_pool(url)``.
 
@@ -151,6 +196,10 @@ def create_pool(
     - ``busy_timeout``: SQLite: seconds a writer waits for the write lock.
     - ``cleanup_timeout``: seconds a rollback or a release after a failure or a cancellation may
       take; past it the connection is closed instead of going back to the pool.
+    - ``replicas``: PostgreSQL read replicas (streaming standbys): read-only sessions, and the
+      reads of a transaction that has not written, go to one of them (see "Scale-out" in the
+      docs). ``read_your_writes_timeout``: seconds a session that must see a commit
+      (``after=``, or its own) waits for a replica that has it, before reading from the primary.
     """
     options = PoolOptions(
         min_size=min_size,
@@ -161,4 +210,12 @@ def create_pool(
         busy_timeout=busy_timeout,
         cleanup_timeout=cleanup_timeout,
     )
-    return _PoolOpener(DatabaseURL.parse(url), options)
+    primary = DatabaseURL.parse(url)
+    if isinstance(replicas, str):
+        raise ConfigurationError("replicas= takes a list of URLs, not one str: replicas=[url]")
+    parsed = tuple(DatabaseURL.parse(r) for r in replicas)
+    if parsed and (primary.dialect != "postgresql" or any(r.dialect != "postgresql" for r in parsed)):
+        raise ConfigurationError("cannot open a pool with replicas: read replicas are for PostgreSQL only")
+    if read_your_writes_timeout < 0:
+        raise ConfigurationError(f"read_your_writes_timeout must not be negative, got {read_your_writes_timeout!r}")
+    return _PoolOpener(primary, options, parsed, read_your_writes_timeout)

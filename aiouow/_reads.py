@@ -43,7 +43,7 @@ class SessionReads:
         _tx: Transaction | None
 
         async def _ready_to_read(self, op: str) -> None: ...
-        async def _transaction(self) -> Transaction: ...
+        async def _transaction(self, *, writing: bool = True) -> Transaction: ...
         async def _guarded(self, awaitable: Awaitable[T]) -> T: ...
         async def _fetch(self, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]: ...
         async def _fetch_by_key(self, mapper: Mapper, key: Any, *, for_update: bool) -> list[Row]: ...
@@ -87,7 +87,7 @@ class SessionReads:
         self._life.enter("stream")
         async with self._lock:
             await self._ready_to_read("stream")
-            tx = await self._transaction()
+            tx = await self._transaction(writing=stmt.locking)
             batches = await self._guarded(tx.stream(sql, params, batch_size, write=stmt.locking))
         try:
             while True:
@@ -122,7 +122,7 @@ class SessionReads:
         self._life.enter("execute")
         async with self._lock:
             await self._ready_to_read("execute")
-            tx = await self._transaction()
+            tx = await self._transaction(writing=not self._options.read_only)  # (raw SQL may write)
             return await self._guarded(tx.execute_raw(sql, params))
 
     async def refresh(self, obj: Any) -> None:

@@ -84,7 +84,7 @@ class Savepoint:
         async with s._lock:
             s._life.check("begin_nested")
             await s._flush()
-            tx = s._tx or await s._transaction()
+            tx = await s._transaction()  # (on the primary: a savepoint is for writing)
             await s._guarded(send(s, tx, SavepointVerb.OPEN, self.name))
             self._tx = tx
             self._mark = s._objects.mark()

@@ -29,6 +29,7 @@ from ._pool import Pool
 from ._query import Select
 from ._reads import SessionReads
 from ._relations import unload_touching
+from ._replicas import checked_token, later
 from ._savepoint import Savepoint, SavepointState
 from ._shortcuts import QueryShortcuts, checked
 from ._state import STATE_ATTR, SessionLifecycle, SessionState
@@ -78,6 +79,7 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         read_only: bool = False,
         n_plus_one: str = "warn",
         identity_map: str = "strong",
+        after: str | None = None,
     ) -> None:
         if not isinstance(pool, Pool):
             raise TypeError(f"AsyncSession() takes an aiouow Pool, got {type(pool).__name__}")
@@ -94,6 +96,13 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         self._dialect = self._driver.dialect
         #: How every transaction of the session begins (see "Isolation and read-only sessions").
         self._options = TransactionOptions.of(isolation, read_only, self._dialect.name)
+        #: Read replicas (a pool made with ``replicas=``): reads may go to one, unless a stricter
+        #: isolation than read committed must hold across the whole transaction.
+        self._may_read_replicas = read_only or self._options.isolation in (None, Isolation.READ_COMMITTED)
+        #: Reads from a replica wait until it has replayed this commit position (``after=``, then
+        #: the session's own commits: it always reads its own writes).
+        self._after = None if after is None else checked_token(after)
+        self._commit_token: str | None = None
         self.autoflush = autoflush
         self._autoflush_off = 0
         self._life = SessionLifecycle()
@@ -131,19 +140,29 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         if not self._close_at_once():
             await self.close()
 
-    async def _transaction(self) -> Transaction:
-        """The open transaction, begun on first use (a failed BEGIN fails the session)."""
+    async def _transaction(self, *, writing: bool = True) -> Transaction:
+        """The open transaction, begun on first use (a failed BEGIN fails the session). On a pool
+        with replicas, one that is not ``writing`` may begin on a replica, and one that began
+        there moves to the primary when it starts writing (`aiouow._replicas`)."""
         tx = self._tx
+        routing = self._pool._routing
         if tx is None:
-            tx = self._tx = await Transaction.lease(self._driver, self._stats)
-            await self._guarded(tx.begin(self._options))
+            if routing is None:
+                tx = self._tx = await Transaction.lease(self._driver, self._stats)
+                await self._guarded(tx.begin(self._options))
+            else:
+                tx = await routing.begin(self, writing=writing or not self._may_read_replicas)
             self._life.state = SessionState.ACTIVE
+        elif writing and tx.replica is not None:
+            assert routing is not None
+            tx = await routing.to_the_primary(self, tx)
         return tx
 
     async def _transaction_for(self, flush: Flush | None) -> Transaction:
         """The open transaction, begun now if need be, for a taken flush (aborted if that fails)."""
         try:
-            return self._tx or await self._transaction()
+            tx = self._tx
+            return tx if tx is not None and tx.replica is None else await self._transaction()
         except BaseException:
             if flush is not None:
                 flush.abort()
@@ -234,6 +253,8 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
             raise
         if outcome is CommitOutcome.COMMITTED:
             # Once COMMIT has succeeded the session is committed, whatever came after it.
+            if tx.wrote and tx.wants_token:
+                self._saw_commit(tx.commit_token)
             self._committed()
             if error is not None:
                 raise error
@@ -241,6 +262,21 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         assert error is not None
         self._life.failed(error, commit_unknown=outcome is CommitOutcome.UNKNOWN)
         raise error
+
+    def _saw_commit(self, token: str | None) -> None:
+        """A commit that wrote, on a pool with replicas: the session's later reads must see it."""
+        self._commit_token = token
+        if token is None:  # its position is not known: read from the primary from now on
+            self._may_read_replicas = False
+        else:
+            self._after = later(self._after, token)
+
+    @property
+    def commit_token(self) -> str | None:
+        """After a commit that wrote, on a pool with replicas: its WAL position, for
+        ``AsyncSession(pool, after=token)`` elsewhere (another request, another process), which
+        then reads only what has it. None otherwise (and when the position could not be read)."""
+        return self._commit_token
 
     def _refuse_writes(self, op: str) -> None:
         if self._options.read_only and self._objects.has_changes():
@@ -524,7 +560,9 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         return tracker
 
     async def _fetch(self, sql: str, params: Sequence[Any], *, write: bool) -> list[Row]:
-        tx = self._tx or await self._transaction()
+        tx = self._tx
+        if tx is None or (write and tx.replica is not None):
+            tx = await self._transaction(writing=write)
         return await self._guarded(tx.fetch(sql, params, write=write))
 
     async def _fetch_by_key(self, mapper: Mapper, key: Any, *, for_update: bool) -> list[Row]:

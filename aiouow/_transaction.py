@@ -24,6 +24,7 @@ from .errors import CommitOutcomeUnknownError, ConnectionLostError, DatabaseErro
 
 if TYPE_CHECKING:
     from ._flush import Flush
+    from ._replicas import Replica
     from ._session import AsyncSession
     from ._state import SessionLifecycle
     from .dialects._base import Connection, DriverPool, Observer, Row
@@ -52,12 +53,20 @@ class CommitResult(NamedTuple):
 class Transaction:
     """One database transaction on one leased connection."""
 
-    __slots__ = ("conn", "driver", "state")
+    __slots__ = ("commit_token", "conn", "driver", "replica", "state", "wants_token", "wrote")
 
     def __init__(self, driver: DriverPool, conn: Connection) -> None:
         self.driver = driver
         self.conn = conn
         self.state = TransactionState.OPEN
+        #: The read replica it runs on (`aiouow._replicas`), or None: the pool's primary.
+        self.replica: Replica | None = None
+        #: Whether its commit should report its WAL position (a primary with replicas).
+        self.wants_token = False
+        #: Whether it wrote (a flush with statements, raw SQL): only then has a commit a position.
+        self.wrote = False
+        #: After a commit that wrote, its WAL position (``pg_current_wal_insert_lsn()``), if known.
+        self.commit_token: str | None = None
 
     @classmethod
     async def lease(cls, driver: DriverPool, observer: Observer) -> Transaction:
@@ -81,12 +90,14 @@ class Transaction:
         return self.conn.stream(sql, params, batch_size, write=write)
 
     async def execute_raw(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        self.wrote = True
         return await self.conn.execute_raw(sql, params)
 
     async def run(self, flush: Flush) -> None:
         """Run a flush's steps and settle it; on any failure the flush is aborted and re-raised
         (the caller fails the transaction)."""
         try:
+            self.wrote = True
             results = await self.conn.run_steps(flush.plan.steps)
             flush.check(results)
         except BaseException:
@@ -108,6 +119,7 @@ class Transaction:
         """
         conn = self.conn
         steps = flush.plan.steps if flush is not None else ()
+        self.wrote = self.wrote or bool(steps)
         settled = False
 
         def written(results: list[Any]) -> None:
@@ -139,11 +151,30 @@ class Transaction:
                 return CommitResult(outcome, _commit_lost(exc))
             return CommitResult(outcome, exc)
         self.state = TransactionState.COMMITTED
+        if self.wants_token and self.wrote:
+            try:
+                self.commit_token = await self._commit_position()
+            except BaseException as exc:  # interrupted while asking: committed even so
+                conn.broken = True  # (a question in flight: never pooled)
+                await self._release(rollback=False)
+                return CommitResult(CommitOutcome.COMMITTED, exc)
         try:
             await self._release(rollback=False)
         except BaseException as exc:  # a cancellation in the release: committed even so
             return CommitResult(CommitOutcome.COMMITTED, exc)
         return CommitResult(CommitOutcome.COMMITTED)
+
+    async def _commit_position(self) -> str | None:
+        """The WAL position the COMMIT reached, asked on its connection just after it (a replica
+        that has replayed it has the commit); None if the question cannot be answered, and the
+        caller reads from the primary instead."""
+        try:
+            with anyio.fail_after(self.driver.cleanup_timeout):
+                rows = await self.conn.fetch("SELECT pg_current_wal_insert_lsn()::text", (), write=False)
+        except (DatabaseError, TimeoutError):
+            return None
+        position: str = rows[0][0]
+        return position
 
     async def rollback(self) -> None:
         """ROLLBACK and give the connection back."""
@@ -160,6 +191,8 @@ class Transaction:
         if self.state is not TransactionState.OPEN:
             return
         self.state = TransactionState.FAILED
+        if self.replica is not None and isinstance(exc, ConnectionLostError):
+            self.replica.failed()  # (sessions skip it for a while)
         conn = self.conn
         interrupted = not isinstance(exc, DatabaseError) or isinstance(exc, ConnectionLostError)
         if interrupted and not conn.broken:
@@ -173,6 +206,10 @@ class Transaction:
                 await self._release(rollback=True)
             return
         await self._release(rollback=True)
+
+    async def fail_quietly(self) -> None:
+        """`fail`, for a replica transaction abandoned before the session used it."""
+        await self.fail(ConnectionLostError("the replica could not begin the transaction"))
 
     def discard(self) -> None:
         """Close the connection at once, without awaiting (the last resort)."""

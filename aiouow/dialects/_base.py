@@ -262,6 +262,8 @@ class DriverPool(abc.ABC):
     dialect: Dialect
     #: Seconds a rollback or release may take during cleanup before the connection is closed.
     cleanup_timeout: float = 5.0
+    #: A read replica's pool (``create_pool(replicas=...)``), not a primary's.
+    standby: bool = False
 
     @abc.abstractmethod
     async def acquire(self) -> Connection:

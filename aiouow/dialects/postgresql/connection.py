@@ -13,7 +13,7 @@ from asyncpg.pool import PoolConnectionProxy
 from ..._expressions import Column
 from ..._txoptions import DEFAULT, TransactionOptions
 from ..._unitofwork import DeleteStep, InsertStep, Step, UpdateStep
-from ...errors import DataError, with_details
+from ...errors import AiouowError, ConnectionLostError, DataError, with_details
 from .._base import Connection, Row, SavepointVerb, rows_read, statement_kind
 from .dialect import PostgresDialect
 from .errors import DRIVER_ERRORS, translate
@@ -43,6 +43,7 @@ class PostgresConnection(Connection):
         self.dialect = pool.dialect
         self.raw = raw
         self._tx = False
+        self._read_only_tx = False
         self.echo = pool.echo
 
     async def _status(self, sql: str, action: str, kind: str = "other") -> str:
@@ -56,8 +57,31 @@ class PostgresConnection(Connection):
             sql += f" ISOLATION LEVEL {options.isolation.value.upper()}"
         if options.read_only:
             sql += " READ ONLY"
+        self._read_only_tx = options.read_only
         await self._status(sql, "begin a transaction")
         self._tx = True
+
+    def _failed(self, kind: str, started: float, exc: BaseException, action: str) -> AiouowError:
+        """A statement failed: its error; and when the server is gone, shutting down or no longer the
+        primary, the connection is closed (never pooled again) and the pool's others are replaced
+        at their next acquire (after a failover they all point at the old server)."""
+        err = super()._failed(kind, started, exc, action)
+        if (
+            isinstance(exc, pgerr.ReadOnlySQLTransactionError) and not self._read_only_tx and not self.pool.standby
+        ):  # (25006 is a standby's
+            # answer to a write: on a replica's pool it says nothing about a failover)
+            # SQLSTATE 25006 in a transaction that is not read-only, on the pool's primary: the
+            # server is in recovery now, a demoted primary (asyncpg checks target_session_attrs
+            # only when it connects, so its pool would keep lending connections to it).
+            err = ConnectionLostError(
+                f"cannot {action}: the server is read-only, so it is no longer the primary (a failover or "
+                "switchover demoted it); the connection is closed, and new ones go to the server the URL's "
+                "hosts and target_session_attrs=read-write find [SQLSTATE 25006]"
+            )
+        if isinstance(err, ConnectionLostError):
+            self.broken = True
+            self.pool.server_gone()
+        return err
 
     async def commit(self) -> None:
         try:

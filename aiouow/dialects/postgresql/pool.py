@@ -78,8 +78,18 @@ class PostgresPool(DriverPool):
         self._free: asyncio.Queue[Any] | None = getattr(raw, "_queue", None)
         self._in_use = 0
         self._waiting = 0
+        #: Set when a connection found its server gone or demoted: the pool's other connections
+        #: are expired (replaced at their next acquire) before the next one is lent.
+        self._expire = False
+
+    def server_gone(self) -> None:
+        """A connection's server went away, is shutting down, or is no longer the primary."""
+        self._expire = True
 
     async def acquire(self) -> PostgresConnection:
+        if self._expire:
+            self._expire = False
+            await self.raw.expire_connections()
         self._waiting += 1
         try:
             if self._free is not None and not self._free.empty():
@@ -100,6 +110,13 @@ class PostgresPool(DriverPool):
         except DRIVER_ERRORS as exc:
             if isinstance(exc, pgerr.InterfaceError) and ("closing" in str(exc) or "closed" in str(exc)):
                 raise ConnectionLostError("cannot acquire a connection: the pool is closed") from exc
+            if isinstance(exc, pgerr.TargetServerAttributeNotMatched):
+                # A multi-host URL with target_session_attrs=read-write, and no host is a primary
+                # now: a failover in progress (a standby not yet promoted).
+                raise ConnectionLostError(
+                    f"cannot acquire a connection: no server of the URL's hosts is a primary now ({exc}); "
+                    "a failover may be in progress"
+                ) from exc
             raise translate(exc, "acquire a connection") from exc
         finally:
             self._waiting -= 1
