@@ -139,7 +139,7 @@ class Routing:
         try:
             await tx.begin(s._options)
             if after is not None:
-                rows = await tx.fetch("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn", [after], write=False)
+                rows = await tx.fetch("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", [after], write=False)
                 if rows[0][0] is not True:  # behind (False), or not a standby at all (NULL)
                     await tx.rollback()
                     return None

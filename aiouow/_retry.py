@@ -10,7 +10,7 @@ import anyio
 
 from ._session import AsyncSession
 from ._txoptions import Isolation
-from .errors import CommitOutcomeUnknownError, ConfigurationError, SerializationError
+from .errors import CommitOutcomeUnknownError, ConfigurationError, ConnectionLostError, SerializationError
 
 if TYPE_CHECKING:
     from ._pool import Pool
@@ -26,13 +26,15 @@ async def run_transaction(
     isolation: Isolation | str | None = None,
     backoff: float = 0.02,
     max_backoff: float = 1.0,
-    on_retry: Callable[[int, SerializationError], None] | None = None,
+    on_retry: Callable[[int, SerializationError | ConnectionLostError], None] | None = None,
 ) -> T:
     """Run ``await fn(session)`` in a fresh session and commit it; when the database says the
     transaction conflicted with another (`SerializationError`: PostgreSQL's 40001 serialization
     failure or 40P01 deadlock, SQLite's stale snapshot under ``isolation="serializable"``), roll
     back, wait, and run ``fn`` again in a new session (a fresh identity map: nothing of the failed
     attempt is kept), at most ``retries`` times more. Returns what the last ``fn`` returned.
+    A connection lost before the COMMIT was sent (`ConnectionLostError`: a server restarted, a
+    failover, a demoted primary) is retried the same way: nothing of that attempt was committed.
 
     - The wait before attempt *n + 1* is drawn uniformly between 0 and ``min(max_backoff, backoff *
       2 ** (n - 1))`` seconds (exponential backoff with full jitter, so that conflicting workers
@@ -40,7 +42,7 @@ async def run_transaction(
     - A commit whose outcome is unknown (the connection was lost while COMMIT was in flight) is
       never retried: `CommitOutcomeUnknownError` propagates, since running the work again could
       apply it twice. Any other exception propagates at once, after the session rolled back.
-    - When the retries run out, the last `SerializationError` propagates, with a note saying how
+    - When the retries run out, the last error propagates, with a note saying how
       many attempts were made. ``on_retry(attempt, error)`` is called before each wait (to count
       or log retries).
 
@@ -61,7 +63,7 @@ async def run_transaction(
                 result = await fn(session)
                 await session.commit()
             return result
-        except SerializationError as exc:
+        except (SerializationError, ConnectionLostError) as exc:
             if session.commit_outcome_unknown:  # (defensive: the outcome of a COMMIT is never guessed)
                 raise CommitOutcomeUnknownError(
                     "the commit's outcome is unknown after a conflict: the transaction was not run again"

@@ -97,8 +97,13 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         #: How every transaction of the session begins (see "Isolation and read-only sessions").
         self._options = TransactionOptions.of(isolation, read_only, self._dialect.name)
         #: Read replicas (a pool made with ``replicas=``): reads may go to one, unless a stricter
-        #: isolation than read committed must hold across the whole transaction.
-        self._may_read_replicas = read_only or self._options.isolation in (None, Isolation.READ_COMMITTED)
+        #: isolation than read committed must hold across a transaction that may move to the
+        #: primary (a read-only one never moves: repeatable read holds on a standby; serializable
+        #: is refused there, so it stays on the primary).
+        isolation = self._options.isolation
+        self._may_read_replicas = isolation in (None, Isolation.READ_COMMITTED) or (
+            read_only and isolation is Isolation.REPEATABLE_READ
+        )
         #: Reads from a replica wait until it has replayed this commit position (``after=``, then
         #: the session's own commits: it always reads its own writes).
         self._after = None if after is None else checked_token(after)

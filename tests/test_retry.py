@@ -121,6 +121,24 @@ class TestLimits:
         assert time.monotonic() - started < 1
         assert pool.stats().in_use == 0
 
+    async def test_a_connection_lost_before_commit_is_run_again(self, pool: aiouow.Pool, dialect: str) -> None:
+        calls: list[int] = []
+
+        async def lost_once(s: AsyncSession) -> None:
+            calls.append(len(calls) + 1)
+            s.add(Tag(code=f"try{len(calls)}", label="x"))
+            await s.flush()
+            if len(calls) == 1:
+                if dialect == "postgresql":  # the server ends this connection, as in a failover
+                    await s.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+                raise aiouow.ConnectionLostError("cannot flush: the connection to the database was lost (injected)")
+
+        await run_transaction(pool, lost_once, backoff=0)
+        assert calls == [1, 2]
+        async with AsyncSession(pool) as s:
+            assert {t.code for t in await s.all(Tag)} == {"try2"}  # the first attempt left nothing
+        assert pool.stats().in_use == 0
+
     async def test_an_unknown_commit_outcome_is_never_run_again(self, pool: aiouow.Pool) -> None:
         calls = 0
 
