@@ -13,8 +13,7 @@ import pytest
 
 import aiouow
 from aiouow import AsyncSession, ConnectionLostError, Entity, field, run_transaction, select
-
-from .pgcluster import Cluster, pg_bin
+from benchmarks.pgcluster import Cluster, pg_bin
 
 
 class Ledger(Entity, table="scale_ledger"):
@@ -122,7 +121,9 @@ class TestRouting:
 
 
 class TestReadYourWrites:
-    async def test_after_a_token_reads_wait_for_a_replica_that_has_it(self, pool: aiouow.Pool, cluster: Cluster) -> None:
+    async def test_after_a_token_reads_wait_for_a_replica_that_has_it(
+        self, pool: aiouow.Pool, cluster: Cluster
+    ) -> None:
         await set_delay(cluster, "1500ms")
         try:
             async with AsyncSession(pool) as s:

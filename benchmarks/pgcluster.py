@@ -1,4 +1,4 @@
-"""Throwaway PostgreSQL servers for the scale-out tests: a primary made with ``initdb`` in a temporary
+"""Throwaway PostgreSQL servers for the scale-out tests and benchmarks: a primary made with ``initdb`` in a temporary
 directory and streaming standbys made from it with ``pg_basebackup -R``, each on a free loopback
 port, started and stopped by the test (a few seconds in all on this machine).
 
@@ -9,6 +9,7 @@ Durability is off (``fsync = off``): nothing here must survive the test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import shutil
@@ -136,16 +137,16 @@ class Cluster:
     def reload(self, server: Server) -> None:
         self._run(self.bin / "pg_ctl", "-D", server.data, "reload")
 
-    async def wait_replayed(self, server: Server, timeout: float = 10.0) -> None:
+    async def wait_replayed(self, server: Server, within: float = 10.0) -> None:
         """Until the standby has replayed everything the primary has written so far."""
         primary = await asyncpg.connect(self.primary.url)
         standby = await asyncpg.connect(server.url)
         try:
             target = await primary.fetchval("SELECT pg_current_wal_insert_lsn()")
-            deadline = time.monotonic() + timeout
+            deadline = time.monotonic() + within
             while not await standby.fetchval("SELECT pg_last_wal_replay_lsn() >= $1", target):
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{server.name} did not replay {target} within {timeout} s")
+                    raise TimeoutError(f"{server.name} did not replay {target} within {within} s")
                 await asyncio.sleep(0.01)
         finally:
             await primary.close()
@@ -153,8 +154,6 @@ class Cluster:
 
     def destroy(self) -> None:
         for server in reversed(self.servers):
-            try:
+            with contextlib.suppress(RuntimeError):  # (one that never started)
                 self.stop(server, "immediate")
-            except RuntimeError:
-                pass
         shutil.rmtree(self.root, ignore_errors=True)
