@@ -9,10 +9,17 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
+import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 import aiouow
 from aiouow import AsyncSession, ConnectionLostError, Entity, field, run_transaction, select
+from aiouow.integrations.starlette import SessionMiddleware, get_session
 from benchmarks.pgcluster import Cluster, pg_bin
 
 
@@ -255,3 +262,66 @@ async def test_failover_under_load(failover_cluster: Cluster) -> None:
     assert committed <= set(stored)  # no committed write lost
     assert set(stored) - {999_999_999} <= committed | unknown  # nothing stored that was reported failed
     assert not failed, failed
+
+
+def notes_app(pool: aiouow.Pool) -> Starlette:
+    async def write(request: Request) -> JSONResponse:
+        get_session(request).add(Ledger(note="from a request"))
+        return JSONResponse({}, status_code=201)
+
+    async def count(request: Request) -> JSONResponse:
+        return JSONResponse({"count": await get_session(request).count(select(Ledger))})
+
+    return Starlette(
+        routes=[Route("/write", write, methods=["POST"]), Route("/count", count)],
+        middleware=[Middleware(SessionMiddleware, pool=pool)],
+    )
+
+
+class TestIntegrationsCarryTheToken:
+    async def test_starlette_a_client_reads_its_own_writes(self, pool: aiouow.Pool, cluster: Cluster) -> None:
+        await set_delay(cluster, "1500ms")
+        try:
+            transport = httpx.ASGITransport(app=notes_app(pool))
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                written = await client.post("/write")
+                token = written.headers["x-aiouow-after"]
+                assert f"aiouow_after={token}" in written.headers["set-cookie"]
+                assert "HttpOnly" in written.headers["set-cookie"]
+                assert (await client.get("/count")).json() == {"count": 1}  # (the cookie came back)
+                async with httpx.AsyncClient(transport=transport, base_url="http://test") as other:
+                    assert (await other.get("/count")).json() == {"count": 0}  # another client: a lagging replica
+                    header = {"X-Aiouow-After": token}
+                    assert (await other.get("/count", headers=header)).json() == {"count": 1}
+                    assert (await other.get("/count", headers={"X-Aiouow-After": "junk"})).status_code == 200
+        finally:
+            await set_delay(cluster, "0")
+
+    async def test_aiohttp_a_client_reads_its_own_writes(self, pool: aiouow.Pool, cluster: Cluster) -> None:
+        from aiohttp import web
+        from aiohttp.test_utils import TestClient, TestServer
+
+        from aiouow.integrations import aiohttp as integration
+
+        async def write(request: web.Request) -> web.Response:
+            integration.get_session(request).add(Ledger(note="from a request"))
+            return web.json_response({}, status=201)
+
+        async def count(request: web.Request) -> web.Response:
+            return web.json_response({"count": await integration.get_session(request).count(select(Ledger))})
+
+        app = web.Application()
+        integration.setup(app, pool)
+        app.router.add_post("/write", write)
+        app.router.add_get("/count", count)
+        await set_delay(cluster, "1500ms")
+        try:
+            async with TestClient(TestServer(app)) as client:
+                written = await client.post("/write")
+                token = written.headers["X-Aiouow-After"]
+                assert written.cookies["aiouow_after"].value == token
+                assert await (await client.get("/count")).json() == {"count": 1}
+                fresh = await client.get("/count", headers={"X-Aiouow-After": token}, cookies={"aiouow_after": ""})
+                assert await fresh.json() == {"count": 1}
+        finally:
+            await set_delay(cluster, "0")

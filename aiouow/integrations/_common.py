@@ -12,10 +12,19 @@ from typing import Any
 import anyio
 
 from .._pool import Pool
+from .._replicas import checked_token, later
 from .._session import AsyncSession
 from .._state import SessionState
 from .._stats import SessionStats
-from ..errors import ConfigurationError, DataError, IntegrityError, NotFoundError, SessionError, StaleDataError
+from ..errors import (
+    AiouowError,
+    ConfigurationError,
+    DataError,
+    IntegrityError,
+    NotFoundError,
+    SessionError,
+    StaleDataError,
+)
 
 log = logging.getLogger("aiouow.integrations")
 
@@ -155,14 +164,18 @@ class RequestSession:
     about to start, `finish` when the request is over whatever happened.
     """
 
-    __slots__ = ("_finished", "_pool", "_session", "commit_error", "responded")
+    __slots__ = ("_after", "_finished", "_pool", "_session", "commit_error", "commit_token", "responded")
 
-    def __init__(self, pool: PoolSource) -> None:
+    def __init__(self, pool: PoolSource, after: str | None = None) -> None:
         self._pool = pool
         self._session: AsyncSession | None = None
         self._finished = False
         self.responded = False
         self.commit_error: Exception | None = None
+        #: The commit token the client brought (its last write, for read-your-writes on replicas).
+        self._after = after
+        #: The token of this request's commit, for the response to carry to the client's next requests.
+        self.commit_token: str | None = None
 
     @property
     def session(self) -> AsyncSession | None:
@@ -174,7 +187,7 @@ class RequestSession:
         if session is None:
             if self._finished:
                 raise SessionError("cannot get a session: the request it belonged to has finished")
-            session = self._session = AsyncSession(resolve_pool(self._pool))
+            session = self._session = AsyncSession(resolve_pool(self._pool), after=self._after)
         return session
 
     async def respond(self, status: int) -> Exception | None:
@@ -197,6 +210,7 @@ class RequestSession:
                 self.commit_error = exc
                 _log_commit_error(exc)
                 return exc
+            self.commit_token = session.commit_token
         else:
             try:
                 await session.rollback()
@@ -216,6 +230,33 @@ class RequestSession:
             return None
         await run_shielded(session.close())
         return session.stats()
+
+
+#: Read-your-writes across a client's requests (pools with replicas): the commit token of a
+#: request that wrote goes back in this cookie and this header; a request bringing either reads
+#: only from replicas that have that commit (``AsyncSession(pool, after=token)``).
+AFTER_COOKIE = "aiouow_after"
+AFTER_HEADER = "X-Aiouow-After"
+#: Seconds the cookie lasts: longer than any replica should lag.
+AFTER_MAX_AGE = 300
+
+
+def client_token(header: str | None, cookie: str | None) -> str | None:
+    """The commit token a request brought (the later of header and cookie); None when it brought
+    none, or something that is not one (a client's value is never trusted to be well formed)."""
+    found: str | None = None
+    for value in (header, cookie):
+        if value:
+            try:
+                found = later(found, checked_token(value.strip()))
+            except AiouowError:
+                continue
+    return found
+
+
+def token_cookie(token: str) -> str:
+    """The ``Set-Cookie`` value that carries a commit token to the client's next requests."""
+    return f"{AFTER_COOKIE}={token}; Max-Age={AFTER_MAX_AGE}; Path=/; HttpOnly; SameSite=Lax"
 
 
 def _log_commit_error(exc: Exception) -> None:

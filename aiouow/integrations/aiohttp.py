@@ -68,17 +68,21 @@ from .._session import AsyncSession
 from .._tasklocal import bind, unbind
 from ..errors import ConfigurationError, SessionError
 from ._common import (
+    AFTER_COOKIE,
+    AFTER_HEADER,
     PoolSource,
     RequestInfo,
     RequestSession,
     StatsCallback,
     check_pool,
+    client_token,
     commit_error_status,
     error_body,
     error_payload,
     error_status,
     log_mapped,
     report,
+    token_cookie,
 )
 
 __all__ = ["SessionMiddleware", "get_session", "session_middleware", "setup"]
@@ -109,7 +113,9 @@ class SessionMiddleware:
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         installed = self._installed(request)
-        holder = _AiohttpRequestSession(self.pool)
+        holder = _AiohttpRequestSession(
+            self.pool, client_token(request.headers.get(AFTER_HEADER), request.cookies.get(AFTER_COOKIE))
+        )
         request[_KEY] = holder
         token = bind(holder.get)  # current_session() in the request's task: this session
         status: int | None = None
@@ -140,6 +146,8 @@ class SessionMiddleware:
                 )
             if response is not None and holder.commit_error is None:
                 await holder.respond(response.status)  # does nothing if the signal already committed
+                if not response.prepared:
+                    _carry_token(holder, response)
             if response is None or holder.commit_error is not None:
                 response = _error_response(holder)
             status = response.status
@@ -161,17 +169,26 @@ class SessionMiddleware:
             # prepare() raises, the headers are not sent, and the middleware answers with the error.
             holder.abandoned = response
             raise error
+        _carry_token(holder, response)
 
     def _installed(self, request: web.Request) -> bool:
         hook = self.on_response_prepare
         return any(hook in app.on_response_prepare for app in request.match_info.apps)
 
 
+def _carry_token(holder: RequestSession, response: web.StreamResponse) -> None:
+    """Read-your-writes on the client's next requests: the commit's token, as cookie and header."""
+    token = holder.commit_token
+    if token is not None and AFTER_HEADER not in response.headers:
+        response.headers.add(hdrs.SET_COOKIE, token_cookie(token))
+        response.headers[AFTER_HEADER] = token
+
+
 class _AiohttpRequestSession(RequestSession):
     __slots__ = ("abandoned",)
 
-    def __init__(self, pool: PoolSource) -> None:
-        super().__init__(pool)
+    def __init__(self, pool: PoolSource, after: str | None) -> None:
+        super().__init__(pool, after)
         # The response whose prepare() a failed commit interrupted (see _error_response).
         self.abandoned: web.StreamResponse | None = None
 

@@ -46,12 +46,21 @@ The rules, for HTTP requests:
   cancellation. Work done after the response started (in a streamed body, in a background task)
   runs in a new transaction: commit it yourself, or it is rolled back at the end.
 
+Read replicas (a pool made with ``replicas=``): a request whose commit wrote answers with its
+commit token, in a cookie (``aiouow_after``, 5 minutes, HttpOnly) and a header
+(``X-Aiouow-After``); a request that brings either (the cookie comes back by itself from a
+browser; an API client may send the header) gets a session that reads only from replicas that
+have that commit, so a client always reads its own writes.
+
 WebSocket connections get a session too (same ``get_session``), which is never committed for
 you: commit it yourself; it is closed when the connection's handler returns. Other scopes
 (``lifespan``) pass through untouched.
 """
 
 from __future__ import annotations
+
+import contextlib
+from http.cookies import CookieError, SimpleCookie
 
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
@@ -62,17 +71,21 @@ from .._session import AsyncSession
 from .._tasklocal import bind, unbind
 from ..errors import DataError, IntegrityError, NotFoundError, SessionError, StaleDataError
 from ._common import (
+    AFTER_COOKIE,
+    AFTER_HEADER,
     PoolSource,
     RequestInfo,
     RequestSession,
     StatsCallback,
     check_pool,
+    client_token,
     commit_error_status,
     error_body,
     error_payload,
     error_status,
     log_mapped,
     report,
+    token_cookie,
 )
 
 __all__ = ["SessionMiddleware", "get_session", "install_error_handlers"]
@@ -105,7 +118,7 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
 
-        holder = RequestSession(self.pool)
+        holder = RequestSession(self.pool, after=_request_token(scope))
         scope[_SCOPE_KEY] = holder
         token = bind(holder.get)  # current_session() in the request's task: this session
         status: int | None = None
@@ -124,6 +137,11 @@ class SessionMiddleware:
                     await _send_error(send, status, error)
                     return
                 status = message["status"]
+                if holder.commit_token is not None:  # read-your-writes on the client's next requests
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", ()), *_token_headers(holder.commit_token)],
+                    }
             await send(message)
 
         try:
@@ -132,6 +150,26 @@ class SessionMiddleware:
             unbind(token)
             stats = await holder.finish()
             report(stats, RequestInfo(scope.get("method", "WEBSOCKET"), scope["path"], status), self.on_stats)
+
+
+def _request_token(scope: Scope) -> str | None:
+    """The commit token the request brought, in the header or the cookie (see `client_token`)."""
+    header = cookie = None
+    wanted = AFTER_HEADER.lower().encode("latin-1")
+    for name, value in scope.get("headers", ()):
+        if name == wanted:
+            header = value.decode("latin-1")
+        elif name == b"cookie" and AFTER_COOKIE.encode() in value:
+            jar: SimpleCookie = SimpleCookie()
+            with contextlib.suppress(CookieError):
+                jar.load(value.decode("latin-1"))
+            if AFTER_COOKIE in jar:
+                cookie = jar[AFTER_COOKIE].value
+    return client_token(header, cookie) if header or cookie else None
+
+
+def _token_headers(token: str) -> list[tuple[bytes, bytes]]:
+    return [(b"set-cookie", token_cookie(token).encode("latin-1")), (AFTER_HEADER.lower().encode(), token.encode())]
 
 
 async def _send_error(send: Send, status: int, error: BaseException) -> None:
