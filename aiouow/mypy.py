@@ -19,13 +19,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mypy.nodes import TypeInfo
-from mypy.plugin import AttributeContext, FunctionContext, MethodContext, Plugin
+from mypy.nodes import ARG_POS, TypeInfo
+from mypy.plugin import AttributeContext, FunctionSigContext, MethodSigContext, Plugin
 from mypy.typeops import make_simplified_union
-from mypy.types import Instance, NoneType, ProperType, TupleType, Type, UnionType, get_proper_type
+from mypy.types import (
+    CallableType,
+    FunctionLike,
+    Instance,
+    NoneType,
+    ProperType,
+    TupleType,
+    Type,
+    UnionType,
+    get_proper_type,
+)
 
 ENTITY = "aiouow._mapping.Entity"
 AGGREGATES_OF_THEIR_VALUE = {f"aiouow._aggregates._Func.{fn}" for fn in ("sum", "min", "max")}
+AVERAGE = "aiouow._aggregates._Func.avg"
 #: Looked up by its public name (the checker resolves names through the package's namespace).
 COLUMN = "aiouow.Column"
 
@@ -42,20 +53,21 @@ class AiouowPlugin(Plugin):
             return None
         return _as_column
 
-    # What takes columns is typed for values (as PEP 681 types fields); these hooks give back the types
-    # a value would have given: select() rows of values, aggregates of values, col() of a column.
-    def get_function_hook(self, fullname: str) -> Callable[[FunctionContext], Type] | None:
+    # What takes columns is typed for values (as PEP 681 types fields). These hooks give a call that
+    # passes columns a signature of its own, without type variables, computed from its arguments:
+    # select() rows of the columns' values, aggregates of their values, col() of a column. (Hooks on
+    # the return type alone are not enough: mypy infers type variables from the call's context too,
+    # and would then expect values where columns are passed.)
+    def get_function_signature_hook(self, fullname: str) -> Callable[[FunctionSigContext], FunctionLike] | None:
         if fullname == "aiouow._query.select":
-            return _select_rows_of_values
+            return _select_signature
         if fullname == "aiouow._expressions.col":
-            return _col_of_a_column
+            return _col_signature
         return None
 
-    def get_method_hook(self, fullname: str) -> Callable[[MethodContext], Type] | None:
-        if fullname in AGGREGATES_OF_THEIR_VALUE:
-            return _aggregate_of_values
-        if fullname == "aiouow._aggregates._Func.avg":
-            return _average
+    def get_method_signature_hook(self, fullname: str) -> Callable[[MethodSigContext], FunctionLike] | None:
+        if fullname in AGGREGATES_OF_THEIR_VALUE or fullname == AVERAGE:
+            return _aggregate_signature
         return None
 
 
@@ -98,47 +110,48 @@ def _value_of(t: Type) -> Type:
     return t
 
 
-def _unwrapped(t: Type) -> Type:
-    """A type with every ``Column[X]`` of its union (if it is one) replaced by ``X``."""
-    proper = get_proper_type(t)
-    if isinstance(proper, UnionType):
-        return make_simplified_union([_value_of(i) for i in proper.items])
-    return _value_of(t)
+def _arguments(ctx: FunctionSigContext | MethodSigContext) -> list[Type] | None:
+    """The types of a call's positional arguments, when at least one of them is a column."""
+    types = [ctx.api.get_expression_type(e) for group in ctx.args for e in group]
+    if not any(_value_of(t) is not t for t in types):
+        return None
+    return types
 
 
-def _select_rows_of_values(ctx: FunctionContext) -> Type:
-    selected = get_proper_type(ctx.default_return_type)
-    if isinstance(selected, Instance) and selected.args:
-        row = get_proper_type(selected.args[0])
-        if isinstance(row, TupleType):
-            return selected.copy_modified(args=[row.copy_modified(items=[_value_of(i) for i in row.items])])
-    return ctx.default_return_type
+def _concrete(sig: CallableType, arguments: list[Type], result: Type) -> CallableType:
+    n = len(arguments)
+    return sig.copy_modified(
+        arg_types=arguments, arg_kinds=[ARG_POS] * n, arg_names=[None] * n, ret_type=result, variables=[]
+    )
 
 
-def _col_of_a_column(ctx: FunctionContext) -> Type:
-    if ctx.arg_types and ctx.arg_types[0]:
-        given = get_proper_type(ctx.arg_types[0][0])
-        if isinstance(given, Instance) and given.type.fullname == "aiouow._expressions.Column":
-            return given
-    return ctx.default_return_type
+def _select_signature(ctx: FunctionSigContext) -> FunctionLike:
+    arguments = _arguments(ctx)
+    if arguments is None:
+        return ctx.default_signature
+    values = [_value_of(t) for t in arguments]
+    row = TupleType(values, ctx.api.named_generic_type("builtins.tuple", [make_simplified_union(values)]))
+    return _concrete(ctx.default_signature, arguments, ctx.api.named_generic_type("aiouow.Select", [row]))
 
 
-def _aggregate_of_values(ctx: MethodContext) -> Type:
-    return _unwrapped(ctx.default_return_type)
+def _col_signature(ctx: FunctionSigContext) -> FunctionLike:
+    arguments = _arguments(ctx)
+    if arguments is None or len(arguments) != 1:
+        return ctx.default_signature
+    return _concrete(ctx.default_signature, arguments, arguments[0])
 
 
-def _average(ctx: MethodContext) -> Type:
-    """``func.avg(Hero.age)``: a Decimal column averages to Decimal, other numbers to float."""
-    if not (ctx.arg_types and ctx.arg_types[0]):
-        return ctx.default_return_type
-    given = ctx.arg_types[0][0]
-    if _value_of(given) is given:
-        return ctx.default_return_type  # a value, typed by the overloads
-    value = get_proper_type(_value_of(given))
-    items = [get_proper_type(i) for i in value.items] if isinstance(value, UnionType) else [value]
-    decimal = any(isinstance(i, Instance) and i.type.fullname == "decimal.Decimal" for i in items)
-    result = ctx.api.named_generic_type("decimal.Decimal" if decimal else "builtins.float", [])
-    return make_simplified_union([result, NoneType()])
+def _aggregate_signature(ctx: MethodSigContext) -> FunctionLike:
+    """``func.max(Hero.age)`` is an ``int | None``; ``func.avg``: Decimal for a Decimal column, else float."""
+    arguments = _arguments(ctx)
+    if arguments is None or len(arguments) != 1:
+        return ctx.default_signature
+    value = get_proper_type(_value_of(arguments[0]))
+    if ctx.default_signature.name is not None and ctx.default_signature.name.startswith("avg"):
+        items = [get_proper_type(i) for i in value.items] if isinstance(value, UnionType) else [value]
+        decimal = any(isinstance(i, Instance) and i.type.fullname == "decimal.Decimal" for i in items)
+        value = ctx.api.named_generic_type("decimal.Decimal" if decimal else "builtins.float", [])
+    return _concrete(ctx.default_signature, arguments, make_simplified_union([value, NoneType()]))
 
 
 def plugin(version: str) -> type[Plugin]:

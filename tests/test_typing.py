@@ -106,7 +106,9 @@ async def queries(s: AsyncSession) -> None:
     rows: list[tuple[str, int | None, float | None]] = await s.rows(
         select(Villain.name, func.max(Villain.age), func.avg(Villain.age)).group_by(Villain.name)
     )
-    ages: list[int | None] = [v.age for v in young]
+    keys = [r[0] for r in await s.rows(select(Villain.id))]  # (a select passed straight to rows())
+    oldest: int | None = await s.scalar(select(func.max(Villain.age)))
+    ages: list[int | None] = [v.age for v in young] + [oldest] + [k for k in keys]
     title: str = young[0].title()
     print(rows, ages, title, col(Villain.id).desc())
 """
@@ -132,6 +134,6 @@ def test_with_the_plugin_wrong_types_are_still_found(tmp_path: Path) -> None:
     )
     out, status = _mypy(tmp_path, wrong, plugin=True)
     assert status == 1, out
-    assert 'Argument 1 to "select" has incompatible type "Column[str]"; expected "int"' in out, out
+    assert 'has incompatible type "Select[tuple[str, int]]"; expected "Select[tuple[int, int]]"' in out, out
     assert 'Incompatible types in assignment (expression has type "str", variable has type "int | None")' in out, out
     assert 'Incompatible types in assignment (expression has type "str", variable has type "int")' in out, out
