@@ -68,6 +68,10 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
     The connection is acquired on first use and released by ``commit()``, ``rollback()`` and
     ``close()``. Leaving ``async with`` closes the session, rolling back what was not committed.
     Operations awaited from several tasks at once are serialized.
+
+    ``after``: a `commit_token` (of another session, request or process): on a pool with read
+    replicas, the session reads only from replicas that have replayed that commit (else from the
+    primary). See "Scale-out" in the documentation.
     """
 
     def __init__(
