@@ -12,7 +12,9 @@ a bad raw query) rolls back to the innermost one at once (`recover`, called by t
 failure path): the outer transaction stays usable, and the savepoint stays open. Failures that
 end the whole transaction even so: a lost or interrupted connection (its state is unknown), a
 serialization failure or deadlock (the transaction must run again from its start:
-``run_transaction``), a savepoint statement that fails itself.
+``run_transaction``), a savepoint statement that fails itself. A restart savepoint (CockroachDB's
+retry protocol, ``run_transaction(restart_savepoint="cockroach_restart")``) survives a
+serialization failure too: the work runs again inside it, in the same transaction.
 """
 
 from __future__ import annotations
@@ -61,11 +63,14 @@ class Savepoint:
     savepoint opened. Nesting works to any depth.
     """
 
-    __slots__ = ("_mark", "_session", "_statements_then", "_tx", "name", "state")
+    __slots__ = ("_mark", "_session", "_statements_then", "_tx", "name", "restart", "state")
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, restart_name: str | None = None) -> None:
         self._session = session
-        self.name = f"aiouow_sp_{next(_names)}"
+        self.name = restart_name or f"aiouow_sp_{next(_names)}"
+        #: A restart savepoint (CockroachDB's retry protocol, ``run_transaction(restart_savepoint=)``):
+        #: a serialization failure rolls back to it instead of ending the transaction, a failed
+        #: RELEASE too, and `restart` runs the work again inside it.
         self.state = SavepointState.OPEN
         self._mark: SavepointMark | None = None
         self._tx: Transaction | None = None
@@ -74,6 +79,7 @@ class Savepoint:
         #: savepoint, and leaving the block needs no second ROLLBACK TO. (A count, not the error:
         #: an error kept here would keep its traceback's frames, and their objects, alive.)
         self._statements_then = -1
+        self.restart = restart_name is not None
 
     def __repr__(self) -> str:
         return f"<Savepoint {self.name} {self.state.value}>"
@@ -124,22 +130,31 @@ class Savepoint:
                 s._life.check("release a savepoint")
                 await s._flush()  # what the block changed and did not flush is part of it
             except BaseException:
-                if self.state is SavepointState.OPEN:  # the transaction lives on: roll back to it
+                # The transaction lives on: roll back to it (a restart savepoint stays open, rolled
+                # back to by the failure, for `restart_work`).
+                if self.state is SavepointState.OPEN and not self.restart:
                     await self._rolled_back()
                 raise
             assert self._tx is not None
-            inner = self._pop()
+            # (A restart savepoint stays on the stack until its RELEASE succeeds: one that fails
+            # with a serialization failure rolls back to it, and the work runs again.)
+            inner = [] if self.restart else self._pop()
             released = False
             try:
                 await s._guarded(send(s, self._tx, SavepointVerb.RELEASE, self.name))
                 released = True
             finally:
-                for sp in [*reversed(inner), self]:  # (a RELEASE releases the savepoints inside it too)
-                    if released and sp._mark is not None:
-                        s._objects.released(sp._mark)
-                        sp.state = SavepointState.RELEASED
-                    elif sp.state is SavepointState.OPEN:  # (rolled back with an enclosing one instead)
-                        sp.state = SavepointState.ROLLED_BACK
+                # (A restart savepoint whose RELEASE failed and rolled back to it stays open, for
+                # `restart_work`: the error propagates to run_transaction.)
+                if not (self.restart and not released and self.state is SavepointState.OPEN):
+                    if self.restart and released:
+                        inner = self._pop()
+                    for sp in [*reversed(inner), self]:  # (a RELEASE releases the savepoints inside it too)
+                        if released and sp._mark is not None:
+                            s._objects.released(sp._mark)
+                            sp.state = SavepointState.RELEASED
+                        elif sp.state is SavepointState.OPEN:  # (rolled back with an enclosing one instead)
+                            sp.state = SavepointState.ROLLED_BACK
 
     async def _end_by_rollback(self) -> None:
         s = self._session
@@ -164,6 +179,26 @@ class Savepoint:
                 if sp.state is SavepointState.OPEN:  # (ENDED if the whole transaction failed instead)
                     sp.state = SavepointState.ROLLED_BACK
 
+    async def restart_work(self) -> None:
+        """A restart savepoint after a serialization failure: the database and memory back to it
+        (unless the failure already rolled back to it and nothing was sent since), and it stays
+        open, for the work to run again in the same transaction."""
+        s = self._session
+        assert self.restart
+        assert self._tx is not None
+        assert self._mark is not None
+        if self.state is not SavepointState.OPEN:
+            raise SessionError(f"cannot restart at savepoint {self.name}: it is {self.state.value}")
+        async with s._lock:
+            at = s._savepoints.index(self)
+            for sp in s._savepoints[at + 1 :]:  # (savepoints the failed work left open inside it)
+                sp.state = SavepointState.ROLLED_BACK
+            del s._savepoints[at + 1 :]
+            if _statements(s) != self._statements_then:
+                await s._guarded(send(s, self._tx, SavepointVerb.ROLLBACK_TO, self.name))
+            s._objects.restore_to(self._mark)
+            self._statements_then = _statements(s)
+
     def _pop(self) -> list[Savepoint]:
         """Take this savepoint off the session's stack, with those opened inside it (returned)."""
         stack = self._session._savepoints
@@ -173,10 +208,13 @@ class Savepoint:
         return inner
 
 
-def survives(exc: BaseException) -> bool:
-    """Whether a failed statement leaves the transaction usable once rolled back to a savepoint."""
+def survives(exc: BaseException, savepoint: Savepoint) -> bool:
+    """Whether a failed statement leaves the transaction usable once rolled back to ``savepoint``
+    (a serialization failure does only for a restart savepoint: CockroachDB's retry protocol)."""
+    if isinstance(exc, SerializationError):
+        return savepoint.restart
     return isinstance(exc, DatabaseError) and not isinstance(
-        exc, (ConnectionLostError, PoolTimeoutError, SerializationError, CommitOutcomeUnknownError)
+        exc, (ConnectionLostError, PoolTimeoutError, CommitOutcomeUnknownError)
     )
 
 
@@ -187,9 +225,9 @@ async def recover(session: AsyncSession, exc: BaseException) -> tuple[bool, Base
     what interrupted the ROLLBACK TO itself, if anything (to raise once the session has failed).
     """
     tx = session._tx
-    if tx is None or tx.conn.broken or not survives(exc):
-        return False, None
     innermost = session._savepoints[-1]
+    if tx is None or tx.conn.broken or not survives(exc, innermost):
+        return False, None
     assert innermost._mark is not None
     try:
         await send(session, tx, SavepointVerb.ROLLBACK_TO, innermost.name)

@@ -80,6 +80,58 @@ class TestConflicts:
         assert sorted(final["a"][1:]) == sorted(final["b"][1:]) == ["a", "b"]
 
 
+class TestRestartSavepoint:
+    """CockroachDB's retry protocol, run on PostgreSQL (which takes SAVEPOINT cockroach_restart as any
+    savepoint): a deadlock inside it is rolled back to it and the work runs again, in the same transaction."""
+
+    async def test_a_deadlock_runs_again_inside_the_same_transaction(
+        self, pool: aiouow.Pool, dialect: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        if dialect != "postgresql":
+            with pytest.raises(aiouow.ConfigurationError, match="PostgreSQL-wire"):
+                await run_transaction(pool, lambda s: asyncio.sleep(0), restart_savepoint="cockroach_restart")
+            return
+        await seed(pool, "a", "b")
+        both_locked = asyncio.Barrier(2)
+        transactions: dict[str, list[int]] = {"ab": [], "ba": []}
+
+        def worker(first: str, second: str) -> Any:
+            async def fn(s: AsyncSession) -> str:
+                mine = transactions[first + second]
+                rows = await s.execute("SELECT txid_current() AS tx")
+                mine.append(rows[0]["tx"])
+                one = await s.get_one(Tag, first, for_update=True)
+                one.label += first  # (changed in memory: a restart puts it back)
+                if len(mine) == 1:
+                    await both_locked.wait()
+                other = await s.get_one(Tag, second, for_update=True)
+                other.label += first
+                return first
+
+            return fn
+
+        caplog.set_level("DEBUG", logger="aiouow.sql")
+        echoing: Any = pool.driver
+        echoing.echo = True
+        try:
+            done = await asyncio.gather(
+                run_transaction(pool, worker("a", "b"), restart_savepoint="cockroach_restart"),
+                run_transaction(pool, worker("b", "a"), restart_savepoint="cockroach_restart"),
+            )
+        finally:
+            echoing.echo = False
+        assert sorted(done) == ["a", "b"]
+        ran_twice = [t for t in transactions.values() if len(t) == 2]
+        assert len(ran_twice) == 1 and ran_twice[0][0] == ran_twice[0][1]  # again, in the same transaction
+        final = await labels(pool)
+        assert sorted(final["a"][1:]) == sorted(final["b"][1:]) == ["a", "b"]  # each label changed once per worker
+        sent = [r.getMessage().split(" | ")[0] for r in caplog.records if r.name == "aiouow.sql"]
+        assert sent.count("SAVEPOINT cockroach_restart") == 2
+        assert sent.count("ROLLBACK TO SAVEPOINT cockroach_restart") == 1
+        assert sent.count("RELEASE SAVEPOINT cockroach_restart") == 2
+        assert pool.stats().in_use == 0
+
+
 class TestLimits:
     async def test_the_retry_limit_and_other_errors(self, pool: aiouow.Pool) -> None:
         calls = 0
