@@ -21,11 +21,11 @@ import asyncio
 import itertools
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._transaction import Transaction
-from .dialects._base import DriverPool, PoolStats
-from .errors import ConfigurationError, OperationalError
+from .dialects._base import DriverPool, PoolStats, Row
+from .errors import ConfigurationError, ConnectionLostError, OperationalError
 
 if TYPE_CHECKING:
     from ._session import AsyncSession
@@ -152,6 +152,23 @@ class Routing:
             raise
         s._tx = tx
         return tx
+
+    async def first_read(self, s: AsyncSession, tx: Transaction, sql: str, params: Sequence[Any]) -> list[Row]:
+        """The first read of a transaction just begun on a replica. If the replica's connection is
+        lost right there (the replica went down since the transaction began), nothing of the
+        transaction was used yet: the replica is marked down and the read runs on the next node."""
+        while True:
+            try:
+                return await tx.fetch(sql, params, write=False)
+            except ConnectionLostError as exc:
+                s._tx = None
+                await tx.fail(exc)  # (marks the replica down)
+                tx = await self.begin(s, writing=False)
+                if tx.replica is None:  # the primary: its failures fail the session as usual
+                    return await s._guarded(tx.fetch(sql, params, write=False))
+            except BaseException as exc:
+                await s._fail(exc)
+                raise
 
     async def to_the_primary(self, s: AsyncSession, tx: Transaction) -> Transaction:
         """The session's transaction began on a replica and now writes: end it there (it wrote

@@ -572,6 +572,9 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         tx = self._tx
         if tx is None or (write and tx.replica is not None):
             tx = await self._transaction(writing=write)
+            routing = self._pool._routing
+            if routing is not None and tx.replica is not None:  # (its first read: a replica that died is skipped)
+                return await routing.first_read(self, tx, sql, params)
         return await self._guarded(tx.fetch(sql, params, write=write))
 
     async def _fetch_by_key(self, mapper: Mapper, key: Any, *, for_update: bool) -> list[Row]:
