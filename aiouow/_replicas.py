@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._transaction import Transaction
 from .dialects._base import DriverPool, PoolStats, Row
-from .errors import ConfigurationError, ConnectionLostError, OperationalError
+from .errors import ConfigurationError, ConnectionLostError, OperationalError, PoolTimeoutError
 
 if TYPE_CHECKING:
     from ._session import AsyncSession
@@ -132,6 +132,8 @@ class Routing:
         A replica that cannot be reached is marked down; nothing of the session fails."""
         try:
             tx = await Transaction.lease(replica.driver, s._stats)
+        except PoolTimeoutError:
+            raise  # busy, not down: as the primary's pool would, after its acquire_timeout
         except OperationalError:  # (ConnectionLostError too: refused, reset, shutting down)
             replica.failed()
             return None

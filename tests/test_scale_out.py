@@ -174,6 +174,32 @@ class TestFaults:
         finally:
             cluster.start(down)
 
+    async def test_a_replica_that_dies_under_load(self, pool: aiouow.Pool, cluster: Cluster) -> None:
+        """Readers in a loop; one replica is killed in the middle: no read fails, and the reads go on."""
+        dying = cluster.standbys[0]
+        stop = asyncio.Event()
+        reached: list[str] = []
+
+        async def reader() -> None:
+            while not stop.is_set():
+                async with AsyncSession(pool) as s:
+                    assert await s.count(select(Ledger)) == 0
+                    reached.append(where(s))
+
+        readers = [asyncio.create_task(reader()) for _ in range(4)]
+        try:
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(cluster.stop, dying, "immediate")
+            killed_at = len(reached)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.gather(*readers)  # (a failed read would raise here)
+            after = reached[killed_at + 8 :]  # (reads already past their first statement then)
+            assert after and dying.url not in after
+        finally:
+            stop.set()
+            cluster.start(dying)
+
     async def test_a_url_that_names_a_standby_as_the_primary(self, cluster: Cluster) -> None:
         async with aiouow.create_pool(cluster.standbys[0].url, max_size=2) as wrong:
             async with AsyncSession(wrong) as s:
