@@ -1,6 +1,7 @@
 """The session state machine of ``test_stateful`` with savepoints: open, release and roll back
 (by ``sp.rollback()`` or by an exception leaving the block), to a depth of three, mixed with every
-other rule. After each step the same invariants check every object's state, values, dirty fields
+other rule; restart savepoints (``run_transaction(restart_savepoint=)``) too, and their restart.
+After each step the same invariants check every object's state, values, dirty fields
 and originals, the session's collections and connection, and the committed rows.
 
 The model keeps, per open savepoint, a copy of itself taken when the savepoint opened (after its
@@ -51,10 +52,12 @@ class SavepointMachine(SessionMachine):
 
     # -- the savepoint rules ----------------------------------------------------------------------
     @precondition(lambda self: self.session_state is not SessionState.FAILED and len(self.savepoints) < 3)
-    @rule()
-    def open_savepoint(self) -> None:
-        """begin_nested(): flush, SAVEPOINT; the model keeps a copy of itself."""
-        sp = self.s.begin_nested()
+    @rule(restart=st.booleans())
+    def open_savepoint(self, restart: bool) -> None:
+        """begin_nested(): flush, SAVEPOINT; the model keeps a copy of itself. Or a restart savepoint
+        (CockroachDB's retry protocol, as run_transaction(restart_savepoint=) opens it)."""
+        name = f"restart_{len(self.savepoints)}" if restart else None
+        sp = Savepoint(self.s, restart_name=name) if restart else self.s.begin_nested()
         self.run(sp.__aenter__())
         self.model_flush()
         self.session_state = SessionState.ACTIVE
@@ -90,6 +93,20 @@ class SavepointMachine(SessionMachine):
         else:
             self.run(sp.rollback())
         self.model_rollback_to_innermost()
+
+    @precondition(
+        lambda self: (
+            bool(self.savepoints) and self.savepoints[-1][0].restart and self.session_state is not SessionState.FAILED
+        )
+    )
+    @rule()
+    def restart_at_savepoint(self) -> None:
+        """A restart savepoint's restart: rolled back to, memory too, and still open for the work
+        to run again."""
+        sp, kept, txdb = self.savepoints[-1]
+        self.run(sp.restart_work())
+        self.model_rollback_to_innermost()
+        self.savepoints.append((sp, kept, txdb))
 
     def model_rollback_to_innermost(self) -> None:
         _, kept, txdb = self.savepoints.pop()
