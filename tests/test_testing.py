@@ -27,12 +27,16 @@ async def count_users(pool: aiouow.Pool) -> int:
         return await s.count(select(User))
 
 
+async def commit_user(pool: aiouow.Pool, name: str) -> None:
+    async with AsyncSession(pool) as s:
+        s.add(User(name=name, email=f"{name}@example.org"))
+        await s.commit()
+
+
 class TestRollback:
     async def test_commits_are_seen_inside_and_gone_after(self, pool: aiouow.Pool) -> None:
         async with rollback(pool):
-            async with AsyncSession(pool) as s:
-                s.add(User(name="ann", email="ann@example.org"))
-                await s.commit()
+            await commit_user(pool, "ann")
             async with AsyncSession(pool) as s:
                 ann = await s.one(select(User).where(User.email == "ann@example.org"))
                 ann.name = "anne"
@@ -43,9 +47,7 @@ class TestRollback:
 
     async def test_a_session_rollback_undoes_only_its_own_work(self, pool: aiouow.Pool) -> None:
         async with rollback(pool):
-            async with AsyncSession(pool) as s:
-                s.add(User(name="ann", email="ann@example.org"))
-                await s.commit()
+            await commit_user(pool, "ann")
             async with AsyncSession(pool) as s:
                 s.add(User(name="bob", email="bob@example.org"))
                 await s.flush()
@@ -55,9 +57,7 @@ class TestRollback:
 
     async def test_a_failed_statement_fails_its_session_only(self, pool: aiouow.Pool) -> None:
         async with rollback(pool):
-            async with AsyncSession(pool) as s:
-                s.add(User(name="ann", email="ann@example.org"))
-                await s.commit()
+            await commit_user(pool, "ann")
             async with AsyncSession(pool) as s:
                 s.add(User(name="dup", email="ann@example.org"))
                 with pytest.raises(UniqueViolationError):
@@ -127,9 +127,7 @@ class TestRollback:
 
     async def test_a_cancelled_statement_fails_its_session_only(self, pool: aiouow.Pool, dialect: str) -> None:
         async with rollback(pool):
-            async with AsyncSession(pool) as s:
-                s.add(User(name="ann", email="ann@example.org"))
-                await s.commit()
+            await commit_user(pool, "ann")
             async with AsyncSession(pool) as s:
                 s.add(User(name="bob", email="bob@example.org"))
                 await s.flush()
