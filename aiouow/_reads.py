@@ -94,7 +94,16 @@ class SessionReads:
                 async with self._lock:
                     self._life.check("stream")
                     if self._tx is not tx:
-                        raise SessionError("cannot continue the stream: the transaction it ran in has ended")
+                        moved = tx.replica is not None and self._tx is not None
+                        raise SessionError(
+                            "cannot continue the stream: the transaction it ran in has ended"
+                            + (
+                                " (it ran on a read replica, and a write moved the session's transaction to "
+                                "the primary: write after the stream, or stream with for_update())"
+                                if moved
+                                else ""
+                            )
+                        )
                     try:
                         rows = await self._guarded(anext(batches))
                     except StopAsyncIteration:

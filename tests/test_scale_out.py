@@ -115,6 +115,21 @@ class TestRouting:
             async with s.begin_nested():
                 assert where(s) == "primary"
 
+    async def test_a_write_during_a_stream_from_a_replica_ends_the_stream(self, pool: aiouow.Pool) -> None:
+        async with AsyncSession(pool) as s:
+            s.add_all(Ledger(note=str(i)) for i in range(5))
+            await s.commit()
+        async with AsyncSession(pool) as s:
+            stream = s.stream(select(Ledger).order_by(Ledger.id), batch_size=2)
+            first = await anext(stream)
+            assert where(s) != "primary"
+            first.note = "changed"
+            await s.flush()  # the first write: the transaction moves to the primary
+            await anext(stream)  # (the rest of the batch already read)
+            with pytest.raises(aiouow.SessionError, match="read replica, and a write moved"):
+                await anext(stream)
+            await stream.aclose()
+
     async def test_a_stricter_isolation_keeps_the_whole_transaction_on_the_primary(self, pool: aiouow.Pool) -> None:
         async with AsyncSession(pool, isolation="repeatable read") as s:
             await s.count(select(Ledger))
