@@ -92,7 +92,8 @@ async def task_session(pool: Pool, **options: Any) -> AsyncIterator[AsyncSession
 async def forked(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     """What ``s.fork()`` runs: a new session on the same pool with the same options, bound to the
     current task for the block."""
-    async with task_session(session.pool, **session._fork_options) as child:
+    # (after=: the child reads what its parent committed, on a pool with replicas too)
+    async with task_session(session.pool, **session._fork_options, after=session._after) as child:
         yield child
 
 

@@ -159,6 +159,10 @@ class TestReadYourWrites:
             async with AsyncSession(pool, after=token) as fresh:  # 1 s is not enough: the primary
                 assert await fresh.count(select(Ledger)) == 1
                 assert where(fresh) == "primary"
+                fresh.add(Ledger(note="by the parent"))
+                await fresh.commit()
+                async with fresh.fork() as child:  # a fork reads what its parent committed
+                    assert await child.count(select(Ledger)) == 2
             async with aiouow.create_pool(
                 cluster.primary.url, replicas=pool.replicas, read_your_writes_timeout=10
             ) as patient:
