@@ -28,11 +28,17 @@ class Pool:
     """
 
     def __init__(self, driver: DriverPool, routing: Routing | None = None) -> None:
+        wrapped = bool(driver_wrappers)
         for wrap in driver_wrappers:
             driver = wrap(driver)
         self._driver = driver
-        #: The primary and its read replicas, for a pool made with ``replicas=`` (`aiouow._replicas`).
-        self._routing = routing
+        #: The primary and its read replicas, for a pool made with ``replicas=`` (`aiouow._replicas`);
+        #: its replicas are closed with the pool.
+        self._replica_set = routing
+        #: Where sessions route their transactions: None sends everything to ``driver``, as for a pool
+        #: without replicas, and for one whose work a test rolls back (`aiouow.testing`: the test's
+        #: transaction is on the primary, and a replica would not see it).
+        self._routing = None if wrapped else routing
         #: Event listeners for every session on the pool (`aiouow.event`).
         self._listeners: Listeners = {}
 
@@ -66,14 +72,14 @@ class Pool:
 
     def node_stats(self) -> dict[str, PoolStats]:
         """Each server's statistics: ``"primary"``, then each replica by its URL (without password)."""
-        if self._routing is None:
+        if self._replica_set is None:
             return {"primary": self._driver.stats()}
-        return self._routing.stats()
+        return self._replica_set.stats()
 
     @property
     def replicas(self) -> tuple[str, ...]:
         """The read replicas' URLs (without passwords); empty for a pool without."""
-        return () if self._routing is None else tuple(r.name for r in self._routing.replicas)
+        return () if self._replica_set is None else tuple(r.name for r in self._replica_set.replicas)
 
     async def create_all(self, *entities: type) -> None:
         """CREATE TABLE IF NOT EXISTS for each entity (and its indexes), parents before children."""
@@ -106,8 +112,8 @@ class Pool:
         try:
             await self._driver.close()
         finally:
-            if self._routing is not None:
-                await self._routing.close()
+            if self._replica_set is not None:
+                await self._replica_set.close()
 
     async def __aenter__(self) -> Pool:
         return self

@@ -370,3 +370,18 @@ class TestIntegrationsCarryTheToken:
                 assert await fresh.json() == {"count": 1}
         finally:
             await set_delay(cluster, "0")
+
+
+async def test_a_rolled_back_test_reads_its_own_writes_on_a_pool_with_replicas(pool: aiouow.Pool) -> None:
+    """aiouow.testing sends everything to the primary's rolled-back transaction (a replica would not see it)."""
+    from aiouow.testing import rollback
+
+    async with rollback(pool):
+        async with AsyncSession(pool) as s:
+            s.add(Ledger(note="in the test"))
+            await s.commit()
+        async with AsyncSession(pool) as s:
+            assert await s.count(select(Ledger)) == 1
+            assert where(s) == "primary"
+    async with AsyncSession(pool) as s:
+        assert await s.count(select(Ledger)) == 0

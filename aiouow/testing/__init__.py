@@ -40,11 +40,13 @@ async def rollback(pool: Pool) -> AsyncIterator[Pool]:
     if isinstance(real, RollbackDriver):
         raise SessionError("this pool is already inside aiouow.testing.rollback(): nesting it would change nothing")
     wrapped = RollbackDriver(real, owns_real=False)
+    routing, pool._routing = pool._routing, None  # (read replicas would not see the test's transaction)
     pool._driver = wrapped
     try:
         yield pool
     finally:
         pool._driver = real
+        pool._routing = routing
         await _close(wrapped)
 
 
