@@ -171,7 +171,10 @@ class Transaction:
         try:
             with anyio.fail_after(self.driver.cleanup_timeout):
                 rows = await self.conn.fetch("SELECT pg_current_wal_insert_lsn()::text", (), write=False)
-        except (DatabaseError, TimeoutError):
+        except TimeoutError:
+            self.conn.broken = True  # (the question may still be in flight: never pooled)
+            return None
+        except DatabaseError:
             return None
         position: str = rows[0][0]
         return position
