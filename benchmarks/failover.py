@@ -13,6 +13,8 @@ It makes its own servers (``benchmarks/pgcluster.py``: a primary with ``initdb``
   primary, and the check that every committed row is there exactly once.
 - **replica down**: ``workers`` tasks read through a pool with two replicas; after 1 s one
   replica is stopped. Reported: reads per server, and errors (there should be none).
+- **routing cost**: sessions one after another, reading (a count) and writing (an insert,
+  committed), on a pool with two replicas and on the same primary without them.
 """
 
 from __future__ import annotations
@@ -148,9 +150,48 @@ async def replica_down(workers: int, seconds: float) -> bool:
         cluster.destroy()
 
 
+async def routing_cost(sessions: int) -> None:
+    """What routing costs a session, one at a time: reads (a count) and writes (an insert, committed),
+    on a pool with two replicas against the same primary without them."""
+    cluster = Cluster.create(standbys=2)
+    try:
+        async with aiouow.create_pool(cluster.primary.url) as plain:
+            await plain.create_all(Receipt)
+        for standby in cluster.standbys:
+            await cluster.wait_replayed(standby)
+        replicas = [s.url for s in cluster.standbys]
+        keys = iter(range(1, 10**9))
+        print(f"routing cost ({sessions} sessions one after another, medians of 5 rounds, ms per session)")
+        for label, kwargs in (("primary only", {}), ("two replicas", {"replicas": replicas})):
+            async with aiouow.create_pool(cluster.primary.url, **kwargs) as pool:  # type: ignore[arg-type]
+
+                async def reads() -> None:
+                    async with AsyncSession(pool) as s:
+                        await s.count(select(Receipt))
+
+                async def writes() -> None:
+                    async with AsyncSession(pool) as s:
+                        s.add(Receipt(key=next(keys), note="x"))
+                        await s.commit()
+
+                figures = []
+                for what in (reads, writes):
+                    rounds = []
+                    for _ in range(6):
+                        started = time.perf_counter()
+                        for _ in range(sessions):
+                            await what()
+                        rounds.append((time.perf_counter() - started) / sessions * 1000)
+                    figures.append(sorted(rounds[1:])[2])  # (the first round warms up)
+                print(f"  {label:<13} read session {figures[0]:.3f} ms, write session {figures[1]:.3f} ms")
+    finally:
+        cluster.destroy()
+
+
 async def main(args: argparse.Namespace) -> int:
     ok = await failover(args.workers, args.seconds)
     ok = await replica_down(args.workers, args.seconds) and ok
+    await routing_cost(args.sessions)
     return 0 if ok else 1
 
 
@@ -159,4 +200,5 @@ if __name__ == "__main__":
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0, help="load after the fault (default 3)")
+    parser.add_argument("--sessions", type=int, default=500, help="sessions per round of the routing cost")
     raise SystemExit(asyncio.run(main(parser.parse_args())))
