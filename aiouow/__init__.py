@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from . import errors, event
 from ._aggregates import Aggregate, func
+from ._aliases import Alias, aliased
 from ._expressions import Column, Expression, Ordering, col
 from ._fields import field
 from ._fieldtools import asdict, fields, update
@@ -70,6 +71,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Aggregate",
     "AiouowError",
+    "Alias",
     "AsyncSession",
     "CheckViolationError",
     "Column",
@@ -111,6 +113,7 @@ __all__ = [
     "SessionStats",
     "StaleDataError",
     "UniqueViolationError",
+    "aliased",
     "asdict",
     "col",
     "create_pool",

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar, overload
 
 from ._aggregates import Aggregate
+from ._aliases import Alias, AliasedColumn
 from ._expressions import Column, Compare, Expression, Ordering, columns_in
 from ._mapping import Mapper, mapper_of
 from ._relations import Relationship
@@ -58,7 +59,9 @@ class Select(Generic[E]):
         self._group: tuple[Column[Any], ...] = ()
         self._having: tuple[Expression, ...] = ()
         self._loads: tuple[Any, ...] = ()
-        self._joins: tuple[tuple[Relationship, bool], ...] = ()
+        #: The joined relationships: each with whether it is an outer join, and the alias its target
+        #: table has (`aiouow.aliased`), or None.
+        self._joins: tuple[tuple[Relationship, bool, Alias | None], ...] = ()
 
     def _copy(self) -> Select[E]:
         new: Select[E] = Select.__new__(Select)
@@ -228,6 +231,13 @@ class Select(Generic[E]):
             self._check_column(column)
 
     def _check_column(self, column: Column[Any] | Aggregate) -> None:
+        if isinstance(column, AliasedColumn):
+            if all(alias is not column.alias for _, _, alias in self._joins):
+                raise QueryError(
+                    f"cannot query {self.mapper.name} by {column!r}: the statement does not join its alias "
+                    f"(join it first: .join({self.mapper.name}.<relationship>, {column.alias.name}))"
+                )
+            return
         if column.entity is not self.entity and column.entity not in self.joined_entities:
             raise QueryError(
                 f"cannot query {self.mapper.name} by {column!r}: the column belongs to {column.entity.__name__}, "
@@ -236,45 +246,56 @@ class Select(Generic[E]):
 
     @property
     def joined_entities(self) -> tuple[type, ...]:
-        return tuple(rel.target for rel, _ in self._joins)
+        """The entities joined under their own table's name (not through an alias)."""
+        return tuple(rel.target for rel, _, alias in self._joins if alias is None)
 
     @property
-    def joins(self) -> tuple[tuple[Relationship, bool], ...]:
-        """The joined relationships, in order, each with whether it is an outer join."""
+    def joins(self) -> tuple[tuple[Relationship, bool, Alias | None], ...]:
+        """The joined relationships, in order, each with whether it is an outer join and its alias."""
         return self._joins
 
     @property
     def joins_many(self) -> bool:
         """Whether a join may repeat a row of the selected entity (it goes to a collection)."""
-        return any(rel.collection for rel, _ in self._joins)
+        return any(rel.collection for rel, _, _ in self._joins)
 
     def check_sources(self) -> None:
         """Every selected column belongs to the selected entity or to a joined one."""
         for item in self.items:
             self._check_column(item)
 
-    def join(self, relationship: Any) -> Select[E]:
+    def join(self, relationship: Any, alias: Any = None) -> Select[E]:
         """``JOIN`` the target of a relationship (of the selected entity, or of one joined before),
-        so that conditions, ordering and selected columns may use its fields."""
-        return self._join(relationship, outer=False)
+        so that conditions, ordering and selected columns may use its fields. ``alias``
+        (`aiouow.aliased`): the target's table under that name, for a target already in the
+        statement (``select(Node).join(Node.parent, parent)``); its fields are the alias's."""
+        return self._join(relationship, alias, outer=False)
 
-    def outerjoin(self, relationship: Any) -> Select[E]:
+    def outerjoin(self, relationship: Any, alias: Any = None) -> Select[E]:
         """``LEFT OUTER JOIN``: as `join`, keeping rows that have no related row."""
-        return self._join(relationship, outer=True)
+        return self._join(relationship, alias, outer=True)
 
-    def _join(self, rel: Any, *, outer: bool) -> Select[E]:
+    def _join(self, rel: Any, alias: Any, *, outer: bool) -> Select[E]:
         if not isinstance(rel, Relationship):
             raise QueryError(f"cannot join {rel!r}: expected a relationship such as Hero.team")
         rel.resolve()
         if rel.owner is not self.entity and rel.owner not in self.joined_entities:
             raise QueryError(f"cannot join {rel!r}: {rel.owner.__name__} is not selected or joined before it")
-        if rel.target is self.entity or rel.target in self.joined_entities:
+        if alias is not None:
+            if not isinstance(alias, Alias) or alias.entity is not rel.target:
+                raise QueryError(
+                    f"cannot join {rel!r} as {alias!r}: expected an alias of {rel.target.__name__} "
+                    f"(aiouow.aliased({rel.target.__name__}))"
+                )
+            if any(a is alias for _, _, a in self._joins):
+                raise QueryError(f"cannot join {rel!r} as {alias.name}: the statement joins that alias already")
+        elif rel.target is self.entity or rel.target in self.joined_entities:
             raise QueryError(
-                f"cannot join {rel!r}: {rel.target.__name__} is in the statement already (a join of an entity "
-                "to itself needs table aliases, which aiouow does not have yet)"
+                f"cannot join {rel!r}: {rel.target.__name__} is in the statement already; join it under an "
+                f"alias: .join({rel!r}, aiouow.aliased({rel.target.__name__}))"
             )
         new = self._copy()
-        new._joins = (*self._joins, (rel, outer))
+        new._joins = (*self._joins, (rel, outer, alias))
         return new
 
     def __repr__(self) -> str:

@@ -12,6 +12,8 @@ EXPECTED = {
     "Column",
     "Expression",
     "Ordering",
+    "Alias",
+    "aliased",
     "asdict",
     "col",
     "select",

@@ -176,12 +176,50 @@ class TestJoins:
             )
             assert await s.rows(stmt) == [("Rusty", 1), ("Z-Force", 2)]
 
+    async def test_a_join_of_an_entity_to_itself_through_an_alias(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            root = Node(label="top", children=[Node(label="x", children=[Node(label="x1")]), Node(label="y")])
+            s.add(root)
+            await s.commit()
+            parent = aiouow.aliased(Node, "parent")
+            under_root = select(Node).join(Node.parent, parent).where(parent.label == "top").order_by(Node.label)
+            assert [n.label for n in await s.scalars(under_root)] == ["x", "y"]
+            mine = Node.label.in_(["top", "x", "x1", "y"])
+            pairs = select(Node.label, parent.label).join(Node.parent, parent).where(mine).order_by(Node.label)
+            assert await s.rows(pairs) == [("x", "top"), ("x1", "x"), ("y", "top")]
+            # a child compared with its parent (the condition that has/any cannot say)
+            same_initial = select(Node).join(Node.parent, parent).where(Node.label.like("x%"), parent.label == "x")
+            assert [n.label for n in await s.scalars(same_initial)] == ["x1"]
+            everyone = select(Node.label, parent.label).outerjoin(Node.parent, parent).where(mine).order_by(Node.label)
+            assert await s.rows(everyone) == [("top", None), ("x", "top"), ("x1", "x"), ("y", "top")]  # top kept
+            child = aiouow.aliased(Node)  # (a name made up)
+            with_children = select(Node).join(Node.children, child).where(child.label == "x1")
+            assert [n.label for n in await s.scalars(with_children)] == ["x"]
+            assert await s.count(select(Node).join(Node.children, child).where(mine)) == 3  # a row per child
+
+    def test_aliases_refuse_what_they_cannot_do(self) -> None:
+        parent = aiouow.aliased(Node, "parent")
+        with pytest.raises(QueryError, match="does not join its alias"):
+            select(Node).where(parent.label == "x")
+        with pytest.raises(QueryError, match="expected an alias of Team"):
+            select(Hero).join(Hero.team, parent)
+        with pytest.raises(QueryError, match="joins that alias already"):
+            select(Node).join(Node.parent, parent).join(Node.children, parent)
+        with pytest.raises(QueryError, match="an alias is a plain name"):
+            aiouow.aliased(Node, "bad name")
+        with pytest.raises(QueryError, match="joins and EXISTS conditions start at the selected entity"):
+            parent.children  # noqa: B018
+        with pytest.raises(AttributeError, match="Node has no field 'nmae'"):
+            parent.nmae  # noqa: B018
+
     def test_joins_that_do_not_chain_are_query_errors(self) -> None:
         with pytest.raises(QueryError, match="Team is not selected or joined before it"):
             select(Hero).join(Team.heroes)
         with pytest.raises(QueryError, match="which the statement does not join"):
             select(Hero).where(Team.name == "x")
-        with pytest.raises(QueryError, match="needs table aliases"):
+        with pytest.raises(
+            QueryError, match=r"join it under an alias: \.join\(Node\.parent, aiouow\.aliased\(Node\)\)"
+        ):
             select(Node).join(Node.parent)
         with pytest.raises(QueryError, match="expected a relationship"):
             select(Hero).join(Team)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._aggregates import Aggregate
+from .._aliases import AliasedColumn
 from .._expressions import And, Column, Compare, Exists, Expression, InList, IsNull, Not, Or
 from .._fields import ON_DELETE_SQL
 from .._mapping import mapper_of
@@ -206,23 +207,28 @@ class Dialect(abc.ABC):
     def column_ref(self, column: Column[Any], aliases: Aliases = None) -> str:
         """A column as a query names it: qualified by its table, since a statement may join several
         (or by the alias its entity has in an EXISTS of an entity on itself: ``aliases``)."""
+        if isinstance(column, AliasedColumn):  # (a field of an alias the program named: aiouow.aliased)
+            return f"{self.quote(column.alias.name)}.{self.quote(column.column_name)}"
         table = aliases.get(column.entity) if aliases else None
         return f"{table or self.quote(mapper_of(column.entity).table)}.{self.quote(column.column_name)}"
 
     def _joins_sql(self, stmt: Select[Any]) -> str:
         """The JOIN clauses of a statement's joined relationships."""
         out = ""
-        for rel, outer in stmt.joins:
+        for rel, outer, alias in stmt.joins:
             kind = " LEFT OUTER JOIN " if outer else " JOIN "
             target = self.quote(mapper_of(rel.target).table)
+            remote = self.column_ref(rel.remote if alias is None else getattr(alias, rel.remote.name))
+            if alias is not None:
+                target = f"{target} AS {self.quote(alias.name)}"
             if rel.link is not None:
                 assert rel.link_local is not None
                 assert rel.link_remote is not None
                 link = self.quote(rel.link.table)
                 out += f"{kind}{link} ON {self.column_ref(rel.link_local)} = {self.column_ref(rel.local)}"
-                out += f"{kind}{target} ON {self.column_ref(rel.remote)} = {self.column_ref(rel.link_remote)}"
+                out += f"{kind}{target} ON {remote} = {self.column_ref(rel.link_remote)}"
             else:
-                out += f"{kind}{target} ON {self.column_ref(rel.remote)} = {self.column_ref(rel.local)}"
+                out += f"{kind}{target} ON {remote} = {self.column_ref(rel.local)}"
         return out
 
     def _exists_sql(self, expr: Exists, params: list[Any], aliases: Aliases) -> str:
