@@ -529,6 +529,8 @@ class SessionMachine(RuleBasedStateMachine):
             if m.state is PERSISTENT and not m.inserted_in_tx and (m.entity, m.key) in restored:
                 assert m.loaded is not None
                 m.state, m.values = DETACHED, copy.deepcopy(m.loaded)
+            elif m.state is DELETED and not m.flushed_delete and not m.inserted_in_tx and (m.entity, m.key) in restored:
+                m.state = DETACHED  # (the same, for one whose own delete was not flushed yet)
             elif m.state is PENDING or m.inserted_in_tx:
                 # Pending objects, and objects inserted in this transaction, are TRANSIENT again with
                 # their generated key cleared; their other fields keep what the program assigned.
