@@ -70,7 +70,7 @@ class Savepoint:
         self.name = restart_name or f"aiouow_sp_{next(_names)}"
         #: A restart savepoint (CockroachDB's retry protocol, ``run_transaction(restart_savepoint=)``):
         #: a serialization failure rolls back to it instead of ending the transaction, a failed
-        #: RELEASE too, and `restart` runs the work again inside it.
+        #: RELEASE too, and `restart_work` runs the work again inside it.
         self.state = SavepointState.OPEN
         self._mark: SavepointMark | None = None
         self._tx: Transaction | None = None
@@ -190,10 +190,9 @@ class Savepoint:
         if self.state is not SavepointState.OPEN:
             raise SessionError(f"cannot restart at savepoint {self.name}: it is {self.state.value}")
         async with s._lock:
-            at = s._savepoints.index(self)
-            for sp in s._savepoints[at + 1 :]:  # (savepoints the failed work left open inside it)
+            for sp in self._pop():  # (savepoints the failed work left open inside it)
                 sp.state = SavepointState.ROLLED_BACK
-            del s._savepoints[at + 1 :]
+            s._savepoints.append(self)  # (it stays open)
             if _statements(s) != self._statements_then:
                 await s._guarded(send(s, self._tx, SavepointVerb.ROLLBACK_TO, self.name))
             s._objects.restore_to(self._mark)
