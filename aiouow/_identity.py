@@ -181,12 +181,15 @@ class IdentityMap:
         self._end_relationship_writes()
         self.rel_log.clear()
 
-    def restore(self) -> None:
+    def restore(self, *, wrote: bool) -> None:
+        """The transaction was rolled back: every object holds what it held before it began.
+        Relationships loaded during it are unloaded only if it ``wrote`` (they may show rows the
+        rollback undid); loaded in a transaction that wrote nothing, they still hold true."""
         for tracker in self.trackers.values():
             _restore.restore(tracker)
         self._forget_stubs(self.stubs)
         self._end_relationship_writes()
-        self.rel_log.restore()  # (relationships as they were before the transaction, like the fields)
+        self.rel_log.restore(keep_loads=not wrote)  # (relationships as they were, like the fields)
 
     def mark(self) -> SavepointMark:
         """A savepoint opens (after a flush): what rolling back to it needs."""
@@ -228,10 +231,10 @@ class IdentityMap:
             self.links = {}
             self.stubs = []
 
-    def close(self) -> None:
+    def close(self, *, wrote: bool) -> None:
         """What was not committed is put back (`restore`), then every object is detached; the map
         holds nothing more."""
-        self.restore()
+        self.restore(wrote=wrote)
         for tracker in self.trackers.values():
             tracker.close()
         self.trackers.clear()

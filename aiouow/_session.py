@@ -310,7 +310,7 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
                     await tx.rollback()
             finally:
                 self._end_savepoints()
-                self._objects.restore()
+                self._objects.restore(wrote=tx is None or tx.wrote)  # (no transaction: not known)
                 self._life.ended()
         if self._listeners or self._pool._listeners:
             await _dispatch.fire(self, "after_rollback", locked=False)
@@ -328,22 +328,25 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         if self._tx is None and not self._lock.locked():  # nothing to give back: nothing to await
             self._finish_close()
             return
+        wrote = True  # (until its transaction says otherwise)
         try:
             with anyio.CancelScope(shield=True):
                 async with self._lock:
                     if self._life.closed():
                         return
                     tx, self._tx = self._tx, None
+                    wrote = tx is None or tx.wrote
                     try:
                         if tx is not None:
                             await tx.rollback()
                     finally:
-                        self._finish_close()
+                        self._finish_close(wrote=wrote)
         except BaseException:
             tx, self._tx = self._tx, None
             if tx is not None:
+                wrote = wrote or tx.wrote
                 tx.discard()
-            self._finish_close()
+            self._finish_close(wrote=wrote)
             raise
 
     def _close_at_once(self) -> bool:
@@ -359,10 +362,12 @@ class AsyncSession(QueryShortcuts, SessionReads, SessionInspection, SessionExpir
         self._finish_close()
         return True
 
-    def _finish_close(self) -> None:
+    def _finish_close(self, *, wrote: bool = True) -> None:
+        """Detach everything; ``wrote``: whether the transaction being rolled back wrote (True when
+        not known), which decides whether the relationships it loaded are unloaded."""
         self._end_savepoints()
         if self._life.state is not _CLOSED:
-            self._objects.close()
+            self._objects.close(wrote=wrote)
             self._life.state = _CLOSED
 
     def __del__(self) -> None:

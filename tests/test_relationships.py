@@ -244,6 +244,28 @@ class TestNeverStale:
             await s.commit()
         assert hero.team is not None and hero.team.name == "Z-Force"  # detached, still loaded
 
+    async def test_a_rollback_keeps_what_a_transaction_that_wrote_nothing_loaded(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            heroes = await s.scalars(select(Hero).order_by(Hero.id))
+            await s.load(heroes, Hero.team)
+            heroes[0].team = None  # a change in memory only: put back by the rollback
+            await s.rollback()  # (nothing was flushed: what was loaded is still true)
+            assert heroes[0].team is not None and heroes[0].team.name == "Z-Force"
+            assert heroes[1].team is not None and heroes[1].team.name == "Rusty"
+            await s.load(heroes, Hero.powers)
+        assert [p.name for p in heroes[0].powers] == ["flight", "strength"]  # close: still loaded
+        assert heroes[3].team is None
+
+    async def test_closing_after_a_write_unloads_what_it_loaded(self, graph: aiouow.Pool) -> None:
+        async with AsyncSession(graph) as s:
+            team = await s.one(select(Team).where(Team.id == 1))
+            team.name = "Renamed"
+            await s.flush()
+            await s.load(team, Team.heroes)
+        with pytest.raises(NotLoadedError):
+            _ = team.heroes  # (the close rolled back the flush: the load is not kept)
+        assert team.name == "Z-Force"
+
     async def test_a_flush_keeps_loaded_collections_in_step_with_rows_written_by_key(self, graph: aiouow.Pool) -> None:
         async with AsyncSession(graph) as s:
             team = await s.one(select(Team).where(Team.id == 2).load(Team.heroes))
